@@ -1,0 +1,274 @@
+"""The admin UI of the control table and clusters (DESIGN §8). Writes go through the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.models import AuditSource
+from apps.audit.services import Actor
+from apps.control import selectors, services
+from apps.control.models import Cluster, Microservice
+
+admin.site.site_header = _("KubeDoor")
+admin.site.site_title = _("KubeDoor")
+admin.site.index_title = _("Resource control plane")
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, source=AuditSource.ADMIN)
+
+
+class NamespaceFilter(admin.SimpleListFilter):
+    """Namespaces present in the control table (of the selected cluster, when one is)."""
+
+    title = _("namespace")
+    parameter_name = "namespace"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        cluster_id = request.GET.get("cluster__id__exact")
+        cluster = Cluster.objects.filter(pk=cluster_id).first() if cluster_id and cluster_id.isdigit() else None
+        return [(ns, ns) for ns in selectors.namespace_list(cluster=cluster)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> QuerySet[Microservice]:
+        if self.value():
+            return queryset.filter(namespace=self.value())
+        return queryset
+
+
+# Fields operators may edit; admins may edit every field of MICROSERVICE_EDITABLE_FIELDS.
+OPERATOR_EDITABLE_FIELDS = ("pod_count_manual", "limit_cpu_m", "limit_mem_mib")
+MEASURED_FIELDS = (
+    "pod_count_init",
+    "pod_count",
+    "p95_cpu_pct",
+    "p95_mem_pct",
+    "p95_cpu_cores",
+    "p95_mem_mib",
+    "request_capped",
+    "source_day",
+    "is_present",
+    "created_at",
+    "updated_at",
+    "updated_by",
+)
+
+
+@admin.register(Microservice)
+class MicroserviceAdmin(admin.ModelAdmin):
+    change_list_template = "admin/control/microservice/change_list.html"
+    list_display = [
+        "namespace",
+        "name",
+        "pod_count",
+        "pod_count_manual",
+        "p95_cpu_pct_display",
+        "request_cpu_m",
+        "limit_cpu_m",
+        "p95_mem_pct_display",
+        "request_mem_mib",
+        "limit_mem_mib",
+        "source_day",
+        "is_present",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["cluster", NamespaceFilter, "is_present", "replicas_mode"]
+    search_fields = ["namespace", "name"]
+    list_per_page = 100
+    list_select_related = ["cluster"]
+    fieldsets = [
+        (None, {"fields": ["cluster", "namespace", "name", "container", "replicas_mode"]}),
+        (_("Replicas"), {"fields": ["pod_count_init", "pod_count", "pod_count_manual", "pod_count_ai"]}),
+        (
+            _("Resources"),
+            {"fields": ["request_cpu_m", "limit_cpu_m", "request_mem_mib", "limit_mem_mib", "request_capped"]},
+        ),
+        (
+            _("Source day"),
+            {"fields": ["source_day", "p95_cpu_cores", "p95_cpu_pct", "p95_mem_mib", "p95_mem_pct", "is_present"]},
+        ),
+        (
+            _("Overrides of the cluster's headroom and floors"),
+            {"classes": ["collapse"], "fields": ["cpu_headroom", "mem_headroom", "min_cpu_m", "min_mem_mib"]},
+        ),
+        (_("History"), {"fields": ["created_at", "updated_at", "updated_by"]}),
+    ]
+
+    @admin.display(description=_("P95 CPU %"), ordering=F("p95_cpu_pct").desc(nulls_last=True))
+    def p95_cpu_pct_display(self, obj: Microservice) -> str:
+        return "—" if obj.p95_cpu_pct is None else f"{obj.p95_cpu_pct:.1f}"
+
+    @admin.display(description=_("P95 memory %"), ordering=F("p95_mem_pct").desc(nulls_last=True))
+    def p95_mem_pct_display(self, obj: Microservice) -> str:
+        return "—" if obj.p95_mem_pct is None else f"{obj.p95_mem_pct:.1f}"
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [F("p95_cpu_pct").desc(nulls_last=True), "namespace", "name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Microservice | None = None) -> list[str]:
+        readonly = list(MEASURED_FIELDS)
+        if obj is not None:
+            readonly += ["cluster", "namespace", "name"]
+        if not request.user.has_perm("control.change_microservice_requests"):
+            editable = set(OPERATOR_EDITABLE_FIELDS)
+            readonly += [field for field in services.MICROSERVICE_EDITABLE_FIELDS if field not in editable]
+        return readonly
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "clusters": list(selectors.cluster_list())}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Microservice, form: forms.ModelForm, change: bool) -> None:
+        editable = set(services.MICROSERVICE_EDITABLE_FIELDS)
+        data = {field: form.cleaned_data[field] for field in form.changed_data if field in editable}
+        # Readonly fields are not in the form, so an operator cannot reach a request field here;
+        # the service checks it again and would answer 403.
+        if change:
+            saved = services.microservice_update(actor=admin_actor(request), service=obj, data=data)
+        else:
+            saved = services.microservice_create(
+                actor=admin_actor(request), cluster=obj.cluster, namespace=obj.namespace, name=obj.name, **data
+            )
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Microservice) -> None:
+        services.microservice_delete(actor=admin_actor(request), service=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> None:
+        for service in queryset.select_related("cluster"):
+            services.microservice_delete(actor=admin_actor(request), service=service)
+
+
+class ClusterAdminForm(forms.ModelForm):
+    """Secrets are never rendered back; leaving one empty keeps the stored value."""
+
+    kubeconfig = forms.CharField(
+        label=_("kubeconfig (secret)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": _("unchanged when empty")}),
+    )
+    prometheus_token = forms.CharField(
+        label=_("Prometheus bearer token (secret)"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty")}),
+    )
+    namespaces = forms.JSONField(required=False, help_text=_('A JSON list, e.g. ["shop", "payments"]; [] for all.'))
+    excluded_namespaces = forms.JSONField(required=False)
+
+    class Meta:
+        model = Cluster
+        fields = [  # every editable field; the mode changes only through the admission switch
+            f.name for f in Cluster._meta.fields if f.name not in {"id", "admission_mode", "created_at", "updated_at"}
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["kubeconfig"] = ""
+            self.initial["prometheus_token"] = ""
+
+    def clean_namespaces(self) -> list[str]:
+        return self.cleaned_data.get("namespaces") or []
+
+    def clean_excluded_namespaces(self) -> list[str]:
+        return self.cleaned_data.get("excluded_namespaces") or []
+
+    def _post_clean(self) -> None:
+        # Keep stored secrets when the field was left empty.
+        for field in services.CLUSTER_SECRET_FIELDS:
+            if self.instance.pk and not self.cleaned_data.get(field):
+                self.cleaned_data[field] = getattr(Cluster.objects.get(pk=self.instance.pk), field)
+        super()._post_clean()
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterAdminForm
+    list_display = ["name", "display_name", "admission_mode", "time_zone", "peak_window", "lookback_days"]
+    search_fields = ["name", "display_name"]
+    readonly_fields = ["admission_mode", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "display_name", "time_zone"]}),
+        (_("Kubernetes API"), {"fields": ["in_cluster", "kubeconfig_path", "kube_context", "kubeconfig"]}),
+        (
+            _("Prometheus"),
+            {"fields": ["prometheus_url", "prometheus_token", "prometheus_label_key", "prometheus_label_value"]},
+        ),
+        (_("Namespaces"), {"fields": ["namespaces", "excluded_namespaces"]}),
+        (
+            _("Peak window and statistic"),
+            {
+                "fields": [
+                    "peak_start",
+                    "peak_end",
+                    "lookback_days",
+                    "peak_quantile",
+                    "peak_aggregation",
+                    "peak_step_seconds",
+                    "collect_enabled",
+                    "collect_at",
+                ]
+            },
+        ),
+        (
+            _("Control table"),
+            {
+                "fields": [
+                    "peak_day_mode",
+                    "cpu_headroom",
+                    "mem_headroom",
+                    "min_cpu_m",
+                    "min_mem_mib",
+                    "auto_register_new",
+                ]
+            },
+        ),
+        (
+            _("Admission"),
+            {
+                "fields": [
+                    "admission_mode",
+                    "allow_unmanaged",
+                    "on_store_error",
+                    "failure_policy",
+                    "webhook_timeout_seconds",
+                ]
+            },
+        ),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description=_("peak window"))
+    def peak_window(self, obj: Cluster) -> str:
+        return f"{obj.peak_start:%H:%M}–{obj.peak_end:%H:%M}"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Cluster | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        # Read-only viewers never see secrets, not even whether they are set.
+        secret = set(services.CLUSTER_SECRET_FIELDS)
+        return [
+            (title, {**opts, "fields": [f for f in opts["fields"] if f not in secret]}) for title, opts in fieldsets
+        ]
+
+    def save_model(self, request: HttpRequest, obj: Cluster, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
+            saved = services.cluster_update(actor=admin_actor(request), cluster=obj, data=data)
+        else:
+            fields = {f: v for f, v in form.cleaned_data.items() if f in {fld.name for fld in Cluster._meta.fields}}
+            saved = services.cluster_create(actor=admin_actor(request), **fields)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
+        services.cluster_delete(actor=admin_actor(request), cluster=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset:
+            services.cluster_delete(actor=admin_actor(request), cluster=cluster)

@@ -1,0 +1,274 @@
+"""The control plane's own records: clusters and the control table (DESIGN §4.1, §4.2)."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.control.choices import (
+    AdmissionMode,
+    FailurePolicy,
+    OnStoreError,
+    PeakAggregation,
+    PeakDayMode,
+    ReplicasMode,
+)
+
+# Kubernetes object names: DNS-1123 labels for namespaces, subdomains for Deployments.
+dns_label_validator = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", _("Enter a valid Kubernetes name (lower case, digits and '-').")
+)
+dns_subdomain_validator = RegexValidator(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    _("Enter a valid Kubernetes name (lower case, digits, '-' and '.')."),
+)
+
+MAX_REPLICAS = 1000
+
+
+def default_excluded_namespaces() -> list[str]:
+    return ["kube-system", "kubedoor"]
+
+
+def effective_replicas(*, manual: int | None, ai: int | None, measured: int | None) -> int | None:
+    """The replica count the control table asks for (DESIGN §4.2), or ``None`` for "leave it".
+
+    The operator's specified count wins, 0 included (a service may be parked on purpose); then
+    the recommendation; then the measured count, but only when something was measured — an
+    unmeasured row never forces a Deployment to 0 replicas.
+    """
+    if manual is not None:
+        return manual
+    if ai is not None:
+        return ai
+    if measured is not None and measured > 0:
+        return measured
+    return None
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(_("Unknown time zone %(tz)s."), params={"tz": value}) from exc
+
+
+def validate_namespace_list(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(_("Enter a list of namespace names."))
+    for item in value:
+        dns_label_validator(item)
+
+
+class Cluster(models.Model):
+    """One Kubernetes cluster under KubeDoor's control ("env" in KubeDoor 0.2).
+
+    Holds how to reach the API server and Prometheus, which namespaces are controlled, the peak
+    window and its statistic, how the control table is derived, and how admission behaves.
+    """
+
+    name = models.SlugField(_("name"), max_length=63, unique=True, validators=[dns_label_validator])
+    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+
+    # How to reach the API server; with none of these set the standard kubeconfig loading applies.
+    in_cluster = models.BooleanField(_("in-cluster service account"), default=False)
+    kubeconfig_path = models.CharField(_("kubeconfig path"), max_length=500, blank=True)
+    kube_context = models.CharField(_("kubeconfig context"), max_length=200, blank=True)
+    kubeconfig = models.TextField(_("kubeconfig (secret)"), blank=True)
+
+    prometheus_url = models.CharField(
+        _("Prometheus URL"), max_length=500, blank=True, help_text=_("May embed basic auth: https://user:pass@host")
+    )
+    prometheus_token = models.CharField(_("Prometheus bearer token (secret)"), max_length=500, blank=True)
+    prometheus_label_key = models.CharField(_("external label key"), max_length=100, blank=True)
+    prometheus_label_value = models.CharField(_("external label value"), max_length=200, blank=True)
+
+    namespaces = models.JSONField(
+        _("controlled namespaces"),
+        default=list,
+        blank=True,
+        validators=[validate_namespace_list],
+        help_text=_("Empty: every namespace except the excluded ones."),
+    )
+    excluded_namespaces = models.JSONField(
+        _("excluded namespaces"), default=default_excluded_namespaces, blank=True, validators=[validate_namespace_list]
+    )
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_time_zone])
+
+    # Peak window and its statistic (§5.2).
+    peak_start = models.TimeField(_("peak window start"), default=datetime.time(10, 0))
+    peak_end = models.TimeField(_("peak window end"), default=datetime.time(11, 30))
+    lookback_days = models.PositiveSmallIntegerField(
+        _("lookback days"), default=10, validators=[MinValueValidator(1), MaxValueValidator(400)]
+    )
+    peak_quantile = models.FloatField(
+        _("peak quantile"), default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)]
+    )
+    peak_aggregation = models.CharField(
+        _("cross-pod aggregation"), max_length=8, choices=PeakAggregation.choices, default=PeakAggregation.AVG
+    )
+    peak_step_seconds = models.PositiveIntegerField(
+        _("subquery step (seconds)"), default=30, validators=[MinValueValidator(5), MaxValueValidator(600)]
+    )
+
+    # Deriving requests from the source day (§5.4).
+    peak_day_mode = models.CharField(
+        _("source day rule"), max_length=8, choices=PeakDayMode.choices, default=PeakDayMode.SERVICE
+    )
+    cpu_headroom = models.FloatField(
+        _("CPU headroom"),
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(10.0)],
+        help_text=_("Fraction added to P95 CPU, e.g. 0.2 for 20 %."),
+    )
+    mem_headroom = models.FloatField(
+        _("memory headroom"), default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)]
+    )
+    min_cpu_m = models.PositiveIntegerField(_("minimum CPU request (m)"), default=10)
+    min_mem_mib = models.PositiveIntegerField(_("minimum memory request (MiB)"), default=16)
+    auto_register_new = models.BooleanField(_("register new Deployments"), default=True)
+
+    # Admission (§6).
+    admission_mode = models.CharField(
+        _("admission mode"), max_length=8, choices=AdmissionMode.choices, default=AdmissionMode.OFF
+    )
+    allow_unmanaged = models.BooleanField(_("allow unmanaged Deployments"), default=False)
+    on_store_error = models.CharField(
+        _("when control data is unavailable"), max_length=8, choices=OnStoreError.choices, default=OnStoreError.ALLOW
+    )
+    failure_policy = models.CharField(
+        _("webhook failure policy"), max_length=8, choices=FailurePolicy.choices, default=FailurePolicy.IGNORE
+    )
+    webhook_timeout_seconds = models.PositiveSmallIntegerField(
+        _("webhook timeout (s)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(30)]
+    )
+
+    # Daily collection (§5.3).
+    collect_enabled = models.BooleanField(_("collect daily"), default=True)
+    collect_at = models.TimeField(
+        _("collect at"), null=True, blank=True, help_text=_("Empty: 15 minutes after the peak window ends.")
+    )
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("cluster")
+        verbose_name_plural = _("clusters")
+        permissions = [("change_admission_mode", _("Can change the admission mode"))]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def clean(self) -> None:
+        if self.peak_start is not None and self.peak_end is not None and self.peak_start >= self.peak_end:
+            raise ValidationError({"peak_end": _("The peak window must end after it starts, on the same day.")})
+
+    def is_namespace_controlled(self, namespace: str) -> bool:
+        if namespace in self.excluded_namespaces:
+            return False
+        return not self.namespaces or namespace in self.namespaces
+
+
+class Microservice(models.Model):
+    """A row of the control table: what one Deployment must run with (DESIGN §4.2).
+
+    Nullable fields mean "not set": an empty specified pod falls through to the next source of
+    replicas, an empty request or limit leaves the Deployment's own value.
+    """
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="microservices", verbose_name=_("cluster")
+    )
+    namespace = models.CharField(_("namespace"), max_length=63, validators=[dns_label_validator])
+    name = models.CharField(_("microservice"), max_length=253, validators=[dns_subdomain_validator])
+    container = models.CharField(
+        _("container"),
+        max_length=63,
+        blank=True,
+        help_text=_("Empty: the container named like the Deployment, else the first."),
+    )
+
+    pod_count_init = models.PositiveIntegerField(_("initial pod"), default=0)
+    pod_count = models.PositiveIntegerField(_("today pod"), default=0)
+    pod_count_manual = models.PositiveIntegerField(
+        _("specified pod"), null=True, blank=True, validators=[MaxValueValidator(MAX_REPLICAS)]
+    )
+    pod_count_ai = models.PositiveIntegerField(
+        _("recommended pod"), null=True, blank=True, validators=[MaxValueValidator(MAX_REPLICAS)]
+    )
+
+    p95_cpu_pct = models.FloatField(_("P95 CPU %"), null=True, blank=True)
+    p95_mem_pct = models.FloatField(_("P95 memory %"), null=True, blank=True)
+    p95_cpu_cores = models.FloatField(_("P95 CPU (cores)"), null=True, blank=True)
+    p95_mem_mib = models.FloatField(_("P95 memory (MiB)"), null=True, blank=True)
+
+    request_cpu_m = models.PositiveIntegerField(_("request CPU (m)"), null=True, blank=True)
+    request_mem_mib = models.PositiveIntegerField(_("request memory (MiB)"), null=True, blank=True)
+    limit_cpu_m = models.PositiveIntegerField(_("limit CPU (m)"), null=True, blank=True)
+    limit_mem_mib = models.PositiveIntegerField(_("limit memory (MiB)"), null=True, blank=True)
+
+    # Per-service overrides of the cluster's headroom and floors (§5.4); empty = the cluster's.
+    cpu_headroom = models.FloatField(
+        _("CPU headroom"), null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)]
+    )
+    mem_headroom = models.FloatField(
+        _("memory headroom"), null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)]
+    )
+    min_cpu_m = models.PositiveIntegerField(_("minimum CPU request (m)"), null=True, blank=True)
+    min_mem_mib = models.PositiveIntegerField(_("minimum memory request (MiB)"), null=True, blank=True)
+    request_capped = models.BooleanField(
+        _("request capped at limit"), default=False, help_text=_("The last refresh lowered a request to the limit.")
+    )
+
+    source_day = models.DateField(_("source day"), null=True, blank=True)
+    replicas_mode = models.CharField(
+        _("replicas"), max_length=8, choices=ReplicasMode.choices, default=ReplicasMode.ENFORCE
+    )
+    is_present = models.BooleanField(_("present"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True, db_index=True)
+    updated_by = models.CharField(_("updated by"), max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "namespace", "name"]
+        verbose_name = _("microservice")
+        verbose_name_plural = _("microservices")
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "namespace", "name"], name="microservice_unique_per_cluster"),
+        ]
+        indexes = [
+            models.Index(fields=["cluster", "namespace"], name="microservice_cluster_ns"),
+            models.Index(fields=["cluster", "-p95_cpu_pct"], name="microservice_cluster_cpu_pct"),
+        ]
+        permissions = [
+            ("scale_microservice", _("Can scale microservices")),
+            ("restart_microservice", _("Can restart microservices")),
+            ("change_microservice_requests", _("Can change resource requests")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def effective_replicas(self) -> int | None:
+        return effective_replicas(manual=self.pod_count_manual, ai=self.pod_count_ai, measured=self.pod_count)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.request_cpu_m is not None and self.limit_cpu_m is not None and self.limit_cpu_m < self.request_cpu_m:
+            errors["limit_cpu_m"] = _("The CPU limit must not be below the CPU request.")
+        if (
+            self.request_mem_mib is not None
+            and self.limit_mem_mib is not None
+            and self.limit_mem_mib < self.request_mem_mib
+        ):
+            errors["limit_mem_mib"] = _("The memory limit must not be below the memory request.")
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,187 @@
+"""Writes to clusters and the control table. Each write records its audit event in the same transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.utils.translation import gettext as _
+
+from apps.audit.services import Actor, audit_event_record
+from apps.control.models import Cluster, Microservice
+
+logger = logging.getLogger(__name__)
+
+# Fields of a control row that a person edits (everything else is measured by collection).
+MICROSERVICE_EDITABLE_FIELDS = (
+    "container",
+    "pod_count_manual",
+    "pod_count_ai",
+    "request_cpu_m",
+    "request_mem_mib",
+    "limit_cpu_m",
+    "limit_mem_mib",
+    "cpu_headroom",
+    "mem_headroom",
+    "min_cpu_m",
+    "min_mem_mib",
+    "replicas_mode",
+)
+# Fields only admins may change (operators edit specified pods and limits, DESIGN §10).
+MICROSERVICE_REQUEST_FIELDS = ("request_cpu_m", "request_mem_mib")
+# Cluster fields never written into audit events or shown to non-admins.
+CLUSTER_SECRET_FIELDS = ("kubeconfig", "prometheus_token")
+
+
+def microservice_snapshot(service: Microservice) -> dict[str, Any]:
+    """The audited state of a control row."""
+    data = model_to_dict(service, exclude=["id", "cluster"])
+    data["cluster"] = service.cluster.name
+    data["effective_replicas"] = service.effective_replicas
+    return data
+
+
+def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
+    """The audited state of a cluster, secrets replaced by whether they are set."""
+    data = model_to_dict(cluster, exclude=["id"])
+    for field in CLUSTER_SECRET_FIELDS:
+        data[field] = "<set>" if data.get(field) else ""
+    if cluster.prometheus_url:
+        data["prometheus_url"] = redact_url(cluster.prometheus_url)
+    return data
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL with embedded basic auth."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    keys = [key for key in after if before.get(key) != after.get(key)]
+    return {key: before.get(key) for key in keys}, {key: after.get(key) for key in keys}
+
+
+def _check_request_permission(*, user: Any, fields: Iterable[str]) -> None:
+    if user is None:
+        return
+    touched = [field for field in fields if field in MICROSERVICE_REQUEST_FIELDS]
+    if touched and not user.has_perm("control.change_microservice_requests"):
+        raise PermissionDenied(_("Only admins may change requests (%(fields)s).") % {"fields": ", ".join(touched)})
+
+
+# --- clusters ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def cluster_create(*, actor: Actor, **fields: Any) -> Cluster:
+    cluster = Cluster(**fields)
+    cluster.full_clean()
+    cluster.save()
+    audit_event_record(actor=actor, action="cluster.create", cluster=cluster.name, after=cluster_snapshot(cluster))
+    return cluster
+
+
+@transaction.atomic
+def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -> Cluster:
+    cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+    before = cluster_snapshot(cluster)
+    for field, value in data.items():
+        setattr(cluster, field, value)
+    cluster.full_clean()
+    cluster.save()
+    changed_before, changed_after = _changes(before, cluster_snapshot(cluster))
+    if changed_after:
+        audit_event_record(
+            actor=actor, action="cluster.update", cluster=cluster.name, before=changed_before, after=changed_after
+        )
+    return cluster
+
+
+@transaction.atomic
+def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
+    before = cluster_snapshot(cluster)
+    before["microservices"] = cluster.microservices.count()
+    name = cluster.name
+    cluster.delete()
+    audit_event_record(actor=actor, action="cluster.delete", cluster=name, before=before)
+
+
+# --- microservices ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name: str, **fields: Any) -> Microservice:
+    """Register a Deployment in the control table."""
+    _check_request_permission(user=actor.user, fields=[f for f, v in fields.items() if v is not None])
+    unknown = set(fields) - set(MICROSERVICE_EDITABLE_FIELDS) - {"pod_count", "pod_count_init", "is_present"}
+    if unknown:
+        raise ValidationError({field: _("This field cannot be set.") for field in sorted(unknown)})
+    service = Microservice(cluster=cluster, namespace=namespace, name=name, updated_by=actor.name, **fields)
+    service.full_clean()
+    service.save()
+    audit_event_record(
+        actor=actor,
+        action="microservice.create",
+        cluster=cluster.name,
+        namespace=namespace,
+        name=name,
+        after=microservice_snapshot(service),
+    )
+    return service
+
+
+@transaction.atomic
+def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[str, Any]) -> Microservice:
+    """Apply a person's edit to a control row; only the fields that really change are audited.
+
+    Raises ``PermissionDenied`` when a non-admin changes a request, ``ValidationError`` for bad
+    values; nothing is written in either case.
+    """
+    unknown = set(data) - set(MICROSERVICE_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
+    service = Microservice.objects.select_for_update().select_related("cluster").get(pk=service.pk)
+    before = microservice_snapshot(service)
+    changed = [field for field, value in data.items() if getattr(service, field) != value]
+    _check_request_permission(user=actor.user, fields=changed)
+    if not changed:
+        return service
+    for field in changed:
+        setattr(service, field, data[field])
+    service.updated_by = actor.name
+    service.full_clean()
+    service.save()
+    changed_before, changed_after = _changes(before, microservice_snapshot(service))
+    changed_after.pop("updated_at", None)
+    changed_before.pop("updated_at", None)
+    changed_after.pop("updated_by", None)
+    changed_before.pop("updated_by", None)
+    audit_event_record(
+        actor=actor,
+        action="microservice.update",
+        cluster=service.cluster.name,
+        namespace=service.namespace,
+        name=service.name,
+        before=changed_before,
+        after=changed_after,
+    )
+    return service
+
+
+@transaction.atomic
+def microservice_delete(*, actor: Actor, service: Microservice) -> None:
+    before = microservice_snapshot(service)
+    cluster, namespace, name = service.cluster.name, service.namespace, service.name
+    service.delete()
+    audit_event_record(
+        actor=actor, action="microservice.delete", cluster=cluster, namespace=namespace, name=name, before=before
+    )

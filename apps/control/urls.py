@@ -1,0 +1,11 @@
+"""API routes of the control app, mounted under /api/v1/."""
+
+from rest_framework.routers import SimpleRouter
+
+from apps.control import api
+
+router = SimpleRouter()
+router.register("clusters", api.ClusterViewSet, basename="cluster")
+router.register("microservices", api.MicroserviceViewSet, basename="microservice")
+
+urlpatterns = router.urls

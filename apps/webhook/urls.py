@@ -1,0 +1,3 @@
+"""URL patterns of this app (mounted by kubedoor_site.urls)."""
+
+urlpatterns: list = []

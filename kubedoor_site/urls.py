@@ -1,0 +1,27 @@
+"""URL map of the web process: admin UI, API, health probes and the admission webhook."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from kubedoor_site import health
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("", include("apps.control.urls")),
+    path("", include("apps.metrics.urls")),
+    path("", include("apps.audit.urls")),
+    path("", include("apps.webhook.api_urls")),
+]
+
+urlpatterns = [
+    path("", include("apps.webhook.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]

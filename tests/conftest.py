@@ -1,0 +1,67 @@
+"""Shared fixtures. Real services live in tests/services/ and are loaded as plugins here."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import ClusterFactory, MicroserviceFactory, UserFactory
+
+pytest_plugins = [
+    "tests.services.slapd",
+    "tests.services.celery_worker",
+]
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="viewer1", role="viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(username="operator1", role="operator")
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin1", role="admin")
+
+
+@pytest.fixture
+def nobody(db):
+    """An authenticated user in no role group."""
+    return UserFactory(username="nobody1")
+
+
+def _token_client(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def viewer_api(viewer) -> APIClient:
+    return _token_client(viewer)
+
+
+@pytest.fixture
+def operator_api(operator) -> APIClient:
+    return _token_client(operator)
+
+
+@pytest.fixture
+def admin_api(admin_user) -> APIClient:
+    return _token_client(admin_user)
+
+
+@pytest.fixture
+def cluster(db):
+    return ClusterFactory(name="prod", display_name="Production")
+
+
+@pytest.fixture
+def service(cluster):
+    return MicroserviceFactory(cluster=cluster, namespace="shop", name="cart")

@@ -1,0 +1,49 @@
+"""factory_boy factories for the project's models."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from apps.control.models import Cluster, Microservice
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"cluster-{n}")
+    display_name = factory.LazyAttribute(lambda o: o.name.title())
+
+
+class MicroserviceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Microservice
+
+    cluster = factory.SubFactory(ClusterFactory)
+    namespace = "shop"
+    name = factory.Sequence(lambda n: f"svc-{n}")
+    pod_count = 2
+    pod_count_init = 2
+    request_cpu_m = 250
+    request_mem_mib = 256
+    limit_cpu_m = 1000
+    limit_mem_mib = 1024
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    is_staff = True
+    password = factory.django.Password("a-long-test-password")
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if create and extracted:
+            self.groups.add(Group.objects.get(name=extracted))
