@@ -11,6 +11,10 @@ from tests.factories import ClusterFactory, MicroserviceFactory, UserFactory
 pytest_plugins = [
     "tests.services.slapd",
     "tests.services.celery_worker",
+    "tests.services.clickhouse",
+    "tests.services.prometheus",
+    "tests.services.k8s_standin",
+    "tests.services.http_receiver",
 ]
 
 

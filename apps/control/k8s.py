@@ -1,0 +1,516 @@
+"""The Kubernetes door: the only module that imports ``kubernetes`` (STYLE.md §1.2).
+
+Every call goes through one ``ApiClient`` per cluster, built from the cluster's connection
+settings (in-cluster service account; ``kubeconfig_path`` + ``kube_context``; the kubeconfig text
+stored on the cluster; or the standard loading: ``KUBECONFIG`` / ``~/.kube/config``), cached and
+rebuilt when those settings change. Every request carries an explicit timeout
+(``settings.KUBEDOOR_K8S_TIMEOUT_SECONDS``) and is not retried here: callers (Celery tasks)
+decide about retries. Responses are read as JSON, not through the client's generated models, so
+a partial object from the API server never fails deserialisation; results are frozen
+dataclasses, except for the webhook-configuration functions, which return the object as a dict.
+
+Errors are typed: ``K8sNotFound`` (404), ``K8sForbidden`` (401/403), ``K8sConflict`` (409),
+``K8sInvalid`` (400/422), ``K8sUnavailable`` (connection refused, timeout, TLS, 5xx, unusable
+kubeconfig). Each has a readable ``message`` naming the cluster and the object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import urllib3
+import yaml
+from django.conf import settings
+from django.utils import timezone
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+if TYPE_CHECKING:
+    from apps.control.models import Cluster
+
+logger = logging.getLogger(__name__)
+
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+LIST_PAGE_SIZE = 500
+
+T = TypeVar("T")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class K8sError(Exception):
+    """A Kubernetes call failed; ``message`` says why in words an operator understands."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class K8sNotFound(K8sError):
+    """The object (or its namespace) does not exist."""
+
+
+class K8sForbidden(K8sError):
+    """The credentials are refused (401) or lack the permission (403)."""
+
+
+class K8sConflict(K8sError):
+    """The object changed meanwhile (stale resourceVersion) or already exists."""
+
+
+class K8sInvalid(K8sError):
+    """The API server rejected the request body (400/422)."""
+
+
+class K8sUnavailable(K8sError):
+    """The API server cannot be reached: refused, timed out, TLS failure, 5xx, or no usable kubeconfig."""
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerResources:
+    name: str
+    image: str
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    namespace: str
+    name: str
+    replicas: int | None
+    ready_replicas: int
+    available_replicas: int
+    updated_replicas: int
+    generation: int
+    observed_generation: int
+    resource_version: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    template_annotations: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[ContainerResources, ...] = ()
+
+    @property
+    def restarted_at(self) -> str | None:
+        return self.template_annotations.get(RESTARTED_AT_ANNOTATION)
+
+
+@dataclass(frozen=True)
+class Scale:
+    namespace: str
+    name: str
+    replicas: int
+    status_replicas: int
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str]
+    phase: str
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+_clients: dict[Any, tuple[str, k8s_client.ApiClient]] = {}
+_clients_lock = threading.Lock()
+
+
+def _fingerprint(cluster: Cluster) -> str:
+    parts = [str(cluster.in_cluster), cluster.kubeconfig_path, cluster.kube_context, cluster.kubeconfig]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _build_client(cluster: Cluster) -> k8s_client.ApiClient:
+    configuration = k8s_client.Configuration()
+    context = cluster.kube_context or None
+    try:
+        if cluster.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        elif cluster.kubeconfig:
+            document = yaml.safe_load(cluster.kubeconfig)
+            if not isinstance(document, dict):
+                raise ConfigException("the stored kubeconfig is not a YAML mapping")
+            k8s_config.load_kube_config_from_dict(
+                document, context=context, client_configuration=configuration, persist_config=False
+            )
+        elif cluster.kubeconfig_path:
+            k8s_config.load_kube_config(
+                config_file=cluster.kubeconfig_path,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_kube_config(context=context, client_configuration=configuration, persist_config=False)
+    except (ConfigException, yaml.YAMLError, OSError, KeyError, TypeError, ValueError) as exc:
+        raise K8sUnavailable(
+            f"cluster {cluster.name}: no usable Kubernetes connection settings ({exc})", reason="config"
+        ) from exc
+    # No hidden retries: a refused connection fails at once and the caller decides what to do.
+    configuration.retries = False
+    return k8s_client.ApiClient(configuration)
+
+
+def api_client(cluster: Cluster) -> k8s_client.ApiClient:
+    """The cached client of ``cluster``, rebuilt when its connection settings changed."""
+    key = cluster.pk if cluster.pk is not None else f"unsaved:{cluster.name}"
+    fingerprint = _fingerprint(cluster)
+    with _clients_lock:
+        cached = _clients.get(key)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+    fresh = _build_client(cluster)
+    with _clients_lock:
+        old = _clients.get(key)
+        _clients[key] = (fingerprint, fresh)
+    if old is not None and old[1] is not fresh:
+        logger.info("cluster %s: Kubernetes connection settings changed, client rebuilt", cluster.name)
+        old[1].close()
+    return fresh
+
+
+def clients_clear() -> None:
+    """Forget every cached client (tests, and a process that reloads its configuration)."""
+    with _clients_lock:
+        cached = list(_clients.values())
+        _clients.clear()
+    for _, api in cached:
+        api.close()
+
+
+# --- calls ------------------------------------------------------------------------------------
+
+
+def _timeout() -> float:
+    return float(settings.KUBEDOOR_K8S_TIMEOUT_SECONDS)
+
+
+def _status_message(exc: ApiException) -> str:
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            status = json.loads(body)
+        except ValueError:
+            return str(body)[:300]
+        if isinstance(status, dict) and status.get("message"):
+            return str(status["message"])
+    return str(exc.reason or "")
+
+
+def _call(cluster: Cluster, what: str, func: Callable[[], Any]) -> Any:
+    """Run one API call, turning every failure into a typed ``K8sError`` naming ``what``."""
+    try:
+        return func()
+    except ApiException as exc:
+        detail = _status_message(exc)
+        status = exc.status
+        prefix = f"cluster {cluster.name}: {what}"
+        if status == 404:
+            raise K8sNotFound(f"{prefix}: not found ({detail})", status=status) from exc
+        if status in (401, 403):
+            raise K8sForbidden(f"{prefix}: forbidden ({detail})", status=status) from exc
+        if status == 409:
+            raise K8sConflict(f"{prefix}: conflict ({detail})", status=status) from exc
+        if status in (400, 422):
+            raise K8sInvalid(f"{prefix}: rejected as invalid ({detail})", status=status) from exc
+        if not status or status >= 500:
+            raise K8sUnavailable(
+                f"{prefix}: API server error {status or ''} ({detail})".strip(), status=status
+            ) from exc
+        raise K8sError(f"{prefix}: HTTP {status} ({detail})", status=status) from exc
+    except urllib3.exceptions.NewConnectionError as exc:
+        raise K8sUnavailable(
+            f"cluster {cluster.name}: {what}: cannot connect to the API server ({_reason(exc)})",
+            reason="unreachable",
+        ) from exc
+    except urllib3.exceptions.TimeoutError as exc:
+        raise K8sUnavailable(
+            f"cluster {cluster.name}: {what}: no answer within {_timeout():g} s", reason="timeout"
+        ) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise K8sUnavailable(
+            f"cluster {cluster.name}: {what}: API server unreachable ({_reason(exc)})", reason="unreachable"
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    return text[:300]
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data = response.data
+    if not data:
+        return {}
+    return json.loads(data)
+
+
+def _dry_run(dry_run: bool) -> dict[str, str]:
+    return {"dry_run": "All"} if dry_run else {}
+
+
+def _common() -> dict[str, Any]:
+    return {"_request_timeout": _timeout(), "_preload_content": False}
+
+
+# --- converters -------------------------------------------------------------------------------
+
+
+def _deployment(obj: Mapping[str, Any]) -> Deployment:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    template = spec.get("template") or {}
+    pod_spec = template.get("spec") or {}
+    containers = tuple(
+        ContainerResources(
+            name=str(c.get("name", "")),
+            image=str(c.get("image", "")),
+            requests=dict((c.get("resources") or {}).get("requests") or {}),
+            limits=dict((c.get("resources") or {}).get("limits") or {}),
+        )
+        for c in pod_spec.get("containers") or []
+    )
+    return Deployment(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        replicas=spec.get("replicas"),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        available_replicas=int(status.get("availableReplicas") or 0),
+        updated_replicas=int(status.get("updatedReplicas") or 0),
+        generation=int(meta.get("generation") or 0),
+        observed_generation=int(status.get("observedGeneration") or 0),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        labels=dict(meta.get("labels") or {}),
+        template_annotations=dict((template.get("metadata") or {}).get("annotations") or {}),
+        containers=containers,
+    )
+
+
+def _scale(obj: Mapping[str, Any], *, namespace: str, name: str) -> Scale:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return Scale(
+        namespace=str(meta.get("namespace") or namespace),
+        name=str(meta.get("name") or name),
+        replicas=int(spec.get("replicas") or 0),
+        status_replicas=int(status.get("replicas") or 0),
+        resource_version=str(meta.get("resourceVersion") or ""),
+    )
+
+
+def _namespace(obj: Mapping[str, Any]) -> Namespace:
+    meta = obj.get("metadata") or {}
+    return Namespace(
+        name=str(meta.get("name", "")),
+        labels=dict(meta.get("labels") or {}),
+        phase=str((obj.get("status") or {}).get("phase") or ""),
+    )
+
+
+def _pages(fetch: Callable[[str | None], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        yield from page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue") or None
+        if not token:
+            return
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+def deployment_get(*, cluster: Cluster, namespace: str, name: str) -> Deployment:
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    obj = _call(
+        cluster,
+        f"deployment {namespace}/{name}",
+        lambda: _json(apps.read_namespaced_deployment(name, namespace, **_common())),
+    )
+    return _deployment(obj)
+
+
+def deployment_list(
+    *, cluster: Cluster, namespaces: Sequence[str] | None = None, label_selector: str = ""
+) -> list[Deployment]:
+    """Deployments in ``namespaces`` (all namespaces when empty), filtered by ``label_selector``; paged."""
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    selector = {"label_selector": label_selector} if label_selector else {}
+    result: list[Deployment] = []
+    if not namespaces:
+
+        def fetch_all(token: str | None) -> dict[str, Any]:
+            extra = {"_continue": token} if token else {}
+            return _call(
+                cluster,
+                "list deployments in all namespaces",
+                lambda: _json(
+                    apps.list_deployment_for_all_namespaces(limit=LIST_PAGE_SIZE, **selector, **extra, **_common())
+                ),
+            )
+
+        return [_deployment(item) for item in _pages(fetch_all)]
+    for namespace in namespaces:
+
+        def fetch(token: str | None, namespace: str = namespace) -> dict[str, Any]:
+            extra = {"_continue": token} if token else {}
+            return _call(
+                cluster,
+                f"list deployments in {namespace}",
+                lambda: _json(
+                    apps.list_namespaced_deployment(namespace, limit=LIST_PAGE_SIZE, **selector, **extra, **_common())
+                ),
+            )
+
+        result.extend(_deployment(item) for item in _pages(fetch))
+    return result
+
+
+def deployment_scale(*, cluster: Cluster, namespace: str, name: str, replicas: int, dry_run: bool = False) -> Scale:
+    """Set ``spec.replicas`` through the ``scale`` subresource (a JSON merge patch)."""
+    if replicas < 0:
+        raise ValueError("replicas must not be negative")
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    body = {"spec": {"replicas": replicas}}
+    logger.info("scale %s/%s/%s to %s%s", cluster.name, namespace, name, replicas, " (dry run)" if dry_run else "")
+    obj = _call(
+        cluster,
+        f"scale deployment {namespace}/{name}",
+        lambda: _json(
+            apps.patch_namespaced_deployment_scale(
+                name, namespace, body, _content_type=MERGE_PATCH, **_dry_run(dry_run), **_common()
+            )
+        ),
+    )
+    return _scale(obj, namespace=namespace, name=name)
+
+
+def restart_patch(*, at: datetime.datetime) -> dict[str, Any]:
+    """The strategic merge patch ``kubectl rollout restart`` sends."""
+    stamp = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
+
+
+def deployment_restart(
+    *, cluster: Cluster, namespace: str, name: str, at: datetime.datetime | None = None, dry_run: bool = False
+) -> Deployment:
+    """Roll the pods: stamp the pod template's ``restartedAt`` annotation (strategic merge patch)."""
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    body = restart_patch(at=at or timezone.now())
+    logger.info("restart %s/%s/%s%s", cluster.name, namespace, name, " (dry run)" if dry_run else "")
+    obj = _call(
+        cluster,
+        f"restart deployment {namespace}/{name}",
+        lambda: _json(
+            apps.patch_namespaced_deployment(
+                name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH, **_dry_run(dry_run), **_common()
+            )
+        ),
+    )
+    return _deployment(obj)
+
+
+# --- namespaces -------------------------------------------------------------------------------
+
+
+def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namespace]:
+    core = k8s_client.CoreV1Api(api_client(cluster))
+    selector = {"label_selector": label_selector} if label_selector else {}
+
+    def fetch(token: str | None) -> dict[str, Any]:
+        extra = {"_continue": token} if token else {}
+        return _call(
+            cluster,
+            "list namespaces",
+            lambda: _json(core.list_namespace(limit=LIST_PAGE_SIZE, **selector, **extra, **_common())),
+        )
+
+    return [_namespace(item) for item in _pages(fetch)]
+
+
+# --- mutating webhook configurations ----------------------------------------------------------
+
+
+def webhook_configuration_get(*, cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The MutatingWebhookConfiguration ``name`` as a dict, or ``None`` when it does not exist."""
+    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    try:
+        return _call(
+            cluster,
+            f"mutating webhook configuration {name}",
+            lambda: _json(admission.read_mutating_webhook_configuration(name, **_common())),
+        )
+    except K8sNotFound:
+        return None
+
+
+def webhook_configuration_apply(*, cluster: Cluster, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    """Create the MutatingWebhookConfiguration, or replace it (with its resourceVersion) when it exists."""
+    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if not name:
+        raise ValueError("a webhook configuration needs metadata.name")
+    body = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", **body}
+    existing = webhook_configuration_get(cluster=cluster, name=name)
+    if existing is None:
+        logger.info("cluster %s: create mutating webhook configuration %s", cluster.name, name)
+        return _call(
+            cluster,
+            f"create mutating webhook configuration {name}",
+            lambda: _json(admission.create_mutating_webhook_configuration(body, **_dry_run(dry_run), **_common())),
+        )
+    version = (existing.get("metadata") or {}).get("resourceVersion")
+    replacement = {**body, "metadata": {**body["metadata"]}}
+    if version:
+        replacement["metadata"]["resourceVersion"] = version
+    logger.info("cluster %s: replace mutating webhook configuration %s", cluster.name, name)
+    return _call(
+        cluster,
+        f"replace mutating webhook configuration {name}",
+        lambda: _json(
+            admission.replace_mutating_webhook_configuration(name, replacement, **_dry_run(dry_run), **_common())
+        ),
+    )
+
+
+def webhook_configuration_delete(*, cluster: Cluster, name: str, dry_run: bool = False) -> bool:
+    """Delete the MutatingWebhookConfiguration; ``False`` when it did not exist."""
+    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    try:
+        _call(
+            cluster,
+            f"delete mutating webhook configuration {name}",
+            lambda: _json(admission.delete_mutating_webhook_configuration(name, **_dry_run(dry_run), **_common())),
+        )
+    except K8sNotFound:
+        return False
+    logger.info("cluster %s: deleted mutating webhook configuration %s", cluster.name, name)
+    return True
