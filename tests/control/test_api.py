@@ -1,0 +1,350 @@
+"""The control-table and cluster API: authentication, roles, validation and auditing."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.audit.models import AuditEvent
+from apps.control.models import Cluster, Microservice
+from tests.factories import ClusterFactory, MicroserviceFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/microservices/"
+
+
+def detail(service) -> str:
+    return f"{URL}{service.pk}/"
+
+
+def test_requests_without_credentials_get_401_in_the_error_format(service):
+    # when
+    response = APIClient().get(URL)
+    # then
+    assert response.status_code == 401
+    assert response.json() == {
+        "status": 401,
+        "code": "not_authenticated",
+        "detail": "Authentication credentials were not provided.",
+    }
+
+
+def test_a_bad_token_gets_401(service):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef")
+    assert client.get(URL).status_code == 401
+
+
+def test_user_without_a_role_cannot_read(nobody, service):
+    client = APIClient()
+    client.force_authenticate(nobody)
+    response = client.get(URL)
+    assert response.status_code == 403
+    assert response.json()["status"] == 403
+
+
+def test_viewer_reads_rows_with_every_field_and_effective_replicas(viewer_api, service):
+    # given
+    Microservice.objects.filter(pk=service.pk).update(pod_count_manual=0, p95_cpu_pct=42.5)
+    # when
+    response = viewer_api.get(detail(service))
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["cluster"] == "prod"
+    assert body["namespace"] == "shop"
+    assert body["name"] == "cart"
+    assert body["pod_count"] == 2
+    assert body["pod_count_manual"] == 0
+    assert body["effective_replicas"] == 0
+    assert body["p95_cpu_pct"] == 42.5
+    assert body["request_cpu_m"] == 250
+    assert body["limit_mem_mib"] == 1024
+    assert body["is_present"] is True
+
+
+def test_viewer_cannot_write_and_nothing_changes(viewer_api, service):
+    # when
+    response = viewer_api.patch(detail(service), {"pod_count_manual": 5}, format="json")
+    # then
+    assert response.status_code == 403
+    service.refresh_from_db()
+    assert service.pod_count_manual is None
+    assert AuditEvent.objects.count() == 0
+
+
+def test_operator_sets_specified_pods_and_limits_with_one_audit_event(operator_api, operator, service):
+    # when
+    response = operator_api.patch(
+        detail(service), {"pod_count_manual": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048}, format="json"
+    )
+    # then
+    assert response.status_code == 200, response.json()
+    assert response.json()["effective_replicas"] == 4
+    service.refresh_from_db()
+    assert (service.pod_count_manual, service.limit_cpu_m, service.limit_mem_mib) == (4, 2000, 2048)
+    assert service.updated_by == "operator1"
+    event = AuditEvent.objects.get()
+    assert event.action == "microservice.update"
+    assert event.actor == operator
+    assert event.actor_name == "operator1"
+    assert event.source == "api"
+    assert (event.cluster, event.namespace, event.name) == ("prod", "shop", "cart")
+    assert event.before == {
+        "pod_count_manual": None,
+        "limit_cpu_m": 1000,
+        "limit_mem_mib": 1024,
+        "effective_replicas": 2,
+    }
+    assert event.after == {"pod_count_manual": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048, "effective_replicas": 4}
+    assert event.result == "ok"
+    assert event.request_id
+
+
+def test_operator_cannot_change_requests(operator_api, service):
+    # when
+    response = operator_api.patch(detail(service), {"request_cpu_m": 500, "pod_count_manual": 3}, format="json")
+    # then
+    assert response.status_code == 403
+    assert "request_cpu_m" in response.json()["detail"]
+    service.refresh_from_db()
+    assert service.request_cpu_m == 250
+    assert service.pod_count_manual is None
+    assert AuditEvent.objects.count() == 0
+
+
+def test_operator_sending_unchanged_requests_is_not_refused(operator_api, service):
+    response = operator_api.patch(detail(service), {"request_cpu_m": 250, "pod_count_manual": 3}, format="json")
+    assert response.status_code == 200
+    assert AuditEvent.objects.get().after == {"pod_count_manual": 3, "effective_replicas": 3}
+
+
+def test_operator_cannot_create_or_delete_rows(operator_api, service, cluster):
+    created = operator_api.post(URL, {"cluster": "prod", "namespace": "shop", "name": "new"}, format="json")
+    deleted = operator_api.delete(detail(service))
+    assert created.status_code == 403
+    assert deleted.status_code == 403
+    assert Microservice.objects.count() == 1
+    assert AuditEvent.objects.count() == 0
+
+
+def test_admin_creates_updates_and_deletes_each_with_one_event(admin_api, cluster):
+    # create
+    response = admin_api.post(
+        URL,
+        {
+            "cluster": "prod",
+            "namespace": "payments",
+            "name": "ledger",
+            "request_cpu_m": 300,
+            "request_mem_mib": 512,
+            "limit_cpu_m": 1000,
+            "limit_mem_mib": 1024,
+            "replicas_mode": "ignore",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    service_id = response.json()["id"]
+    assert response.json()["effective_replicas"] is None
+    created = AuditEvent.objects.get(action="microservice.create")
+    assert created.before is None
+    assert created.after["request_cpu_m"] == 300
+    assert created.after["replicas_mode"] == "ignore"
+    assert created.actor_name == "admin1"
+
+    # update a request (admins may)
+    response = admin_api.patch(f"{URL}{service_id}/", {"request_cpu_m": 400}, format="json")
+    assert response.status_code == 200
+    updated = AuditEvent.objects.get(action="microservice.update")
+    assert (updated.before, updated.after) == ({"request_cpu_m": 300}, {"request_cpu_m": 400})
+
+    # delete
+    response = admin_api.delete(f"{URL}{service_id}/")
+    assert response.status_code == 204
+    assert not Microservice.objects.filter(pk=service_id).exists()
+    deleted = AuditEvent.objects.get(action="microservice.delete")
+    assert deleted.before["request_cpu_m"] == 400
+    assert deleted.after is None
+    assert AuditEvent.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"cluster": "prod", "namespace": "shop", "name": "x", "pod_count_manual": -1}, "pod_count_manual"),
+        ({"cluster": "prod", "namespace": "shop", "name": "x", "pod_count_manual": 1001}, "pod_count_manual"),
+        ({"cluster": "nowhere", "namespace": "shop", "name": "x"}, "cluster"),
+        ({"cluster": "prod", "namespace": "Shop_NS", "name": "x"}, "namespace"),
+        (
+            {"cluster": "prod", "namespace": "shop", "name": "x", "request_cpu_m": 500, "limit_cpu_m": 100},
+            "limit_cpu_m",
+        ),
+        (
+            {"cluster": "prod", "namespace": "shop", "name": "x", "request_mem_mib": 512, "limit_mem_mib": 256},
+            "limit_mem_mib",
+        ),
+        ({"cluster": "prod", "namespace": "shop", "name": "x", "replicas_mode": "sometimes"}, "replicas_mode"),
+        ({"cluster": "prod", "namespace": "shop"}, "name"),
+    ],
+)
+def test_bad_input_gives_400_naming_the_field_and_changes_nothing(admin_api, cluster, payload, field):
+    # when
+    response = admin_api.post(URL, payload, format="json")
+    # then
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == 400
+    assert body["code"] == "invalid"
+    assert field in body["errors"], body
+    assert Microservice.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+def test_duplicate_service_gives_400_and_changes_nothing(admin_api, service):
+    # when
+    response = admin_api.post(URL, {"cluster": "prod", "namespace": "shop", "name": "cart"}, format="json")
+    # then
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "non_field_errors": ["The fields cluster, namespace, name must make a unique set."]
+    }
+    assert Microservice.objects.count() == 1
+    assert AuditEvent.objects.count() == 0
+
+
+def test_limit_below_existing_request_on_update_is_refused(operator_api, service):
+    response = operator_api.patch(detail(service), {"limit_cpu_m": 100}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"limit_cpu_m": ["The CPU limit must not be below the CPU request."]}
+    service.refresh_from_db()
+    assert service.limit_cpu_m == 1000
+    assert AuditEvent.objects.count() == 0
+
+
+def test_identity_fields_cannot_be_changed(admin_api, service):
+    response = admin_api.patch(detail(service), {"name": "renamed", "namespace": "other"}, format="json")
+    assert response.status_code == 200
+    service.refresh_from_db()
+    assert (service.namespace, service.name) == ("shop", "cart")
+    assert AuditEvent.objects.count() == 0
+
+
+def test_unknown_row_is_404(viewer_api):
+    response = viewer_api.get(f"{URL}999999/")
+    assert response.status_code == 404
+    assert response.json() == {"status": 404, "code": "not_found", "detail": "Not found."}
+
+
+def test_list_filters_by_cluster_namespace_and_presence(viewer_api):
+    # given
+    prod, staging = ClusterFactory(name="prod"), ClusterFactory(name="staging")
+    MicroserviceFactory(cluster=prod, namespace="shop", name="a")
+    MicroserviceFactory(cluster=prod, namespace="shop", name="b", is_present=False)
+    MicroserviceFactory(cluster=prod, namespace="users", name="c")
+    MicroserviceFactory(cluster=staging, namespace="shop", name="d")
+
+    def names(query: str) -> list[str]:
+        response = viewer_api.get(URL + query)
+        assert response.status_code == 200
+        return sorted(row["name"] for row in response.json()["results"])
+
+    # then
+    assert names("?cluster=prod") == ["a", "b", "c"]
+    assert names("?cluster=prod&namespace=shop") == ["a", "b"]
+    assert names("?cluster=prod&present=false") == ["b"]
+    assert names("?cluster=prod&present=true&namespace=shop") == ["a"]
+    assert names("?search=shop") == ["a", "b", "d"]
+
+
+def test_list_default_order_is_p95_cpu_descending_with_unmeasured_last(viewer_api, cluster):
+    MicroserviceFactory(cluster=cluster, name="low", p95_cpu_pct=10.0)
+    MicroserviceFactory(cluster=cluster, name="none", p95_cpu_pct=None)
+    MicroserviceFactory(cluster=cluster, name="high", p95_cpu_pct=90.0)
+    response = viewer_api.get(URL)
+    assert [row["name"] for row in response.json()["results"]] == ["high", "low", "none"]
+    response = viewer_api.get(URL + "?ordering=name")
+    assert [row["name"] for row in response.json()["results"]] == ["high", "low", "none"]
+    response = viewer_api.get(URL + "?ordering=-name")
+    assert [row["name"] for row in response.json()["results"]] == ["none", "low", "high"]
+
+
+def test_page_size_is_capped_at_500(viewer_api, cluster):
+    Microservice.objects.bulk_create(
+        Microservice(cluster=cluster, namespace="bulk", name=f"svc-{i:03d}") for i in range(501)
+    )
+    response = viewer_api.get(URL + "?page_size=1000")
+    body = response.json()
+    assert body["count"] == 501
+    assert len(body["results"]) == 500
+    assert len(viewer_api.get(URL).json()["results"]) == 100
+
+
+def test_no_endpoint_accepts_sql_in_filters(viewer_api, service):
+    response = viewer_api.get(URL + "?namespace=shop' OR '1'='1")
+    assert response.status_code == 200
+    assert response.json()["count"] == 0
+
+
+# --- clusters ------------------------------------------------------------------------------------
+
+
+def test_cluster_secrets_are_write_only_and_the_prometheus_password_never_returns(admin_api):
+    # when
+    response = admin_api.post(
+        "/api/v1/clusters/",
+        {
+            "name": "east",
+            "prometheus_url": "https://reader:s3cret@prom.example:9090",
+            "prometheus_token": "tok-123",
+            "kubeconfig": "apiVersion: v1\nkind: Config\n",
+        },
+        format="json",
+    )
+    # then
+    assert response.status_code == 201, response.json()
+    body = admin_api.get("/api/v1/clusters/east/").json()
+    assert body["prometheus_url"] == "https://reader:***@prom.example:9090"
+    assert "kubeconfig" not in body
+    assert "prometheus_token" not in body
+    assert body["kubeconfig_set"] is True
+    assert body["prometheus_token_set"] is True
+    assert body["admission_mode"] == "off"
+    stored = Cluster.objects.get(name="east")
+    assert stored.prometheus_token == "tok-123"
+    event = AuditEvent.objects.get(action="cluster.create")
+    assert event.after["kubeconfig"] == "<set>"
+    assert event.after["prometheus_token"] == "<set>"
+    assert event.after["prometheus_url"] == "https://reader:***@prom.example:9090"
+    assert "s3cret" not in str(event.after)
+
+
+def test_cluster_admission_mode_is_not_writable_through_the_cluster_endpoint(admin_api, cluster):
+    response = admin_api.patch("/api/v1/clusters/prod/", {"admission_mode": "enforce"}, format="json")
+    assert response.status_code == 200
+    cluster.refresh_from_db()
+    assert cluster.admission_mode == "off"
+
+
+def test_cluster_validation_names_the_field(admin_api):
+    response = admin_api.post(
+        "/api/v1/clusters/",
+        {"name": "west", "time_zone": "Mars/Olympus", "peak_start": "12:00", "peak_end": "11:00"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "time_zone" in response.json()["errors"]
+    assert not Cluster.objects.filter(name="west").exists()
+
+
+def test_operator_cannot_change_clusters(operator_api, cluster):
+    response = operator_api.patch("/api/v1/clusters/prod/", {"lookback_days": 3}, format="json")
+    assert response.status_code == 403
+    cluster.refresh_from_db()
+    assert cluster.lookback_days == 10
+    assert AuditEvent.objects.count() == 0
+
+
+def test_peak_window_must_not_cross_midnight(admin_api, cluster):
+    response = admin_api.patch("/api/v1/clusters/prod/", {"peak_start": "23:00", "peak_end": "01:00"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"peak_end": ["The peak window must end after it starts, on the same day."]}

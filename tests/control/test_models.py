@@ -1,0 +1,28 @@
+"""The effective-replicas rule of DESIGN §4.2, in its one place."""
+
+import pytest
+
+from apps.control.models import Microservice, effective_replicas
+
+
+@pytest.mark.parametrize(
+    ("manual", "ai", "measured", "expected"),
+    [
+        (5, 3, 2, 5),  # specified pod wins
+        (0, 3, 2, 0),  # 0 specified on purpose parks the service
+        (None, 3, 2, 3),  # then the recommendation
+        (None, 0, 2, 0),  # a recommendation of 0 is a value too
+        (None, None, 2, 2),  # then today's pods
+        (None, None, 0, None),  # nothing measured: never force 0 replicas
+        (None, None, None, None),
+    ],
+)
+def test_effective_replicas_priority(manual, ai, measured, expected):
+    assert effective_replicas(manual=manual, ai=ai, measured=measured) == expected
+
+
+def test_the_model_uses_the_same_rule():
+    row = Microservice(pod_count=0, pod_count_manual=None, pod_count_ai=None)
+    assert row.effective_replicas is None
+    row.pod_count_ai = 4
+    assert row.effective_replicas == 4
