@@ -99,6 +99,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ClickHouse for the daily-peak archive; empty means the default database holds it.
 CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default="")
 
+# --- ClickHouse archive -----------------------------------------------------------------------
+# With CLICKHOUSE_URL (clickhouse://user:password@host:9000/db) the daily peaks live in ClickHouse
+# through django-clickhouse-backend's connection under the "clickhouse" alias; the alias is only
+# ever used by apps/metrics/clickhouse.py (raw SQL), never by models or migrations.
+KUBEDOOR_PEAK_STORE = "clickhouse" if CLICKHOUSE_URL else "orm"
+if CLICKHOUSE_URL:
+    from apps.metrics.clickhouse_url import clickhouse_database
+
+    DATABASES["clickhouse"] = clickhouse_database(CLICKHOUSE_URL)
+    DATABASE_ROUTERS = ["apps.metrics.routers.ClickHouseRouter"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -195,6 +206,17 @@ KUBEDOOR_WEBHOOK_URL = env.str("KUBEDOOR_WEBHOOK_URL", default="")
 KUBEDOOR_WEBHOOK_CA_BUNDLE = env.str("KUBEDOOR_WEBHOOK_CA_BUNDLE", default="")
 KUBEDOOR_WEBHOOK_CA_INJECT_FROM = env.str("KUBEDOOR_WEBHOOK_CA_INJECT_FROM", default="")
 
+# --- Webhook process --------------------------------------------------------------------------
+# The admission webhook runs the same code as its own process (apps/webhook/wsgi.py sets
+# KUBEDOOR_PROCESS=webhook): only /mutate..., /healthz, /readyz and /metrics are routed, and no
+# session, CSRF, auth or host-checking middleware runs (the API server calls it by Service name).
+KUBEDOOR_PROCESS = env.str("KUBEDOOR_PROCESS", default="web")
+# What a review gets while the process has never loaded control data (database down at start).
+KUBEDOOR_WEBHOOK_ON_STORE_ERROR_DEFAULT = env.str("KUBEDOOR_WEBHOOK_ON_STORE_ERROR", default="allow")
+if KUBEDOOR_PROCESS == "webhook":
+    ROOT_URLCONF = "apps.webhook.process_urls"
+    MIDDLEWARE = []
+
 # --- Kubernetes -------------------------------------------------------------------------------
 KUBEDOOR_K8S_TIMEOUT_SECONDS = env.float("KUBEDOOR_K8S_TIMEOUT_SECONDS", default=10.0)
 
@@ -210,3 +232,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("KUBEDOOR_LOG_LEVEL", default="INFO")},
     "loggers": {"django_auth_ldap": {"level": env.str("KUBEDOOR_LDAP_LOG_LEVEL", default="WARNING")}},
 }
+
+# --- Operations and notifications -------------------------------------------------------------
+# Beat re-reads the schedule at least this often (seconds); django-celery-beat's own default is 5.
+CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=5)
+# Chat deliveries: one HTTP POST per attempt with this timeout, retried a bounded number of times.
+KUBEDOOR_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEDOOR_NOTIFY_TIMEOUT_SECONDS", default=5.0)
+KUBEDOOR_NOTIFY_MAX_RETRIES = env.int("KUBEDOOR_NOTIFY_MAX_RETRIES", default=3)
+KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS = env.float("KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS", default=10.0)

@@ -1,0 +1,94 @@
+"""gunicorn settings of the webhook process: ``gunicorn -c python:apps.webhook.gunicorn_conf apps.webhook.wsgi``.
+
+TLS is on when ``KUBEDOOR_WEBHOOK_TLS_CERT`` and ``KUBEDOOR_WEBHOOK_TLS_KEY`` name files: the
+certificate and key are read again, without a restart, after they change on disk (cert-manager
+renewing the Secret), checked at most once per second. Without them the process serves plain HTTP
+(``make run``). Command-line flags such as ``--bind`` override these values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("kubedoor.webhook.tls")
+
+bind = [os.environ.get("KUBEDOOR_WEBHOOK_BIND", "0.0.0.0:8443")]
+workers = int(os.environ.get("KUBEDOOR_WEBHOOK_WORKERS", "2"))
+worker_class = os.environ.get("KUBEDOOR_WEBHOOK_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("KUBEDOOR_WEBHOOK_THREADS", "4"))
+keepalive = int(os.environ.get("KUBEDOOR_WEBHOOK_KEEPALIVE", "75"))  # the API server keeps connections open
+backlog = 2048
+timeout = 30
+graceful_timeout = 10
+accesslog = os.environ.get("KUBEDOOR_WEBHOOK_ACCESS_LOG") or None
+wsgi_app = "apps.webhook.wsgi:application"
+
+_cert = os.environ.get("KUBEDOOR_WEBHOOK_TLS_CERT", "")
+_key = os.environ.get("KUBEDOOR_WEBHOOK_TLS_KEY", "")
+if _cert and _key:
+    certfile = _cert
+    keyfile = _key
+
+
+class ReloadingContext:
+    """Hands gunicorn an SSLContext, rebuilt when the certificate or key file changes.
+
+    gunicorn asks for the context on every new connection, so this caches it and looks at the files'
+    modification time and size at most every ``interval`` seconds. A half-written pair that does not
+    load keeps the previous context until the files are whole again.
+    """
+
+    def __init__(self, *, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+        self._signature: tuple[Any, ...] | None = None
+        self._checked = 0.0
+
+    @staticmethod
+    def _stat(conf: Any) -> tuple[Any, ...]:
+        signature: list[Any] = []
+        for path in (conf.certfile, conf.keyfile):
+            info = os.stat(path)
+            signature += [path, info.st_mtime_ns, info.st_size, info.st_ino]
+        return tuple(signature)
+
+    def __call__(self, conf: Any, factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        now = time.monotonic()
+        if self._context is not None and now - self._checked < self.interval:
+            return self._context
+        with self._lock:
+            self._checked = now
+            try:
+                signature = self._stat(conf)
+            except OSError as exc:
+                if self._context is None:
+                    raise
+                logger.warning("webhook TLS files unreadable, keeping the loaded certificate: %s", exc)
+                return self._context
+            if signature != self._signature or self._context is None:
+                try:
+                    context = factory()
+                except (OSError, ssl.SSLError) as exc:
+                    if self._context is None:
+                        raise
+                    logger.warning("webhook TLS files changed but do not load yet, keeping the old ones: %s", exc)
+                    return self._context
+                context.minimum_version = ssl.TLSVersion.TLSv1_2
+                if self._context is not None:
+                    logger.info("webhook TLS certificate reloaded from %s", conf.certfile)
+                self._context, self._signature = context, signature
+            return self._context
+
+
+_reloading_context = ReloadingContext()
+
+
+def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    return _reloading_context(conf, default_ssl_context_factory)

@@ -1,0 +1,61 @@
+"""Prometheus metrics of the webhook process: decisions, latency, snapshot age, audit queue.
+
+With several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory) so ``/metrics``
+aggregates every worker; without it each process reports its own figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+ADMISSIONS = Counter(
+    "kubedoor_webhook_admissions",
+    "Admission reviews answered, by decision (allow, patch, deny, invalid).",
+    ["decision"],
+)
+LATENCY = Histogram(
+    "kubedoor_webhook_admission_seconds",
+    "Time to answer one admission review, body parsing included.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+SNAPSHOT_AGE = Gauge(
+    "kubedoor_webhook_snapshot_age_seconds",
+    "Seconds since the control snapshot was last loaded (-1: no snapshot yet).",
+    multiprocess_mode="livemax",
+)
+AUDIT_DROPPED = Counter(
+    "kubedoor_webhook_audit_dropped",
+    "Admission audit events dropped because the queue was full or the database stayed unreachable.",
+)
+
+
+def admission_observe(*, decision: str, seconds: float) -> None:
+    ADMISSIONS.labels(decision).inc()
+    LATENCY.observe(seconds)
+
+
+def snapshot_age_set(age: float | None) -> None:
+    SNAPSHOT_AGE.set(-1 if age is None else age)
+
+
+def audit_dropped_inc(count: int = 1) -> None:
+    AUDIT_DROPPED.inc(count)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every metric, aggregated over workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,202 @@
+"""The in-memory control snapshot the admission view answers from (DESIGN §6.3).
+
+Each webhook process holds every cluster's settings and control rows in memory. A background thread
+checks a cheap version stamp (row count and latest ``updated_at`` of clusters and rows) at most every
+``check_interval`` seconds and rebuilds when it changed, and rebuilds anyway every ``max_age`` seconds.
+When the database is unreachable the last snapshot keeps serving; the request path never queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+from django.db.models import Count, Max
+
+from apps.control.models import effective_replicas
+from apps.control.selectors import cluster_list, microservice_list
+from apps.webhook.admission import ClusterSettings, ControlRow
+
+logger = logging.getLogger(__name__)
+
+Stamp = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class ClusterControl:
+    """One cluster's settings and its control rows keyed by (namespace, name)."""
+
+    settings: ClusterSettings
+    rows: dict[tuple[str, str], ControlRow] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    clusters: dict[str, ClusterControl]
+    stamp: Stamp
+    loaded_at: float  # time.monotonic() of the load
+
+
+def load_stamp() -> Stamp:
+    """Changes whenever a cluster or control row is added, changed or deleted."""
+    clusters = cluster_list().order_by().aggregate(n=Count("id"), at=Max("updated_at"))
+    rows = microservice_list().order_by().aggregate(n=Count("id"), at=Max("updated_at"))
+    return (clusters["n"], clusters["at"], rows["n"], rows["at"])
+
+
+def load_clusters() -> dict[str, ClusterControl]:
+    """Every cluster's settings and control rows, in two queries."""
+    settings: dict[int, ClusterSettings] = {}
+    names: dict[int, str] = {}
+    for cluster in cluster_list().order_by():
+        names[cluster.pk] = cluster.name
+        settings[cluster.pk] = ClusterSettings(
+            name=cluster.name,
+            admission_mode=cluster.admission_mode,
+            namespaces=frozenset(cluster.namespaces or ()),
+            excluded_namespaces=frozenset(cluster.excluded_namespaces or ()),
+            allow_unmanaged=cluster.allow_unmanaged,
+            on_store_error=cluster.on_store_error,
+        )
+    rows: dict[int, dict[tuple[str, str], ControlRow]] = {pk: {} for pk in settings}
+    fields = (
+        "cluster_id",
+        "namespace",
+        "name",
+        "container",
+        "pod_count",
+        "pod_count_manual",
+        "pod_count_ai",
+        "replicas_mode",
+        "request_cpu_m",
+        "request_mem_mib",
+        "limit_cpu_m",
+        "limit_mem_mib",
+    )
+    for values in microservice_list().select_related(None).order_by().values_list(*fields):
+        cluster_id, namespace, name, container, measured, manual, ai, mode, rcpu, rmem, lcpu, lmem = values
+        if cluster_id not in rows:
+            continue  # created between the two queries; the next rebuild picks it up
+        rows[cluster_id][(namespace, name)] = ControlRow(
+            namespace=namespace,
+            name=name,
+            container=container,
+            replicas=effective_replicas(manual=manual, ai=ai, measured=measured),
+            replicas_mode=mode,
+            request_cpu_m=rcpu,
+            request_mem_mib=rmem,
+            limit_cpu_m=lcpu,
+            limit_mem_mib=lmem,
+        )
+    return {names[pk]: ClusterControl(settings=settings[pk], rows=rows[pk]) for pk in settings}
+
+
+class SnapshotHolder:
+    """Holds the current :class:`Snapshot` and keeps it fresh from a daemon thread.
+
+    ``current`` is read on the request path without locks or queries (an attribute read of an
+    immutable object). ``refresh`` may also be called directly (tests, the first load at start-up).
+    """
+
+    def __init__(
+        self,
+        *,
+        stamp_loader: Callable[[], Stamp] = load_stamp,
+        loader: Callable[[], dict[str, ClusterControl]] = load_clusters,
+        check_interval: float = 1.0,
+        max_age: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        autostart: bool = True,
+    ) -> None:
+        self.autostart = autostart
+        self.stamp_loader = stamp_loader
+        self.loader = loader
+        self.check_interval = check_interval
+        self.max_age = max_age
+        self.clock = clock
+        self.current: Snapshot | None = None
+        self.last_error: str = ""
+        self.attempted = False
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._stop = threading.Event()
+
+    def age(self) -> float | None:
+        snapshot = self.current
+        return None if snapshot is None else max(0.0, self.clock() - snapshot.loaded_at)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild when the stamp changed or the snapshot is older than ``max_age``; True when rebuilt.
+
+        A database error keeps the previous snapshot and is remembered in ``last_error``.
+        """
+        with self._lock:
+            self.attempted = True
+            try:
+                stamp = self.stamp_loader()
+                snapshot = self.current
+                stale = snapshot is None or self.clock() - snapshot.loaded_at >= self.max_age
+                if not force and not stale and snapshot is not None and snapshot.stamp == stamp:
+                    self.last_error = ""
+                    return False
+                clusters = self.loader()
+            except DatabaseError as exc:
+                self.last_error = str(exc).strip() or exc.__class__.__name__
+                logger.warning("control snapshot not refreshed, serving the last one: %s", self.last_error)
+                close_old_connections()
+                return False
+            self.current = Snapshot(clusters=clusters, stamp=stamp, loaded_at=self.clock())
+            self.last_error = ""
+            logger.debug("control snapshot rebuilt: %d clusters", len(clusters))
+            return True
+
+    def ensure_started(self) -> None:
+        """Start the refresher thread in this process (again after a fork); cheap when running.
+
+        The first call of a process loads the snapshot synchronously, so the first review after a
+        start is answered from data, not by ``on_store_error``.
+        """
+        if not self.autostart:
+            return
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            if not self.attempted or self._pid != os.getpid():
+                self.refresh()
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="kubedoor-snapshot", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+        self._pid = None
+
+    def _run(self) -> None:
+        from apps.webhook import metrics
+
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # the refresher must outlive any bug; the last snapshot keeps serving
+                logger.exception("control snapshot refresh failed")
+            metrics.snapshot_age_set(self.age())
+            self._stop.wait(self.check_interval)
+        close_old_connections()
+
+
+holder = SnapshotHolder()
