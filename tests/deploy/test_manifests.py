@@ -266,10 +266,14 @@ def test_webhook_serves_tls_from_the_cert_manager_secret(rendered):
     (container,) = pod["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["KUBEDOOR_PROCESS"] == "webhook"
-    assert container["args"][:2] == ["gunicorn", "apps.webhook.wsgi:application"]
+    # apps/webhook/gunicorn_conf.py reads the TLS files from the env (served over TLS: see the
+    # test below that starts this very command).
+    assert container["args"][:3] == [
+        "gunicorn",
+        "--config=python:apps.webhook.gunicorn_conf",
+        "apps.webhook.wsgi:application",
+    ]
     assert "--bind=0.0.0.0:8443" in container["args"]
-    assert "--certfile=$(KUBEDOOR_WEBHOOK_TLS_CERT)" in container["args"]
-    assert "--keyfile=$(KUBEDOOR_WEBHOOK_TLS_KEY)" in container["args"]
     # The files the env names are in the volume made from the serving Certificate's Secret.
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
     assert mount["readOnly"] is True
@@ -619,7 +623,9 @@ def test_dockerfile_matches_the_manifests(base):
     assert {".env", "var", ".venv", "deploy/overlays/*/secret.env"} <= set(ignore)
 
 
-@pytest.mark.parametrize("module", ["kubedoor_site.wsgi", "kubedoor_site.celery", "apps.webhook.wsgi"])
+@pytest.mark.parametrize(
+    "module", ["kubedoor_site.wsgi", "kubedoor_site.celery", "apps.webhook.wsgi", "apps.webhook.gunicorn_conf"]
+)
 def test_modules_the_manifests_run_exist(module):
     # gunicorn and celery targets of the web, webhook, worker and beat Deployments.
     from importlib.util import find_spec
@@ -633,3 +639,177 @@ def test_management_commands_the_deployment_uses_exist(command):
     from django.core.management import get_commands
 
     assert command in get_commands(), f"manage.py {command} is used by deploy/ but does not exist"
+
+
+# --- migration ordering against a real PostgreSQL ---------------------------------------------------
+
+
+@pytest.fixture
+def scratch_database_url():
+    """An empty PostgreSQL database of its own (dropped afterwards) on the test server."""
+    import uuid
+
+    import psycopg
+    from django.conf import settings
+
+    server = settings.DATABASES["default"]
+    assert server["ENGINE"] == "django.db.backends.postgresql", "these tests need PostgreSQL (DATABASE_URL)"
+    name = f"kd_deploy_{uuid.uuid4().hex[:10]}"
+    params = {
+        "host": server["HOST"] or "127.0.0.1",
+        "port": server["PORT"] or 5432,
+        "user": server["USER"],
+        "password": server["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+        "connect_timeout": 10,
+    }
+    with psycopg.connect(**params) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    password = f":{server['PASSWORD']}" if server["PASSWORD"] else ""
+    yield f"postgres://{server['USER']}{password}@{params['host']}:{params['port']}/{name}"
+    with psycopg.connect(**params) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_pods_wait_for_the_migration_job_on_a_new_database(base, scratch_database_url, tmp_path):
+    # given: the init container of the web Deployment and the Job's script, run as the image runs them
+    (init,) = _one(base, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["initContainers"]
+    (job,) = _one(base, "Job", "kubedoor-migrate")["spec"]["template"]["spec"]["containers"]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DATABASE_URL": scratch_database_url,
+        "CLICKHOUSE_URL": "",
+        "KUBEDOOR_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "kubedoor_site.settings",
+    }
+    waiting = subprocess.Popen(
+        init["args"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # when the database is empty, the init container keeps waiting
+        assert waiting.stdout.readline() == "waiting for migrations\n"
+        assert waiting.poll() is None
+        # when the Job has run
+        migrated = subprocess.run(job["args"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "Applying control.0001_initial... OK" in migrated.stdout
+        # then the init container finishes by itself and the pod's main container may start
+        assert waiting.wait(timeout=120) == 0
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(timeout=10)
+        waiting.stdout.close()
+        waiting.stderr.close()
+    check = subprocess.run(
+        ["python", "manage.py", "migrate", "--check"], env=env, cwd=REPO, capture_output=True, timeout=120
+    )
+    assert check.returncode == 0
+
+
+# --- the Deployments' commands, started as the pods start them ----------------------------------
+
+
+def _pod_env(objects: list[dict[str, Any]], container: dict[str, Any], **overrides: str) -> dict[str, str]:
+    """The environment a container gets: ConfigMap, Secret, its own env; then the test's overrides."""
+    env = dict(_named(objects, "ConfigMap", "kubedoor-config")["data"])
+    env.update(_secret_values(_named(objects, "Secret", "kubedoor-secrets")))
+    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    env.update(overrides)
+    env["PATH"] = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    return env
+
+
+def _start(container: dict[str, Any], env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """Run the container's args through the image's entrypoint, bound to a loopback port instead."""
+    args = [f"--bind=127.0.0.1:{port}" if a.startswith("--bind=") else a for a in container["args"]]
+    with log.open("w") as out:
+        return subprocess.Popen([str(DEPLOY / "entrypoint.sh"), *args], env=env, cwd=REPO, stdout=out, stderr=out)
+
+
+def _probe(container: dict[str, Any], probe: str) -> tuple[str, dict[str, str]]:
+    get = container[probe]["httpGet"]
+    return get["path"], {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
+
+
+def test_web_deployment_command_answers_its_probes(production, scratch_database_url, tmp_path):
+    import httpx
+
+    from tests.services import free_port, stop_process, wait_for_port
+
+    (container,) = _one(production, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["containers"]
+    env = _pod_env(
+        production,
+        container,
+        DATABASE_URL=scratch_database_url,
+        CLICKHOUSE_URL="",
+        KUBEDOOR_VAR_DIR=str(tmp_path / "var"),
+    )
+    port = free_port()
+    process = _start(container, env, port, tmp_path / "web.log")
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for probe in ("readinessProbe", "livenessProbe"):
+                path, headers = _probe(container, probe)
+                response = http.get(path, headers=headers)
+                assert response.status_code == 200, (probe, response.text)
+                assert response.json()["status"] == "ok"
+            # Without the probe's Host header (the kubelet would send the pod IP) Django refuses it.
+            assert http.get("/readyz", headers={"Host": "10.1.2.3:8000"}).status_code == 400
+    finally:
+        stop_process(process)
+    assert process.returncode == 0, (tmp_path / "web.log").read_text()
+
+
+def test_webhook_deployment_command_serves_tls_from_the_mounted_files(production, scratch_database_url, tmp_path):
+    import ssl
+
+    import httpx
+    import trustme
+
+    from tests.services import free_port, stop_process, wait_for_port
+
+    webhook = _one(production, "Deployment", "kubedoor-webhook")
+    (container,) = webhook["spec"]["template"]["spec"]["containers"]
+    serving = _one(production, "Certificate", "kubedoor-webhook-tls")
+    # given: files like the ones cert-manager writes into the mounted Secret, for the Service's DNS names
+    ca = trustme.CA()
+    certificate = ca.issue_cert(*serving["spec"]["dnsNames"], "localhost")
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir()
+    certificate.cert_chain_pems[0].write_to_path(str(tls_dir / "tls.crt"))
+    certificate.private_key_pem.write_to_path(str(tls_dir / "tls.key"))
+    mount = {e["name"]: e["value"] for e in container["env"]}
+    env = _pod_env(
+        production,
+        container,
+        DATABASE_URL=scratch_database_url,
+        CLICKHOUSE_URL="",
+        KUBEDOOR_VAR_DIR=str(tmp_path / "var"),
+        # the mount path inside the pod, moved into the test's directory
+        KUBEDOOR_WEBHOOK_TLS_CERT=str(tls_dir / Path(mount["KUBEDOOR_WEBHOOK_TLS_CERT"]).name),
+        KUBEDOOR_WEBHOOK_TLS_KEY=str(tls_dir / Path(mount["KUBEDOOR_WEBHOOK_TLS_KEY"]).name),
+    )
+    port = free_port()
+    process = _start(container, env, port, tmp_path / "webhook.log")
+    try:
+        wait_for_port(port, process=process, timeout=60)
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        # when the kubelet probes over HTTPS, as the probes say
+        with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=10) as https:
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+                path, headers = _probe(container, probe)
+                response = https.get(path, headers=headers)
+                assert response.status_code == 200, (probe, response.text)
+                assert response.json()["status"] == "ok"
+        # then plain HTTP on the same port gets no answer from the webhook
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http, pytest.raises(httpx.HTTPError):
+            http.get("/healthz")
+    finally:
+        stop_process(process)
+    assert process.returncode == 0, (tmp_path / "webhook.log").read_text()
