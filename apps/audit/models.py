@@ -82,3 +82,99 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("Audit events are append-only")
+
+
+# --- Notifications (DESIGN §4.7, §13) ------------------------------------------------------------
+
+
+class ChannelKind(models.TextChoices):
+    WECOM = "wecom", _("WeCom")
+    DINGTALK = "dingtalk", _("DingTalk")
+    FEISHU = "feishu", _("Feishu")
+    SLACK = "slack", _("Slack")
+    WEBHOOK = "webhook", _("generic webhook")
+
+
+def default_channel_actions() -> list[str]:
+    return ["microservice.scale", "microservice.restart", "operation.run"]
+
+
+class NotificationChannel(models.Model):
+    """A chat room or HTTP endpoint told about audit events whose action it subscribes to.
+
+    ``target`` is the webhook URL (or, for WeCom, DingTalk and Feishu, just the robot's key or
+    token) and is a secret: it is never shown back and never written into audit events.
+    ``actions`` are action names or patterns ending in ``*`` (``microservice.*``, ``*``);
+    ``results`` narrows to some results (empty = every result but ``dry_run``, which is never sent).
+    """
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    kind = models.CharField(_("kind"), max_length=8, choices=ChannelKind.choices)
+    target = models.CharField(_("URL or token (secret)"), max_length=1000)
+    mention = models.CharField(
+        _("mention"),
+        max_length=500,
+        blank=True,
+        help_text=_("Comma-separated: mobile numbers (DingTalk), user ids (WeCom, Feishu, Slack), or 'all'."),
+    )
+    actions = models.JSONField(_("event actions"), default=default_channel_actions, blank=True)
+    results = models.JSONField(_("results"), default=list, blank=True, help_text=_("Empty: every result."))
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def wants(self, *, action: str, result: str) -> bool:
+        if not self.enabled or result == AuditResult.DRY_RUN:
+            return False
+        if self.results and result not in self.results:
+            return False
+        for pattern in self.actions or []:
+            if pattern == action or (pattern.endswith("*") and action.startswith(pattern[:-1])):
+                return True
+        return False
+
+    @property
+    def mentions(self) -> list[str]:
+        return [item.strip() for item in self.mention.split(",") if item.strip()]
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
+
+
+class NotificationDelivery(models.Model):
+    """The delivery of one audit event to one channel: its attempts and, when it failed, why.
+
+    The audit event itself is append-only, so a failed delivery is recorded here, against it.
+    """
+
+    event = models.ForeignKey(
+        AuditEvent, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("audit event")
+    )
+    channel = models.ForeignKey(
+        NotificationChannel, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("channel")
+    )
+    state = models.CharField(_("state"), max_length=8, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("notification delivery")
+        verbose_name_plural = _("notification deliveries")
+        constraints = [models.UniqueConstraint(fields=["event", "channel"], name="delivery_once_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.channel_id}: {self.state}"

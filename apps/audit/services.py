@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.http import HttpRequest
 
-from apps.audit.models import AuditEvent, AuditResult, AuditSource
+from apps.audit.models import AuditEvent, AuditResult, AuditSource, NotificationChannel, NotificationDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -81,4 +83,31 @@ def audit_event_record(
         remote_addr=actor.remote_addr,
     )
     logger.debug("audit %s %s/%s/%s by %s: %s", action, cluster, namespace, name, actor.name, result)
+    if result != AuditResult.DRY_RUN:
+        notifications_queue(event=event)
     return event
+
+
+def notifications_queue(*, event: AuditEvent) -> list[NotificationDelivery]:
+    """Create a pending delivery per subscribed channel and send each after the transaction commits.
+
+    Dry runs are never notified. A delivery that finally fails is recorded on its
+    ``NotificationDelivery`` row; it never fails the change that caused it.
+    """
+    deliveries = [
+        NotificationDelivery.objects.create(event=event, channel=channel)
+        for channel in NotificationChannel.objects.filter(enabled=True)
+        if channel.wants(action=event.action, result=event.result)
+    ]
+    for delivery in deliveries:
+        transaction.on_commit(partial(_enqueue_delivery, delivery.pk))
+    return deliveries
+
+
+def _enqueue_delivery(delivery_id: int) -> None:
+    from apps.audit.tasks import notification_deliver_task
+
+    try:
+        notification_deliver_task.delay(delivery_id=delivery_id)
+    except Exception:  # noqa: BLE001 - a broker outage must not fail the request that caused the event
+        logger.exception("cannot queue notification delivery %s", delivery_id)

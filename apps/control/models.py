@@ -272,3 +272,129 @@ class Microservice(models.Model):
             errors["limit_mem_mib"] = _("The memory limit must not be below the memory request.")
         if errors:
             raise ValidationError(errors)
+
+
+# --- Scheduled operations (DESIGN §4.5, §7) ------------------------------------------------------
+
+from django.conf import settings  # noqa: E402 - this section is appended; the file's head stays as it was
+
+
+class OperationKind(models.TextChoices):
+    SCALE = "scale", _("scale")
+    RESTART = "restart", _("restart")
+
+
+class ScheduleKind(models.TextChoices):
+    NOW = "now", _("now")
+    ONCE = "once", _("once, at a time")
+    CRON = "cron", _("periodically (cron)")
+
+
+class OperationState(models.TextChoices):
+    SCHEDULED = "scheduled", _("scheduled")
+    PAUSED = "paused", _("paused")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+MAX_INTERVAL_SECONDS = 3600
+
+
+class ScheduledOperation(models.Model):
+    """A scale or restart of one or more microservices, now, once at a time, or by cron (DESIGN §4.5).
+
+    ``once`` and ``cron`` are backed by a django-celery-beat ``PeriodicTask`` (a one-off clocked
+    schedule, or a crontab in ``time_zone``) that the services in ``apps.control.scheduling`` keep in
+    step with this row; ``now`` is queued once when created. Every target belongs to ``cluster``.
+    """
+
+    kind = models.CharField(_("operation"), max_length=8, choices=OperationKind.choices)
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="scheduled_operations", verbose_name=_("cluster")
+    )
+    targets = models.ManyToManyField(Microservice, related_name="scheduled_operations", verbose_name=_("targets"))
+    replicas = models.PositiveIntegerField(
+        _("replicas"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_REPLICAS)],
+        help_text=_("Scale only. Empty: each target's effective replicas."),
+    )
+    interval_seconds = models.PositiveIntegerField(
+        _("interval between targets (s)"), default=0, validators=[MaxValueValidator(MAX_INTERVAL_SECONDS)]
+    )
+    schedule = models.CharField(_("when"), max_length=8, choices=ScheduleKind.choices, default=ScheduleKind.NOW)
+    run_at = models.DateTimeField(_("run at"), null=True, blank=True)
+    cron = models.CharField(_("cron expression"), max_length=100, blank=True, help_text=_("m h dom mon dow"))
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_time_zone])
+    enabled = models.BooleanField(_("enabled"), default=True)
+    state = models.CharField(
+        _("state"), max_length=10, choices=OperationState.choices, default=OperationState.SCHEDULED
+    )
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("beat entry"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_by_name = models.CharField(_("created by (name)"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    last_run_at = models.DateTimeField(_("last run"), null=True, blank=True)
+    last_result = models.JSONField(_("last result"), null=True, blank=True)
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("scheduled operation")
+        verbose_name_plural = _("scheduled operations")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_schedule_display()})"
+
+    @property
+    def beat_name(self) -> str:
+        return f"kubedoor-operation-{self.pk}"
+
+
+class OperationRunState(models.TextChoices):
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+
+
+class OperationRun(models.Model):
+    """One execution of a scheduled operation, keyed by the Celery task id of the message that ran it.
+
+    A redelivered message carries the same id: the run task finds this row and does not act twice
+    (targets already handled are skipped; a finished run is not repeated).
+    """
+
+    run_id = models.CharField(_("run id"), max_length=64, unique=True)
+    operation = models.ForeignKey(
+        ScheduledOperation, on_delete=models.CASCADE, related_name="runs", verbose_name=_("operation")
+    )
+    state = models.CharField(
+        _("state"), max_length=8, choices=OperationRunState.choices, default=OperationRunState.RUNNING
+    )
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    results = models.JSONField(_("results per target"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("operation run")
+        verbose_name_plural = _("operation runs")
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} of #{self.operation_id}"

@@ -38,6 +38,9 @@ The :class:`K8sStandin` API
     put a Deployment into the state (its namespace too) and return it.
 ``standin.deployment(namespace, name)``
     the Deployment as the state holds it now (a copy), or ``None``.
+``standin.on_request``
+    a callable given each :class:`Recorded` before it is answered, in the server's thread (e.g. to
+    read the database through that thread's own connection and see only committed data).
 ``standin.add_namespace(name, labels=None)``; ``standin.webhook_configurations`` (dict name → object).
 
 Default behaviour (when no script matches): GET/list Deployments (all namespaces or one; label
@@ -57,7 +60,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -146,6 +149,7 @@ class K8sStandin:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._connections: set[Any] = set()
+        self.on_request: Callable[[Recorded], None] | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
@@ -300,6 +304,8 @@ class K8sStandin:
             headers={k.lower(): v for k, v in handler.headers.items()},
             at=time.time(),
         )
+        if self.on_request is not None:
+            self.on_request(record)
         with self._lock:
             self.requests.append(record)
             script = self._take_script(record.method, record.path)

@@ -1,0 +1,27 @@
+"""Celery tasks of the audit app: delivering notifications (DESIGN §4.7)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from apps.audit.delivery import DeliveryOutcome, notification_delivery_attempt
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def notification_deliver_task(self: Any, *, delivery_id: int) -> str:
+    """One attempt to send a delivery; retried a bounded number of times, then recorded as failed.
+
+    Idempotent: a delivery already sent or given up is not sent again.
+    """
+    final = self.request.retries >= settings.KUBEDOOR_NOTIFY_MAX_RETRIES
+    outcome = notification_delivery_attempt(delivery_id=delivery_id, final=final)
+    if outcome is DeliveryOutcome.RETRY:
+        delay = settings.KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS * (2**self.request.retries)
+        raise self.retry(countdown=delay, max_retries=settings.KUBEDOOR_NOTIFY_MAX_RETRIES)
+    return outcome.value
