@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -39,6 +40,37 @@ class NamespaceFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(namespace=self.value())
         return queryset
+
+
+class NullsLastChangeList(ChangeList):
+    """Sorts measured columns with unmeasured (empty) rows last in both directions.
+
+    The ordering stays a plain field name for Django (so the sorted column is marked), and is
+    turned into a nulls-last expression only for the query.
+    """
+
+    nullable_fields = frozenset(
+        {
+            "p95_cpu_pct",
+            "p95_mem_pct",
+            "pod_count_manual",
+            "source_day",
+            "request_cpu_m",
+            "limit_cpu_m",
+            "request_mem_mib",
+            "limit_mem_mib",
+        }
+    )
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> list[Any]:
+        ordering = []
+        for field in super().get_ordering(request, queryset):
+            name = field.lstrip("-") if isinstance(field, str) else None
+            if name in self.nullable_fields:
+                expression = F(name)
+                field = expression.desc(nulls_last=True) if field.startswith("-") else expression.asc(nulls_last=True)
+            ordering.append(field)
+        return ordering
 
 
 # Fields operators may edit; admins may edit every field of MICROSERVICE_EDITABLE_FIELDS.
@@ -81,6 +113,7 @@ class MicroserviceAdmin(admin.ModelAdmin):
     search_fields = ["namespace", "name"]
     list_per_page = 100
     list_select_related = ["cluster"]
+    ordering = ["-p95_cpu_pct", "namespace", "name"]
     fieldsets = [
         (None, {"fields": ["cluster", "namespace", "name", "container", "replicas_mode"]}),
         (_("Replicas"), {"fields": ["pod_count_init", "pod_count", "pod_count_manual", "pod_count_ai"]}),
@@ -99,16 +132,16 @@ class MicroserviceAdmin(admin.ModelAdmin):
         (_("History"), {"fields": ["created_at", "updated_at", "updated_by"]}),
     ]
 
-    @admin.display(description=_("P95 CPU %"), ordering=F("p95_cpu_pct").desc(nulls_last=True))
+    @admin.display(description=_("P95 CPU %"), ordering="p95_cpu_pct")
     def p95_cpu_pct_display(self, obj: Microservice) -> str:
         return "—" if obj.p95_cpu_pct is None else f"{obj.p95_cpu_pct:.1f}"
 
-    @admin.display(description=_("P95 memory %"), ordering=F("p95_mem_pct").desc(nulls_last=True))
+    @admin.display(description=_("P95 memory %"), ordering="p95_mem_pct")
     def p95_mem_pct_display(self, obj: Microservice) -> str:
         return "—" if obj.p95_mem_pct is None else f"{obj.p95_mem_pct:.1f}"
 
-    def get_ordering(self, request: HttpRequest) -> list[Any]:
-        return [F("p95_cpu_pct").desc(nulls_last=True), "namespace", "name"]
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return NullsLastChangeList
 
     def get_readonly_fields(self, request: HttpRequest, obj: Microservice | None = None) -> list[str]:
         readonly = list(MEASURED_FIELDS)

@@ -214,3 +214,12 @@ def test_audit_log_is_read_only_for_everyone_even_superusers(request, role_user,
     event.refresh_from_db()
     assert event.action == "cluster.create"
     assert AuditEvent.objects.count() == 1
+
+
+def test_p95_column_is_marked_sorted_and_unmeasured_rows_stay_last_both_ways(viewer, table):
+    client = logged_in(viewer)
+    html = client.get(CHANGELIST).content.decode()
+    assert re.search(r"class=\"sortable column-p95_cpu_pct_display sorted descending\"", html)
+    # column 4 is P95 CPU % (0-based); ascending
+    html = client.get(CHANGELIST, {"o": "4"}).content.decode()
+    assert row_names(html) == ["cart", "auth", "search", "web"]
