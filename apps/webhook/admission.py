@@ -184,6 +184,8 @@ def parse_review(body: bytes | str | Mapping[str, Any]) -> Review:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise AdmissionParseError(f"the body is not JSON: {exc}") from None
+        except RecursionError:
+            raise AdmissionParseError("the body is not JSON a webhook accepts: nested too deeply") from None
     _expect(document, dict, "the body")
     api_version = document.get("apiVersion")
     if document.get("kind") != "AdmissionReview" or api_version not in API_VERSIONS:

@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor, audit_event_record
@@ -109,7 +109,7 @@ class AuditWriter:
             else:
                 metrics.audit_dropped_inc(len(batch))
                 logger.error("database unreachable; dropped %d admission audit events", len(batch))
-        close_old_connections()
+        connections.close_all()  # this thread's connections
 
 
 writer = AuditWriter()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Count, Max
 
 from apps.control.models import effective_replicas
@@ -196,7 +196,7 @@ class SnapshotHolder:
                 logger.exception("control snapshot refresh failed")
             metrics.snapshot_age_set(self.age())
             self._stop.wait(self.check_interval)
-        close_old_connections()
+        connections.close_all()  # this thread's connections
 
 
 holder = SnapshotHolder()

@@ -1,0 +1,154 @@
+"""The pure parts of apps/webhook/admission.py: parsing, quantities, pointers, mode handling."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+
+import jsonpointer
+import pytest
+
+from apps.webhook.admission import (
+    AdmissionParseError,
+    ClusterSettings,
+    ControlRow,
+    decide,
+    parse_quantity,
+    parse_review,
+    pointer,
+    response_body,
+)
+from tests.webhook.conftest import load_case
+
+ROW = ControlRow(namespace="shop", name="cart", replicas=3, request_cpu_m=250, request_mem_mib=256)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("250m", Decimal("0.25")),
+        ("0.25", Decimal("0.25")),
+        ("1", Decimal(1)),
+        (2, Decimal(2)),
+        ("512Mi", Decimal(512 * 2**20)),
+        ("1Gi", Decimal(2**30)),
+        ("1G", Decimal(10**9)),
+        ("1e3", Decimal(1000)),
+        ("2E", Decimal(2 * 10**18)),
+        ("100k", Decimal(100_000)),
+        ("lots", None),
+        (None, None),
+        (True, None),
+        ("NaN", None),
+    ],
+)
+def test_parse_quantity(text, value):
+    assert parse_quantity(text) == value
+
+
+def test_pointer_escapes_tilde_and_slash_per_rfc6901():
+    doc = {"limits": {"example.com/gpu": "1", "a~b/c": "2", "plain": "3"}}
+    assert pointer("limits", "example.com/gpu") == "/limits/example.com~1gpu"
+    assert pointer("limits", "a~b/c") == "/limits/a~0b~1c"
+    assert pointer("spec", "containers", 0) == "/spec/containers/0"
+    for key in doc["limits"]:
+        assert jsonpointer.resolve_pointer(doc, pointer("limits", key)) == doc["limits"][key]
+
+
+def test_mode_off_allows_unchanged_even_for_unmanaged():
+    review = parse_review(json.dumps(load_case("unmanaged-create-denied")[0]))
+    decision = decide(review=review, row=None, cluster=ClusterSettings(name="prod", admission_mode="off"))
+    assert (decision.allowed, decision.patch, decision.warnings, decision.audit_action) == (True, [], [], None)
+
+
+def test_delete_and_connect_operations_pass():
+    doc = load_case("kubectl-create-no-resources")[0]
+    doc["request"]["operation"] = "DELETE"
+    decision = decide(review=parse_review(doc), row=ROW, cluster=ClusterSettings(name="prod"))
+    assert (decision.allowed, decision.patch, decision.warnings) == (True, [], [])
+
+
+def test_scale_of_a_replicaset_passes():
+    doc = load_case("scale-kubectl")[0]
+    doc["request"]["resource"]["resource"] = "replicasets"
+    decision = decide(review=parse_review(doc), row=ROW, cluster=ClusterSettings(name="prod"))
+    assert (decision.allowed, decision.patch) == (True, [])
+
+
+def test_response_echoes_uid_and_version_and_encodes_patch():
+    doc = load_case("kubectl-create-no-resources")[0]
+    doc["apiVersion"] = "admission.k8s.io/v1beta1"
+    review = parse_review(doc)
+    body = response_body(review=review, decision=decide(review=review, row=ROW, cluster=ClusterSettings(name="prod")))
+    assert body["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert body["response"]["uid"] == "c0000001-0000-4000-8000-000000000001"
+    assert body["response"]["patchType"] == "JSONPatch"
+
+
+def test_request_equal_limit_after_row_limit_below_deployment_request():
+    # given a row that only sets limits, below the Deployment's own requests
+    doc = load_case("create-only-requests")[0]
+    doc["request"]["object"]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "2", "memory": "2Gi"}
+    }
+    row = ControlRow(namespace="shop", name="search", limit_cpu_m=500, limit_mem_mib=512)
+    # when
+    decision = decide(review=parse_review(doc), row=row, cluster=ClusterSettings(name="prod"))
+    # then the requests are lowered to the limits
+    base = "/spec/template/spec/containers/0/resources"
+    assert decision.patch == [
+        {"op": "replace", "path": f"{base}/requests/cpu", "value": "500m"},
+        {"op": "replace", "path": f"{base}/requests/memory", "value": "512Mi"},
+        {"op": "add", "path": f"{base}/limits", "value": {}},
+        {"op": "add", "path": f"{base}/limits/cpu", "value": "500m"},
+        {"op": "add", "path": f"{base}/limits/memory", "value": "512Mi"},
+    ]
+    assert "kubedoor: container search requests.cpu 2 lowered to the limit 500m" in decision.warnings
+    assert "kubedoor: container search requests.memory 2Gi lowered to the limit 512Mi" in decision.warnings
+
+
+def test_replicas_zero_is_enforced_when_specified():
+    doc = load_case("scale-kubectl")[0]
+    row = ControlRow(namespace="shop", name="cart", replicas=0)
+    decision = decide(review=parse_review(doc), row=row, cluster=ClusterSettings(name="prod"))
+    assert decision.patch == [{"op": "replace", "path": "/spec/replicas", "value": 0}]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.update(kind="Pod"), "the body is not an AdmissionReview"),
+        (lambda d: d.update(apiVersion="admission.k8s.io/v2"), "the body is not an AdmissionReview"),
+        (lambda d: d.pop("request"), "request must be an object"),
+        (lambda d: d["request"].pop("uid"), "request.uid must be a non-empty string"),
+        (lambda d: d["request"].update(uid=7), "request.uid must be a non-empty string"),
+        (lambda d: d["request"].update(kind="Deployment"), "request.kind must be an object"),
+        (lambda d: d["request"].update(operation=None), "request.operation must be a string"),
+        (lambda d: d["request"].update(dryRun="yes"), "request.dryRun must be a boolean"),
+        (lambda d: d["request"].update(object=[]), "request.object must be an object"),
+        (
+            lambda d: d["request"]["object"]["spec"]["template"]["spec"].update(containers={}),
+            "request.object.spec.template.spec.containers must be a list",
+        ),
+        (
+            lambda d: d["request"]["object"]["spec"].update(replicas="3"),
+            "request.object.spec.replicas must be an integer",
+        ),
+        (
+            lambda d: d["request"]["object"]["spec"]["template"]["spec"]["containers"][0].update(resources=[]),
+            "request.object.spec.template.spec.containers[0].resources must be an object",
+        ),
+    ],
+)
+def test_parse_rejects_what_is_not_a_review(mutate, reason):
+    doc = copy.deepcopy(load_case("kubectl-create-no-resources")[0])
+    mutate(doc)
+    with pytest.raises(AdmissionParseError) as excinfo:
+        parse_review(json.dumps(doc))
+    assert str(excinfo.value).startswith(reason)
+
+
+def test_parse_rejects_non_json():
+    with pytest.raises(AdmissionParseError, match="the body is not JSON"):
+        parse_review(b'{"apiVersion": ')
