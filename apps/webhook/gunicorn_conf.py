@@ -28,6 +28,8 @@ timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("KUBEDOOR_WEBHOOK_ACCESS_LOG") or None
 wsgi_app = "apps.webhook.wsgi:application"
+# No runtime control socket: several gunicorn processes on one host would share its default path.
+control_socket_disable = True
 
 _cert = os.environ.get("KUBEDOOR_WEBHOOK_TLS_CERT", "")
 _key = os.environ.get("KUBEDOOR_WEBHOOK_TLS_KEY", "")
