@@ -104,7 +104,9 @@ class OrmStore:
             DailyPeak.objects.bulk_create([DailyPeak(**row.as_dict()) for row in rows], batch_size=2000)
         return len(rows)
 
-    def _filtered(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, namespace: str, deployment: str):
+    def _filtered(
+        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, namespace: str, deployment: str
+    ):
         qs = DailyPeak.objects.filter(cluster=cluster, day__gte=day_from, day__lte=day_to)
         if namespace:
             qs = qs.filter(namespace=namespace)
@@ -182,7 +184,9 @@ class ClickHouseStore:
             if int(pending) == 0:
                 return
             if time.monotonic() > deadline:
-                raise ch.ClickHouseError(f"ClickHouse: the delete of old rows is still running after {self.mutation_timeout} s")
+                raise ch.ClickHouseError(
+                    f"ClickHouse: the delete of old rows is still running after {self.mutation_timeout} s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -242,7 +246,9 @@ class ClickHouseStore:
 def _check_rows(*, cluster: str, day: datetime.date, rows: Sequence[PeakRow]) -> None:
     for row in rows:
         if row.cluster != cluster or row.day != day:
-            raise ValueError(f"row {row.namespace}/{row.deployment} belongs to {row.cluster} {row.day}, not {cluster} {day}")
+            raise ValueError(
+                f"row {row.namespace}/{row.deployment} belongs to {row.cluster} {row.day}, not {cluster} {day}"
+            )
 
 
 def _utc(value: datetime.datetime) -> datetime.datetime:

@@ -42,11 +42,15 @@ def _write_config(root: Path, *, tcp_port: int, http_port: int, inter_port: int)
     replacements = {
         r"<http_port>\d+</http_port>": f"<http_port>{http_port}</http_port>",
         r"<tcp_port>\d+</tcp_port>": f"<tcp_port>{tcp_port}</tcp_port>",
-        r"<interserver_http_port>\d+</interserver_http_port>": f"<interserver_http_port>{inter_port}</interserver_http_port>",
+        r"<interserver_http_port>\d+</interserver_http_port>": (
+            f"<interserver_http_port>{inter_port}</interserver_http_port>"
+        ),
         r"<path>/var/lib/clickhouse/</path>": f"<path>{data}/</path>",
         r"<tmp_path>[^<]*</tmp_path>": f"<tmp_path>{data}/tmp/</tmp_path>",
         r"<user_files_path>[^<]*</user_files_path>": f"<user_files_path>{data}/user_files/</user_files_path>",
-        r"<format_schema_path>[^<]*</format_schema_path>": f"<format_schema_path>{data}/format_schemas/</format_schema_path>",
+        r"<format_schema_path>[^<]*</format_schema_path>": (
+            f"<format_schema_path>{data}/format_schemas/</format_schema_path>"
+        ),
         r"<log>[^<]*</log>": f"<log>{logs}/server.log</log>",
         r"<errorlog>[^<]*</errorlog>": f"<errorlog>{logs}/server.err.log</errorlog>",
         r"<listen_host>::1</listen_host>": "",
@@ -68,14 +72,12 @@ def clickhouse_server(tmp_path_factory) -> Iterator[ClickHouseServer]:
     config = _write_config(root, tcp_port=tcp_port, http_port=http_port, inter_port=inter_port)
     OUTPUT.mkdir(exist_ok=True)
     log = (OUTPUT / "clickhouse-server.out").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config-file={config}"], cwd=root, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen([binary, f"--config-file={config}"], cwd=root, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(tcp_port, process=process, timeout=30)
         yield ClickHouseServer(host="127.0.0.1", tcp_port=tcp_port, http_port=http_port)
     finally:
-        stop_process(process, timeout=20)
+        stop_process(process, timeout=3)  # a scratch server: no need to wait for its graceful shutdown
         log.close()
 
 

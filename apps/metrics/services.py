@@ -1,0 +1,408 @@
+"""Collection of daily peaks and its schedule (DESIGN §5.2, §5.3).
+
+``collection_start`` records a ``CollectionRun`` and queues ``collection_run_task`` after commit;
+``collection_run`` does the work: for each day (oldest first) whose window has ended, the day's
+statistics are queried concurrently (bounded), merged into rows and written to the store (which
+replaces that day); progress is saved after every query; then the control table is refreshed.
+A failure (Prometheus down or refusing a query, the store failing) fails the run with a readable
+error; the day being collected is not written, so earlier data stays intact.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.audit.models import AuditResult, AuditSource
+from apps.audit.services import Actor, audit_event_record
+from apps.control.models import Cluster
+from apps.metrics import peaks, promql
+from apps.metrics.clickhouse import ClickHouseError
+from apps.metrics.models import ACTIVE_STATES, CollectionRun, CollectionState
+from apps.metrics.prometheus import PrometheusClient, PrometheusError, Sample
+from apps.metrics.refresh import control_table_refresh
+from apps.metrics.store import PeakRow, PeakStore, peak_store
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 4
+MAX_DAYS = 400
+# A queued or running collection older than this is taken as abandoned (its worker died).
+STALE_AFTER = datetime.timedelta(hours=6)
+SCHEDULE_TASK = "apps.metrics.tasks.collection_scheduled_task"
+SCHEDULED_DAYS = 2
+
+ROUNDING = {
+    "p95_cpu_cores": 6,
+    "p95_mem_mib": 3,
+    "p95_cpu_pct": 3,
+    "p95_mem_pct": 3,
+}
+INTEGER_STATISTICS = ("request_cpu_m", "request_mem_mib", "limit_cpu_m", "limit_mem_mib", "pod_count")
+
+
+def query_settings(cluster: Cluster, *, window_seconds: int) -> promql.QuerySettings:
+    return promql.QuerySettings(
+        label_key=cluster.prometheus_label_key,
+        label_value=cluster.prometheus_label_value,
+        namespaces=tuple(cluster.namespaces or ()),
+        excluded_namespaces=tuple(cluster.excluded_namespaces or ()),
+        quantile=cluster.peak_quantile,
+        aggregation=cluster.peak_aggregation,
+        step_seconds=cluster.peak_step_seconds,
+        window_seconds=window_seconds,
+    )
+
+
+def _window_seconds(cluster: Cluster) -> int:
+    start = datetime.datetime.combine(datetime.date(2000, 1, 1), cluster.peak_start)
+    end = datetime.datetime.combine(datetime.date(2000, 1, 1), cluster.peak_end)
+    return int((end - start).total_seconds())
+
+
+def cluster_queries(cluster: Cluster) -> dict[str, str]:
+    """The PromQL text of each statistic for the cluster's current settings (shown with each run)."""
+    return promql.day_queries(query_settings(cluster, window_seconds=_window_seconds(cluster)))
+
+
+# --- start ----------------------------------------------------------------------------------------
+
+
+def _expire_stale_runs(*, cluster: Cluster, now: datetime.datetime) -> None:
+    stale = CollectionRun.objects.filter(cluster=cluster, state__in=ACTIVE_STATES, created_at__lt=now - STALE_AFTER)
+    for run in stale:
+        run.state = CollectionState.FAILED
+        run.finished_at = now
+        run.errors = [*run.errors, _("Abandoned: no progress for %(hours)s hours.") % {"hours": 6}]
+        run.save(update_fields=["state", "finished_at", "errors"])
+
+
+def collection_start(
+    *, cluster: Cluster, days: int, actor: Actor, concurrency: int = DEFAULT_CONCURRENCY, enqueue: bool = True
+) -> CollectionRun:
+    """Record a collection of the last ``days`` days and queue it (after commit).
+
+    Refused with a ``ValidationError`` when the cluster is already collecting, has no Prometheus
+    URL, or ``days`` is out of range; nothing is recorded then.
+    """
+    if not 1 <= int(days) <= MAX_DAYS:
+        raise ValidationError({"days": _("Enter a number of days between 1 and %(max)s.") % {"max": MAX_DAYS}})
+    if not 1 <= int(concurrency) <= 32:
+        raise ValidationError({"concurrency": _("Enter a concurrency between 1 and 32.")})
+    if not cluster.prometheus_url:
+        raise ValidationError({"cluster": _("Cluster %(name)s has no Prometheus URL.") % {"name": cluster.name}})
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            Cluster.objects.select_for_update().get(pk=cluster.pk)
+            _expire_stale_runs(cluster=cluster, now=now)
+            active = CollectionRun.objects.filter(cluster=cluster, state__in=ACTIVE_STATES).first()
+            if active is not None:
+                raise ValidationError(
+                    _("Cluster %(name)s is already collecting (run #%(run)s, %(state)s); wait for it to finish.")
+                    % {"name": cluster.name, "run": active.pk, "state": active.get_state_display()}
+                )
+            windows_per_day = len(promql.STATISTICS)
+            run = CollectionRun.objects.create(
+                cluster=cluster,
+                days=days,
+                requested_by=actor.name,
+                progress_total=days * windows_per_day,
+                concurrency=concurrency,
+                queries=cluster_queries(cluster),
+            )
+            audit_event_record(
+                actor=actor,
+                action="collection.start",
+                cluster=cluster.name,
+                after={"run": run.pk, "days": days},
+            )
+            if enqueue:
+                transaction.on_commit(lambda: _enqueue(run.pk))
+    except IntegrityError as exc:  # a concurrent start won the race
+        raise ValidationError(_("Cluster %(name)s is already collecting.") % {"name": cluster.name}) from exc
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from apps.metrics.tasks import collection_run_task
+
+    collection_run_task.delay(run_id=run_id)
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+
+def _progress(run_id: int) -> None:
+    CollectionRun.objects.filter(pk=run_id).update(progress_done=F("progress_done") + 1)
+
+
+def _round(statistic: str, value: float) -> float | int:
+    if statistic in INTEGER_STATISTICS:
+        return round(value)
+    return round(value, ROUNDING[statistic])
+
+
+def rows_from_results(
+    *,
+    cluster: str,
+    window: peaks.Window,
+    settings: promql.QuerySettings,
+    results: dict[str, list[Sample]],
+    collected_at: datetime.datetime,
+) -> list[PeakRow]:
+    """Merge one day's statistic results into rows per (namespace, deployment, container)."""
+    values: dict[tuple[str, str, str], dict[str, Any]] = {}
+    pods: dict[tuple[str, str], int] = {}
+    for sample in results.get("pod_count", []):
+        namespace, deployment = sample.labels.get("namespace", ""), sample.labels.get("deployment", "")
+        if namespace and deployment:
+            pods[(namespace, deployment)] = round(sample.value)
+    for statistic in promql.CONTAINER_STATISTICS:
+        for sample in results.get(statistic, []):
+            key = (
+                sample.labels.get("namespace", ""),
+                sample.labels.get("deployment", ""),
+                sample.labels.get("container", ""),
+            )
+            if not all(key) or key[2] == "POD":
+                continue
+            values.setdefault(key, {})[statistic] = _round(statistic, sample.value)
+    rows = []
+    for (namespace, deployment, container), stats in sorted(values.items()):
+        rows.append(
+            PeakRow(
+                cluster=cluster,
+                day=window.day,
+                namespace=namespace,
+                deployment=deployment,
+                container=container,
+                window_start=window.start,
+                window_end=window.end,
+                pod_count=pods.get((namespace, deployment)),
+                p95_cpu_cores=stats.get("p95_cpu_cores"),
+                p95_cpu_pct=stats.get("p95_cpu_pct"),
+                p95_mem_mib=stats.get("p95_mem_mib"),
+                p95_mem_pct=stats.get("p95_mem_pct"),
+                request_cpu_m=stats.get("request_cpu_m"),
+                request_mem_mib=stats.get("request_mem_mib"),
+                limit_cpu_m=stats.get("limit_cpu_m"),
+                limit_mem_mib=stats.get("limit_mem_mib"),
+                quantile=settings.quantile,
+                aggregation=settings.aggregation,
+                step_seconds=settings.step_seconds,
+                collected_at=collected_at,
+            )
+        )
+    return rows
+
+
+def collect_day(
+    *,
+    client: PrometheusClient,
+    cluster: str,
+    window: peaks.Window,
+    settings: promql.QuerySettings,
+    concurrency: int,
+    on_query_done: Callable[[str], None],
+) -> list[PeakRow]:
+    """Query one day's statistics, at most ``concurrency`` at a time; the first failure stops the day."""
+    queries = promql.day_queries(settings)
+    results: dict[str, list[Sample]] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="promql") as pool:
+        futures = {pool.submit(client.query, text, at=window.end): name for name, text in queries.items()}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise error
+                results[futures[future]] = future.result()
+                on_query_done(futures[future])
+    return rows_from_results(
+        cluster=cluster, window=window, settings=settings, results=results, collected_at=timezone.now()
+    )
+
+
+def prometheus_client(cluster: Cluster) -> PrometheusClient:
+    return PrometheusClient(cluster.prometheus_url, token=cluster.prometheus_token)
+
+
+def collection_run(
+    *,
+    run_id: int,
+    now: datetime.datetime | None = None,
+    store: PeakStore | None = None,
+    on_progress: Callable[[CollectionRun], None] | None = None,
+) -> CollectionRun:
+    """Execute a recorded run (idempotent: a finished run is left alone, a re-delivered one re-collects)."""
+    run = CollectionRun.objects.select_related("cluster").get(pk=run_id)
+    if run.state in (CollectionState.DONE, CollectionState.FAILED):
+        return run
+    cluster = run.cluster
+    now = now or timezone.now()
+    store = store or peak_store()
+    actor = Actor.system("collector", source=AuditSource.TASK)
+    windows, skipped = peaks.collection_windows(
+        days=run.days, now=now, start=cluster.peak_start, end=cluster.peak_end, time_zone=cluster.time_zone
+    )
+    run.state = CollectionState.RUNNING
+    run.started_at = timezone.now()
+    run.skipped_days = [day.isoformat() for day in skipped]
+    run.progress_total = len(windows) * len(promql.STATISTICS)
+    run.progress_done = 0
+    run.days_collected = []
+    run.errors = []
+    run.save(
+        update_fields=[
+            "state",
+            "started_at",
+            "skipped_days",
+            "progress_total",
+            "progress_done",
+            "days_collected",
+            "errors",
+        ]
+    )
+    logger.info("collection #%s %s: %d days, %d skipped", run.pk, cluster.name, len(windows), len(skipped))
+
+    def query_done(_: str) -> None:
+        _progress(run.pk)
+        if on_progress is not None:
+            on_progress(run)
+
+    try:
+        with prometheus_client(cluster) as client:
+            for window in windows:
+                settings = query_settings(cluster, window_seconds=window.seconds)
+                rows = collect_day(
+                    client=client,
+                    cluster=cluster.name,
+                    window=window,
+                    settings=settings,
+                    concurrency=run.concurrency,
+                    on_query_done=query_done,
+                )
+                written = store.day_replace(cluster=cluster.name, day=window.day, rows=rows)
+                CollectionRun.objects.filter(pk=run.pk).update(rows_written=F("rows_written") + written)
+                run.days_collected.append(window.day.isoformat())
+                CollectionRun.objects.filter(pk=run.pk).update(days_collected=run.days_collected)
+        today = peaks.local_today(now=now, time_zone=cluster.time_zone)
+        result = control_table_refresh(cluster=cluster, store=store, today=today, actor=actor, run_id=run.pk)
+    except (PrometheusError, ClickHouseError) as exc:
+        return _fail(run, actor=actor, message=str(exc))
+    except Exception as exc:
+        logger.exception("collection #%s %s failed", run.pk, cluster.name)
+        _fail(run, actor=actor, message=f"{exc.__class__.__name__}: {exc}")
+        raise
+    run.refresh_from_db()
+    run.state = CollectionState.DONE
+    run.finished_at = timezone.now()
+    run.services_added = result.added
+    run.services_updated = result.updated
+    run.services_vanished = result.vanished
+    run.unmanaged = result.unmanaged
+    run.save(
+        update_fields=["state", "finished_at", "services_added", "services_updated", "services_vanished", "unmanaged"]
+    )
+    return run
+
+
+def _fail(run: CollectionRun, *, actor: Actor, message: str) -> CollectionRun:
+    logger.warning("collection #%s %s failed: %s", run.pk, run.cluster.name, message)
+    with transaction.atomic():
+        run.refresh_from_db()
+        run.state = CollectionState.FAILED
+        run.finished_at = timezone.now()
+        run.errors = [*run.errors, message]
+        run.save(update_fields=["state", "finished_at", "errors"])
+        audit_event_record(
+            actor=actor,
+            action="collection.run",
+            cluster=run.cluster.name,
+            after={"run": run.pk, "days_collected": run.days_collected},
+            result=AuditResult.ERROR,
+            message=message,
+        )
+    return run
+
+
+# --- schedule -------------------------------------------------------------------------------------
+
+
+def collection_time(cluster: Cluster) -> datetime.time:
+    """When the daily collection runs: ``collect_at``, else 15 minutes after the window ends."""
+    if cluster.collect_at is not None:
+        return cluster.collect_at
+    end = datetime.datetime.combine(datetime.date(2000, 1, 1), cluster.peak_end) + datetime.timedelta(minutes=15)
+    return end.time()
+
+
+def schedule_name(cluster_name: str) -> str:
+    return f"kubedoor-collect-{cluster_name}"
+
+
+def collection_schedule_sync(*, cluster: Cluster) -> Any:
+    """Create, update or delete the cluster's daily django-celery-beat entry (call after saving a cluster).
+
+    With ``collect_enabled`` the PeriodicTask ``kubedoor-collect-<cluster>`` runs
+    ``collection_scheduled_task`` every day at ``collection_time`` in the cluster's time zone;
+    without it the entry is deleted. Returns the PeriodicTask or ``None``.
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    name = schedule_name(cluster.name)
+    if not cluster.collect_enabled:
+        PeriodicTask.objects.filter(name=name).delete()
+        return None
+    at = collection_time(cluster)
+    schedule, _created = CrontabSchedule.objects.get_or_create(
+        minute=str(at.minute),
+        hour=str(at.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=cluster.time_zone,
+    )
+    task, _created = PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={
+            "task": SCHEDULE_TASK,
+            "crontab": schedule,
+            "interval": None,
+            "clocked": None,
+            "solar": None,
+            "one_off": False,
+            "enabled": True,
+            "kwargs": json.dumps({"cluster": cluster.name}),
+            "description": f"Daily peak collection of {cluster.name}",
+        },
+    )
+    return task
+
+
+def collection_scheduled(*, cluster_name: str) -> CollectionRun | None:
+    """The daily beat entry: collect yesterday and today, unless a collection is already running."""
+    cluster = Cluster.objects.filter(name=cluster_name).first()
+    if cluster is None or not cluster.collect_enabled:
+        return None
+    actor = Actor.system("scheduler", source=AuditSource.TASK)
+    try:
+        run = collection_start(cluster=cluster, days=SCHEDULED_DAYS, actor=actor, enqueue=False)
+    except ValidationError as exc:
+        logger.warning("scheduled collection of %s not started: %s", cluster_name, "; ".join(exc.messages))
+        return None
+    return collection_run(run_id=run.pk)

@@ -1,0 +1,42 @@
+"""Fixtures of the metrics tests: a cluster pointed at the generated Prometheus, and a fixed clock."""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+
+import pytest
+
+from apps.metrics.store import OrmStore
+from tests.factories import ClusterFactory
+from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+
+
+@pytest.fixture
+def prom(prometheus_server):
+    return prometheus_server
+
+
+@pytest.fixture
+def now(prom) -> datetime.datetime:
+    """09:00 local on the day after the generated history: that day's window has not ended yet."""
+    day = prom.days[-1] + datetime.timedelta(days=1)
+    return datetime.datetime.combine(day, datetime.time(9, 0), zoneinfo.ZoneInfo(TIME_ZONE)).astimezone(datetime.UTC)
+
+
+@pytest.fixture
+def prom_cluster(db, prom):
+    return ClusterFactory(
+        name="prod",
+        prometheus_url=prom.url,
+        prometheus_label_key=CLUSTER_LABEL,
+        prometheus_label_value="prod",
+        time_zone=TIME_ZONE,
+        peak_start=datetime.time(10, 0),
+        peak_end=datetime.time(11, 30),
+    )
+
+
+@pytest.fixture
+def orm_store() -> OrmStore:
+    return OrmStore()
