@@ -40,14 +40,20 @@ export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kub
 export CELERY_BROKER_URL="${TEST_CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 export KUBEDOOR_VAR_DIR="$PWD/var/test"
 
-echo "== ruff check";            ruff check .
-echo "== ruff format --check";   ruff format --check .
-echo "== manage.py check";       python manage.py check
-echo "== makemigrations --check"; python manage.py makemigrations --check --dry-run
-echo "== pytest"
-set +e
-python -m pytest "$@"
-status=$?
-set -e
+# Every check runs even when an earlier one fails, so one run shows every problem.
+failed=()
+step() {
+  local name="$1"; shift
+  echo "== $name"
+  "$@" || failed+=("$name")
+}
+step "ruff check" ruff check .
+step "ruff format --check" ruff format --check .
+step "manage.py check" python manage.py check
+step "makemigrations --check" python manage.py makemigrations --check --dry-run
+step "pytest" python -m pytest "$@"
 echo "make test: $(( $(date +%s) - t0 )) s wall"
-exit $status
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make test FAILED: ${failed[*]}"
+  exit 1
+fi
