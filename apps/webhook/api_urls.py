@@ -1,3 +1,10 @@
-"""URL patterns of this app (mounted by kubedoor_site.urls)."""
+"""API routes of the webhook app, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from apps.webhook import api
+
+urlpatterns = [
+    path("clusters/<slug:name>/admission/", api.ClusterAdmissionView.as_view(), name="cluster-admission"),
+    path("admission/preview", api.AdmissionPreviewView.as_view(), name="admission-preview"),
+]
