@@ -1,0 +1,88 @@
+"""The PromQL builders, by their text."""
+
+from __future__ import annotations
+
+from apps.metrics import promql
+from apps.metrics.promql import QuerySettings
+
+FILTERED = QuerySettings(
+    label_key="k8s_cluster",
+    label_value='pr"od',
+    namespaces=("shop", "pay.v2"),
+    quantile=0.9,
+    aggregation="max",
+    step_seconds=60,
+    window_seconds=3600,
+)
+
+
+def test_selector_has_the_external_label_and_controlled_namespaces():
+    assert promql.selector(FILTERED, 'container!=""') == (
+        '{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", container!=""}'
+    )
+
+
+def test_selector_excludes_namespaces_when_none_are_listed():
+    settings = QuerySettings(excluded_namespaces=("kube-system", "kubedoor"))
+    assert promql.selector(settings) == '{namespace!~"kube\\\\-system|kubedoor"}'
+    assert promql.selector(QuerySettings()) == "{}"
+
+
+def test_pod_to_deployment_uses_owners_then_the_name_pattern():
+    text = promql.pod_deployment(QuerySettings())
+    assert text == (
+        "(group by (namespace, pod, deployment) ("
+        'label_replace(kube_pod_owner{owner_kind="ReplicaSet"}, "replicaset", "$1", "owner_name", "(.*)")'
+        " * on (namespace, replicaset) group_left (deployment) group by (namespace, replicaset, deployment) ("
+        'label_replace(kube_replicaset_owner{owner_kind="Deployment"}, "deployment", "$1", "owner_name", "(.*)")))'
+        " or on (namespace, pod) group by (namespace, pod, deployment) (label_replace(container_memory_working_set_bytes"
+        '{container!="", container!="POD", pod=~"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}"}, "deployment", "$1", "pod", '
+        '"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}")))'
+    )
+
+
+def test_cpu_statistic_uses_quantile_aggregation_and_explicit_step():
+    text = promql.statistic_query(FILTERED, "p95_cpu_cores")
+    mapping = promql.pod_deployment(FILTERED)
+    usage = (
+        'rate(container_cpu_usage_seconds_total{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", '
+        'container!="", container!="POD"}[2m])'
+    )
+    assert text == (
+        "quantile_over_time(0.9, (max by (namespace, deployment, container) ("
+        f"(sum by (namespace, pod, container) ({usage}) * on (namespace, pod) group_left (deployment) {mapping})"
+        "))[3600s:60s])"
+    )
+
+
+def test_memory_is_in_mib_and_percentages_divide_by_the_limit():
+    assert promql.statistic_query(FILTERED, "p95_mem_mib").endswith("[3600s:60s]) / 1048576")
+    pct = promql.statistic_query(FILTERED, "p95_mem_pct")
+    assert " / on (namespace, pod, container) group_left max by (namespace, pod, container) (" in pct
+    assert 'kube_pod_container_resource_limits{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", ' in pct
+    assert 'resource="memory", container!=""}) * 100))[3600s:60s])' in pct
+
+
+def test_requests_limits_and_pods():
+    assert promql.statistic_query(FILTERED, "request_cpu_m").startswith("max_over_time((max by (namespace, deployment")
+    assert promql.statistic_query(FILTERED, "request_cpu_m").endswith("[3600s:60s]) * 1000")
+    assert promql.statistic_query(FILTERED, "limit_mem_mib").endswith("[3600s:60s]) / 1048576")
+    pods = promql.statistic_query(FILTERED, "pod_count")
+    assert pods.startswith(
+        "min_over_time((count by (namespace, deployment) ((max by (namespace, pod) (kube_pod_status_ready{"
+    )
+    assert 'condition="true"} == 1)' in pods
+
+
+def test_day_queries_cover_every_statistic_in_order():
+    assert list(promql.day_queries(FILTERED)) == [
+        "p95_cpu_cores",
+        "p95_mem_mib",
+        "p95_cpu_pct",
+        "p95_mem_pct",
+        "request_cpu_m",
+        "request_mem_mib",
+        "limit_cpu_m",
+        "limit_mem_mib",
+        "pod_count",
+    ]
