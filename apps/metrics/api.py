@@ -1,0 +1,157 @@
+"""REST endpoints: start and follow collections, read the daily-peak archive (DESIGN §9)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.audit.models import AuditSource
+from apps.audit.services import Actor
+from apps.control.models import Cluster
+from apps.metrics import selectors, services
+from apps.metrics.models import CollectionRun
+from apps.metrics.services import DEFAULT_CONCURRENCY, MAX_DAYS
+from kubedoor_site.pagination import PageNumberPagination
+from kubedoor_site.permissions import has_perms
+
+MAX_PEAK_RANGE_DAYS = 400
+
+
+class CollectionRunSerializer(serializers.ModelSerializer):
+    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    days = serializers.IntegerField(min_value=1, max_value=MAX_DAYS)
+    concurrency = serializers.IntegerField(min_value=1, max_value=32, default=DEFAULT_CONCURRENCY)
+    progress_pct = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = CollectionRun
+        fields = [
+            "id",
+            "cluster",
+            "days",
+            "concurrency",
+            "state",
+            "progress_done",
+            "progress_total",
+            "progress_pct",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "rows_written",
+            "services_added",
+            "services_updated",
+            "services_vanished",
+            "days_collected",
+            "skipped_days",
+            "unmanaged",
+            "errors",
+            "queries",
+        ]
+        read_only_fields = [f for f in fields if f not in ("cluster", "days", "concurrency")]
+        # "one active run per cluster" is checked by collection_start, which names the running run
+        validators: list = []
+
+
+class CollectionRunViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """``POST`` starts a collection (202; 400 when the cluster is already collecting); ``GET`` follows it."""
+
+    serializer_class = CollectionRunSerializer
+    filterset_fields = ["state"]
+    ordering_fields = ["created_at", "id"]
+
+    def get_queryset(self) -> Any:
+        return selectors.collection_run_list(cluster=self.request.query_params.get("cluster"))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cluster", str, description="cluster name")],
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.collection_start(
+            cluster=serializer.validated_data["cluster"],
+            days=serializer.validated_data["days"],
+            concurrency=serializer.validated_data["concurrency"],
+            actor=Actor.from_request(request, source=AuditSource.API),
+        )
+        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PeakSerializer(serializers.Serializer):
+    cluster = serializers.CharField()
+    day = serializers.DateField()
+    namespace = serializers.CharField()
+    deployment = serializers.CharField()
+    container = serializers.CharField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    pod_count = serializers.IntegerField(allow_null=True)
+    p95_cpu_cores = serializers.FloatField(allow_null=True)
+    p95_cpu_pct = serializers.FloatField(allow_null=True)
+    p95_mem_mib = serializers.FloatField(allow_null=True)
+    p95_mem_pct = serializers.FloatField(allow_null=True)
+    request_cpu_m = serializers.IntegerField(allow_null=True)
+    request_mem_mib = serializers.IntegerField(allow_null=True)
+    limit_cpu_m = serializers.IntegerField(allow_null=True)
+    limit_mem_mib = serializers.IntegerField(allow_null=True)
+    quantile = serializers.FloatField()
+    aggregation = serializers.CharField()
+    step_seconds = serializers.IntegerField()
+    collected_at = serializers.DateTimeField()
+
+
+class PeakQuerySerializer(serializers.Serializer):
+    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    day_from = serializers.DateField(required=False)
+    day_to = serializers.DateField(required=False)
+    namespace = serializers.CharField(required=False, default="", max_length=63)
+    deployment = serializers.CharField(required=False, default="", max_length=253)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = timezone.localdate()
+        day_to = attrs.get("day_to") or today
+        day_from = attrs.get("day_from") or day_to - datetime.timedelta(days=9)
+        if day_from > day_to:
+            raise serializers.ValidationError({"day_from": _("The range must start before it ends.")})
+        if (day_to - day_from).days >= MAX_PEAK_RANGE_DAYS:
+            raise serializers.ValidationError({"day_from": _("Ask for at most 400 days at a time.")})
+        attrs.update(day_from=day_from, day_to=day_to)
+        return attrs
+
+
+class PeakListView(APIView):
+    """The daily-peak archive: ``?cluster=`` (required), ``day_from``, ``day_to`` (default the last 10 days),
+    ``namespace``, ``deployment``; paged like every list."""
+
+    permission_classes = [has_perms("metrics.view_dailypeak")]
+    pagination_class = PageNumberPagination
+
+    @extend_schema(parameters=[PeakQuerySerializer], responses=PeakSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        query = PeakQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        rows = selectors.peak_list(
+            cluster=data["cluster"].name,
+            day_from=data["day_from"],
+            day_to=data["day_to"],
+            namespace=data["namespace"],
+            deployment=data["deployment"],
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(PeakSerializer([row.as_dict() for row in page], many=True).data)
