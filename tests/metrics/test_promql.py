@@ -35,7 +35,8 @@ def test_pod_to_deployment_uses_owners_then_the_name_pattern():
         'label_replace(kube_pod_owner{owner_kind="ReplicaSet"}, "replicaset", "$1", "owner_name", "(.*)")'
         " * on (namespace, replicaset) group_left (deployment) group by (namespace, replicaset, deployment) ("
         'label_replace(kube_replicaset_owner{owner_kind="Deployment"}, "deployment", "$1", "owner_name", "(.*)")))'
-        " or on (namespace, pod) group by (namespace, pod, deployment) (label_replace(container_memory_working_set_bytes"
+        " or on (namespace, pod) group by (namespace, pod, deployment) ("
+        "label_replace(container_memory_working_set_bytes"
         '{container!="", container!="POD", pod=~"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}"}, "deployment", "$1", "pod", '
         '"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}")))'
     )

@@ -1,0 +1,196 @@
+"""Admin pages of the metrics app (DESIGN §8): "Collect & update" with its run history, and Daily peaks.
+
+Both are thin: starting a collection calls ``services.collection_start``; the archive is read through
+``selectors.peak_list`` so it shows whichever store holds the peaks (ClickHouse or the database).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.models import AuditSource
+from apps.audit.services import Actor
+from apps.control.models import Cluster
+from apps.metrics import selectors, services
+from apps.metrics.models import ACTIVE_STATES, CollectionRun, DailyPeak
+from apps.metrics.promql import STATISTICS
+
+PEAKS_PER_PAGE = 100
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, source=AuditSource.ADMIN)
+
+
+class CollectForm(forms.Form):
+    cluster = forms.ModelChoiceField(
+        label=_("cluster"), queryset=Cluster.objects.order_by("name"), to_field_name="name", empty_label=None
+    )
+    days = forms.IntegerField(label=_("days"), min_value=1, max_value=services.MAX_DAYS, initial=10)
+
+
+@admin.register(CollectionRun)
+class CollectionRunAdmin(admin.ModelAdmin):
+    """Run history (read-only); "add" is the Collect & update page; a run's page shows live progress."""
+
+    list_display = (
+        "id",
+        "cluster",
+        "days",
+        "state",
+        "progress",
+        "rows_written",
+        "services_added",
+        "services_updated",
+        "services_vanished",
+        "error_summary",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("state", "cluster")
+    list_select_related = ("cluster",)
+    change_form_template = "admin/metrics/collectionrun/change_form.html"
+    readonly_fields = (
+        "cluster",
+        "days",
+        "concurrency",
+        "state",
+        "progress",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "rows_written",
+        "services_added",
+        "services_updated",
+        "services_vanished",
+        "days_collected",
+        "skipped_days",
+        "unmanaged",
+        "errors",
+    )
+    fields = readonly_fields
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: CollectionRun) -> str:
+        return f"{obj.progress_done}/{obj.progress_total} ({obj.progress_pct} %)"
+
+    @admin.display(description=_("errors"))
+    def error_summary(self, obj: CollectionRun) -> str:
+        return "; ".join(obj.errors)[:200]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CollectForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = services.collection_start(
+                    cluster=form.cleaned_data["cluster"], days=form.cleaned_data["days"], actor=_actor(request)
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Collection #%(run)s started.") % {"run": run.pk})
+                return HttpResponseRedirect(reverse("admin:metrics_collectionrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Collect & update"),
+            "form": form,
+            "opts": self.model._meta,
+            "recent": selectors.collection_run_list()[:10],
+            "history_url": reverse("admin:metrics_collectionrun_changelist"),
+        }
+        return TemplateResponse(request, "admin/metrics/collectionrun/collect.html", context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        run = CollectionRun.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        extra = dict(extra_context or {})
+        if run is not None:
+            extra.update(
+                run=run,
+                is_active=run.state in ACTIVE_STATES,
+                status_url=reverse("api:collection-detail", args=[run.pk]),
+                statistic_queries=[(name, run.queries.get(name, "")) for name in STATISTICS if name in run.queries],
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+
+class PeakFilterForm(forms.Form):
+    cluster = forms.ModelChoiceField(
+        label=_("cluster"), queryset=Cluster.objects.order_by("name"), to_field_name="name", empty_label=None
+    )
+    day = forms.DateField(label=_("day"), widget=forms.DateInput(attrs={"type": "date"}))
+    namespace = forms.CharField(label=_("namespace"), required=False, max_length=63)
+    deployment = forms.CharField(label=_("deployment"), required=False, max_length=253)
+
+
+@admin.register(DailyPeak)
+class DailyPeakAdmin(admin.ModelAdmin):
+    """The archive by date and cluster, read through the configured store (read-only)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        first_cluster = Cluster.objects.order_by("name").first()
+        yesterday = timezone.localdate() - datetime.timedelta(days=1)
+        data = {
+            "cluster": request.GET.get("cluster") or (first_cluster.name if first_cluster else ""),
+            "day": request.GET.get("day") or yesterday.isoformat(),
+            "namespace": request.GET.get("namespace", ""),
+            "deployment": request.GET.get("deployment", ""),
+        }
+        form = PeakFilterForm(data)
+        page = None
+        day = None
+        if form.is_valid():
+            day = form.cleaned_data["day"]
+            rows = selectors.peak_list(
+                cluster=form.cleaned_data["cluster"].name,
+                day_from=day,
+                day_to=day,
+                namespace=form.cleaned_data["namespace"],
+                deployment=form.cleaned_data["deployment"],
+            )
+            page = Paginator(rows, PEAKS_PER_PAGE).get_page(request.GET.get("page"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Daily peaks"),
+            "opts": self.model._meta,
+            "form": form,
+            "page": page,
+            "day": day,
+            "query": {k: v for k, v in data.items() if k != "day"},
+            "previous_day": (day - datetime.timedelta(days=1)).isoformat() if day else "",
+            "next_day": (day + datetime.timedelta(days=1)).isoformat() if day else "",
+        }
+        return TemplateResponse(request, "admin/metrics/dailypeak/by_date.html", context)
