@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import viewsets
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor
-from apps.control import selectors, services
+from apps.control import operations, scheduling, selectors, services
 from apps.control.filters import MicroserviceFilter
-from apps.control.models import Cluster, Microservice
-from apps.control.serializers import ClusterSerializer, MicroserviceSerializer
+from apps.control.models import Cluster, Microservice, ScheduledOperation
+from apps.control.serializers import (
+    ClusterSerializer,
+    MicroserviceSerializer,
+    OperationSerializer,
+    RestartRequestSerializer,
+    ScaleRequestSerializer,
+    TargetResultSerializer,
+)
+from kubedoor_site.permissions import has_perms
 
 
 def api_actor(request: Any) -> Actor:
@@ -82,3 +95,81 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Microservice) -> None:
         services.microservice_delete(actor=api_actor(self.request), service=instance)
+
+    @extend_schema(request=ScaleRequestSerializer, responses={200: TargetResultSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[has_perms("control.scale_microservice")])
+    def scale(self, request: Request, pk: str | None = None) -> Response:
+        """Scale now to ``replicas`` (default: the row's effective replicas)."""
+        params = ScaleRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        result = operations.microservice_scale(
+            actor=api_actor(request),
+            service=self.get_object(),
+            replicas=params.validated_data.get("replicas"),
+            dry_run=params.validated_data["dry_run"],
+        )
+        return _operation_response(result)
+
+    @extend_schema(request=RestartRequestSerializer, responses={200: TargetResultSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[has_perms("control.restart_microservice")])
+    def restart(self, request: Request, pk: str | None = None) -> Response:
+        """Restart now (a rolling restart, like ``kubectl rollout restart``)."""
+        params = RestartRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        result = operations.microservice_restart(
+            actor=api_actor(request), service=self.get_object(), dry_run=params.validated_data["dry_run"]
+        )
+        return _operation_response(result)
+
+
+class KubernetesFailed(exceptions.APIException):
+    """Kubernetes refused or could not be reached; the message says which and why."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "kubernetes_error"
+    default_detail = _("The Kubernetes API call failed.")
+
+
+def _operation_response(result: operations.TargetResult) -> Response:
+    if not result.ok:
+        raise KubernetesFailed(result.error)
+    return Response(result.as_dict())
+
+
+class OperationViewSet(viewsets.ModelViewSet):
+    """Scheduled operations: create (now / once / cron), list, edit or pause (PATCH), cancel (DELETE)."""
+
+    serializer_class = OperationSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    filterset_fields = ["kind", "schedule", "state", "enabled"]
+    ordering_fields = ["created_at", "next_run_at", "last_run_at"]
+
+    def get_queryset(self) -> Any:
+        return scheduling.operation_list()
+
+    def perform_create(self, serializer: BaseSerializer[ScheduledOperation]) -> None:
+        data = dict(serializer.validated_data)
+        serializer.instance = scheduling.operation_schedule(
+            actor=api_actor(self.request),
+            kind=data["kind"],
+            targets=data["targets"],
+            replicas=data.get("replicas"),
+            interval_seconds=data.get("interval_seconds", 0),
+            schedule=data.get("schedule", "now"),
+            run_at=data.get("run_at"),
+            cron=data.get("cron", ""),
+            time_zone=data.get("time_zone", "UTC"),
+            enabled=data.get("enabled", True),
+        )
+
+    def perform_update(self, serializer: BaseSerializer[ScheduledOperation]) -> None:
+        assert serializer.instance is not None
+        data = {key: value for key, value in serializer.validated_data.items() if key in self.request.data}
+        serializer.instance = scheduling.operation_update(
+            actor=api_actor(self.request), operation=serializer.instance, data=data
+        )
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Cancel: the beat entry is removed; the operation stays listed as cancelled."""
+        operation = scheduling.operation_cancel(actor=api_actor(request), operation=self.get_object())
+        return Response(self.get_serializer(operation).data, status=status.HTTP_200_OK)

@@ -117,6 +117,12 @@ def targets_ordered(operation: ScheduledOperation) -> list[Microservice]:
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
+def operation_list() -> Any:
+    """Scheduled operations, newest first (a selector kept beside its services)."""
+    rows = ScheduledOperation.objects.select_related("cluster").prefetch_related("targets")
+    return rows.order_by("-created_at", "-id")
+
+
 # --- validation -------------------------------------------------------------------------------
 
 

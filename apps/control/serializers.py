@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from apps.control.models import Cluster, Microservice
+from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, Cluster, Microservice, ScheduledOperation
 from apps.control.services import CLUSTER_SECRET_FIELDS, redact_url
 
 
@@ -96,3 +99,99 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             for name in ("cluster", "namespace", "name"):
                 fields[name].read_only = True
         return fields
+
+
+# --- Operations (DESIGN §9) ---------------------------------------------------------------------
+
+
+class ScaleRequestSerializer(serializers.Serializer):
+    """``{"replicas": n}``; without it (or null) the row's effective replicas are used."""
+
+    replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, required=False, allow_null=True)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class RestartRequestSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class TargetResultSerializer(serializers.Serializer):
+    service_id = serializers.IntegerField()
+    cluster = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    ok = serializers.BooleanField()
+    before_replicas = serializers.IntegerField(allow_null=True)
+    after_replicas = serializers.IntegerField(allow_null=True)
+    message = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+    dry_run = serializers.BooleanField()
+    at = serializers.CharField()
+
+
+class RunAtField(serializers.CharField):
+    """An ISO 8601 date-time; without an offset it is read in the operation's ``time_zone`` by the service."""
+
+    def to_internal_value(self, data: Any) -> datetime.datetime:
+        text = super().to_internal_value(data)
+        try:
+            value = parse_datetime(text)
+        except ValueError:
+            value = None
+        if value is None:
+            raise serializers.ValidationError(_("Enter an ISO 8601 date and time."))
+        return value
+
+    def to_representation(self, value: Any) -> str:
+        return value.isoformat() if isinstance(value, datetime.datetime) else str(value)
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    """A scheduled operation: written with kind, targets, replicas, interval and schedule; read with its state."""
+
+    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    targets = serializers.PrimaryKeyRelatedField(many=True, queryset=Microservice.objects.all())
+    replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, required=False, allow_null=True)
+    interval_seconds = serializers.IntegerField(min_value=0, max_value=MAX_INTERVAL_SECONDS, required=False, default=0)
+    run_at = RunAtField(required=False, allow_null=True)
+    cron = serializers.CharField(required=False, allow_blank=True, default="")
+    time_zone = serializers.CharField(required=False, default="UTC")
+    created_by = serializers.CharField(source="created_by_name", read_only=True)
+
+    class Meta:
+        model = ScheduledOperation
+        fields = [
+            "id",
+            "kind",
+            "cluster",
+            "targets",
+            "replicas",
+            "interval_seconds",
+            "schedule",
+            "run_at",
+            "cron",
+            "time_zone",
+            "enabled",
+            "state",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "last_run_at",
+            "last_result",
+            "next_run_at",
+        ]
+        read_only_fields = ["state", "created_at", "updated_at", "last_run_at", "last_result", "next_run_at"]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            fields["kind"].read_only = True
+        return fields
+
+    def to_representation(self, instance: ScheduledOperation) -> dict[str, Any]:
+        from apps.control.scheduling import targets_ordered
+
+        data = super().to_representation(instance)
+        data["targets"] = [service.pk for service in targets_ordered(instance)]
+        return data

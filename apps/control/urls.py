@@ -7,5 +7,6 @@ from apps.control import api
 router = SimpleRouter()
 router.register("clusters", api.ClusterViewSet, basename="cluster")
 router.register("microservices", api.MicroserviceViewSet, basename="microservice")
+router.register("operations", api.OperationViewSet, basename="operation")
 
 urlpatterns = router.urls
