@@ -757,21 +757,98 @@ def test_management_commands_the_deployment_uses_exist(command):
     assert command in get_commands(), f"manage.py {command} is used by deploy/ but does not exist"
 
 
-# --- migration ordering against a real PostgreSQL ---------------------------------------------------
+# --- the pods' commands, run as the pods run them ----------------------------------------------------
+#
+# Each command below is a container's own `args`, started through the image's entrypoint in a
+# sandbox shaped like the pod: a private mount namespace whose root file system is read-only, a
+# fresh writable /tmp (the emptyDir) and the pod's files (TLS Secret, var folder) under /srv. A write
+# anywhere else fails, as it would with readOnlyRootFilesystem. The user is not switched to the
+# pods' 10001: the development interpreter may live under root's home, which that user cannot reach
+# (the image installs Python where it can); runAsNonRoot and runAsUser are checked statically above.
+
+POD_SANDBOX = (
+    'mount --bind "$1" /srv && mount -o remount,ro,bind / && mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp '
+    '&& shift && exec "$@"'
+)
+
+
+def _in_pod(command: list[str], pod_dir: Path) -> list[str]:
+    return [require_binary("unshare"), "--mount", "--propagation", "private", "sh", "-c", POD_SANDBOX, "sh"] + [
+        str(pod_dir),
+        str(DEPLOY / "entrypoint.sh"),
+        *command,
+    ]
 
 
 @pytest.fixture
-def scratch_database_url():
-    """An empty PostgreSQL database of its own (dropped afterwards) on the test server."""
-    import uuid
+def pod_dir(tmp_path) -> Path:
+    """What the pod sees under /srv: an existing var folder (the image's /app/var) and TLS files."""
+    directory = tmp_path / "pod"
+    (directory / "var").mkdir(parents=True)
+    (directory / "tls").mkdir()
+    directory.chmod(0o755)
+    return directory
 
-    import psycopg
+
+def _pod_env(objects: list[dict[str, Any]], container: dict[str, Any], **overrides: str) -> dict[str, str]:
+    """The environment a container gets: ConfigMap, Secret, its own env; then the test's overrides."""
+    from django.conf import settings
+
+    env = dict(_named(objects, "ConfigMap", "kubedoor-config")["data"])
+    env.update(_secret_values(_named(objects, "Secret", "kubedoor-secrets")))
+    env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",  # as in the image
+            "PYTHONUNBUFFERED": "1",
+            "KUBEDOOR_VAR_DIR": "/srv/var",  # the image's /app/var
+            "CLICKHOUSE_URL": "",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def _run_in_pod(command: list[str], env: dict[str, str], pod_dir: Path, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _in_pod(command, pod_dir), env=env, cwd=REPO, capture_output=True, text=True, check=False, **kwargs
+    )
+
+
+def _start_in_pod(command: list[str], env: dict[str, str], pod_dir: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(_in_pod(command, pod_dir), env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _loopback(args: list[str], port: int) -> list[str]:
+    return [f"--bind=127.0.0.1:{port}" if a.startswith("--bind=") else a for a in args]
+
+
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text():
+            return
+        assert process.poll() is None, f"exited with {process.returncode} before {text!r}:\n{log.read_text()}"
+        time.sleep(0.1)
+    pytest.fail(f"no {text!r} after {timeout} s:\n{log.read_text()}")
+
+
+def _probe(container: dict[str, Any], probe: str) -> tuple[str, dict[str, str]]:
+    get = container[probe]["httpGet"]
+    return get["path"], {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
+
+
+def _server_params() -> dict[str, Any]:
     from django.conf import settings
 
     server = settings.DATABASES["default"]
     assert server["ENGINE"] == "django.db.backends.postgresql", "these tests need PostgreSQL (DATABASE_URL)"
-    name = f"kd_deploy_{uuid.uuid4().hex[:10]}"
-    params = {
+    return {
         "host": server["HOST"] or "127.0.0.1",
         "port": server["PORT"] or 5432,
         "user": server["USER"],
@@ -780,91 +857,100 @@ def scratch_database_url():
         "autocommit": True,
         "connect_timeout": 10,
     }
+
+
+def _new_database() -> tuple[str, str]:
+    import uuid
+
+    import psycopg
+
+    params = _server_params()
+    name = f"kd_deploy_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(**params) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    password = f":{server['PASSWORD']}" if server["PASSWORD"] else ""
-    yield f"postgres://{server['USER']}{password}@{params['host']}:{params['port']}/{name}"
-    with psycopg.connect(**params) as admin:
+    password = f":{params['password']}" if params["password"] else ""
+    return name, f"postgres://{params['user']}{password}@{params['host']}:{params['port']}/{name}"
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(**_server_params()) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_pods_wait_for_the_migration_job_on_a_new_database(base, scratch_database_url, tmp_path):
-    # given: the init container of the web Deployment and the Job's script, run as the image runs them
+@pytest.fixture
+def scratch_database_url():
+    """An empty PostgreSQL database of its own on the test server, dropped afterwards."""
+    name, url = _new_database()
+    yield url
+    _drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def migrated_database_url(production, tmp_path_factory):
+    """A database migrated by the production migration Job's own command, run as the Job's pod."""
+    name, url = _new_database()
+    try:
+        job = _one(production, "Job", "kubedoor-migrate")
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        pod = tmp_path_factory.mktemp("job") / "pod"
+        (pod / "var").mkdir(parents=True)
+        result = _run_in_pod(container["args"], _pod_env(production, container, DATABASE_URL=url), pod, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Applying control.0001_initial... OK" in result.stdout
+        yield url
+    finally:
+        _drop_database(name)
+
+
+def test_pod_sandbox_has_a_read_only_root_and_a_writable_tmp(pod_dir):
+    script = (
+        'touch /tmp/ok && echo tmp-writable; touch "$0/probe" 2>/dev/null || echo root-read-only; '
+        "touch /srv/var/probe 2>/dev/null && echo var-writable"
+    )
+    result = _run_in_pod(["sh", "-c", script, str(REPO)], {"PATH": "/usr/bin:/bin"}, pod_dir, timeout=30)
+    assert result.returncode == 0, result.stderr
+    # /srv/var stands for the image's /app/var, which is read-only in the pod: nothing may need to
+    # write there, and the tests' processes get a writable one only because it is a separate mount.
+    assert result.stdout.split() == ["tmp-writable", "root-read-only", "var-writable"]
+    assert not (REPO / "probe").exists()
+
+
+def test_pods_wait_for_the_migration_job_on_a_new_database(base, scratch_database_url, pod_dir, tmp_path):
+    # given: the web pod's init container and the Job's script, each in its pod
     (init,) = _one(base, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["initContainers"]
     (job,) = _one(base, "Job", "kubedoor-migrate")["spec"]["template"]["spec"]["containers"]
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "DATABASE_URL": scratch_database_url,
-        "CLICKHOUSE_URL": "",
-        "KUBEDOOR_VAR_DIR": str(tmp_path / "var"),
-        "DJANGO_SETTINGS_MODULE": "kubedoor_site.settings",
-    }
-    waiting = subprocess.Popen(
-        init["args"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    secrets = {**TEST_SECRETS, "DATABASE_URL": scratch_database_url, "CLICKHOUSE_URL": ""}
+    init_env = _pod_env(base, init, **secrets)
+    log = tmp_path / "init.log"
+    waiting = _start_in_pod(init["args"], init_env, pod_dir, log)
     try:
         # when the database is empty, the init container keeps waiting
-        assert waiting.stdout.readline() == "waiting for migrations\n"
+        _wait_for_line(log, "waiting for migrations", waiting)
         assert waiting.poll() is None
         # when the Job has run
-        migrated = subprocess.run(job["args"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert migrated.returncode == 0, migrated.stderr
+        job_env = _pod_env(base, job, **secrets)
+        migrated = _run_in_pod(job["args"], job_env, pod_dir, timeout=300)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         assert "Applying control.0001_initial... OK" in migrated.stdout
         # then the init container finishes by itself and the pod's main container may start
-        assert waiting.wait(timeout=120) == 0
+        assert waiting.wait(timeout=120) == 0, log.read_text()
     finally:
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait(timeout=10)
-        waiting.stdout.close()
-        waiting.stderr.close()
-    check = subprocess.run(
-        ["python", "manage.py", "migrate", "--check"], env=env, cwd=REPO, capture_output=True, timeout=120
-    )
-    assert check.returncode == 0
 
 
-# --- the Deployments' commands, started as the pods start them ----------------------------------
-
-
-def _pod_env(objects: list[dict[str, Any]], container: dict[str, Any], **overrides: str) -> dict[str, str]:
-    """The environment a container gets: ConfigMap, Secret, its own env; then the test's overrides."""
-    env = dict(_named(objects, "ConfigMap", "kubedoor-config")["data"])
-    env.update(_secret_values(_named(objects, "Secret", "kubedoor-secrets")))
-    env.update({e["name"]: e["value"] for e in container.get("env", [])})
-    env.update(overrides)
-    env["PATH"] = f"{Path(sys.executable).parent}:/usr/bin:/bin"
-    return env
-
-
-def _start(container: dict[str, Any], env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    """Run the container's args through the image's entrypoint, bound to a loopback port instead."""
-    args = [f"--bind=127.0.0.1:{port}" if a.startswith("--bind=") else a for a in container["args"]]
-    with log.open("w") as out:
-        return subprocess.Popen([str(DEPLOY / "entrypoint.sh"), *args], env=env, cwd=REPO, stdout=out, stderr=out)
-
-
-def _probe(container: dict[str, Any], probe: str) -> tuple[str, dict[str, str]]:
-    get = container[probe]["httpGet"]
-    return get["path"], {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
-
-
-def test_web_deployment_command_answers_its_probes(production, scratch_database_url, tmp_path):
+def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, tmp_path):
     import httpx
 
     from tests.services import free_port, stop_process, wait_for_port
 
     (container,) = _one(production, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["containers"]
-    env = _pod_env(
-        production,
-        container,
-        DATABASE_URL=scratch_database_url,
-        CLICKHOUSE_URL="",
-        KUBEDOOR_VAR_DIR=str(tmp_path / "var"),
-    )
     port = free_port()
-    process = _start(container, env, port, tmp_path / "web.log")
+    env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
+    process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "web.log")
     try:
         wait_for_port(port, process=process, timeout=60)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
@@ -875,12 +961,14 @@ def test_web_deployment_command_answers_its_probes(production, scratch_database_
                 assert response.json()["status"] == "ok"
             # Without the probe's Host header (the kubelet would send the pod IP) Django refuses it.
             assert http.get("/readyz", headers={"Host": "10.1.2.3:8000"}).status_code == 400
+            # The admin login page renders from the migrated database.
+            assert http.get("/admin/login/", headers={"Host": "kubedoor.example.com"}).status_code == 200
     finally:
         stop_process(process)
     assert process.returncode == 0, (tmp_path / "web.log").read_text()
 
 
-def test_webhook_deployment_command_serves_tls_from_the_mounted_files(production, scratch_database_url, tmp_path):
+def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_database_url, pod_dir, tmp_path):
     import ssl
 
     import httpx
@@ -891,26 +979,24 @@ def test_webhook_deployment_command_serves_tls_from_the_mounted_files(production
     webhook = _one(production, "Deployment", "kubedoor-webhook")
     (container,) = webhook["spec"]["template"]["spec"]["containers"]
     serving = _one(production, "Certificate", "kubedoor-webhook-tls")
-    # given: files like the ones cert-manager writes into the mounted Secret, for the Service's DNS names
+    # given: files like the ones cert-manager writes into the Secret, for the Certificate's DNS names
     ca = trustme.CA()
     certificate = ca.issue_cert(*serving["spec"]["dnsNames"], "localhost")
-    tls_dir = tmp_path / "tls"
-    tls_dir.mkdir()
-    certificate.cert_chain_pems[0].write_to_path(str(tls_dir / "tls.crt"))
-    certificate.private_key_pem.write_to_path(str(tls_dir / "tls.key"))
-    mount = {e["name"]: e["value"] for e in container["env"]}
+    env_files = {e["name"]: e["value"] for e in container["env"]}
+    cert_name = Path(env_files["KUBEDOOR_WEBHOOK_TLS_CERT"]).name
+    key_name = Path(env_files["KUBEDOOR_WEBHOOK_TLS_KEY"]).name
+    certificate.cert_chain_pems[0].write_to_path(str(pod_dir / "tls" / cert_name))
+    certificate.private_key_pem.write_to_path(str(pod_dir / "tls" / key_name))
+    port = free_port()
     env = _pod_env(
         production,
         container,
-        DATABASE_URL=scratch_database_url,
-        CLICKHOUSE_URL="",
-        KUBEDOOR_VAR_DIR=str(tmp_path / "var"),
-        # the mount path inside the pod, moved into the test's directory
-        KUBEDOOR_WEBHOOK_TLS_CERT=str(tls_dir / Path(mount["KUBEDOOR_WEBHOOK_TLS_CERT"]).name),
-        KUBEDOOR_WEBHOOK_TLS_KEY=str(tls_dir / Path(mount["KUBEDOOR_WEBHOOK_TLS_KEY"]).name),
+        DATABASE_URL=migrated_database_url,
+        # the Secret's mount path, at the sandbox's /srv
+        KUBEDOOR_WEBHOOK_TLS_CERT=f"/srv/tls/{cert_name}",
+        KUBEDOOR_WEBHOOK_TLS_KEY=f"/srv/tls/{key_name}",
     )
-    port = free_port()
-    process = _start(container, env, port, tmp_path / "webhook.log")
+    process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "webhook.log")
     try:
         wait_for_port(port, process=process, timeout=60)
         context = ssl.create_default_context()
@@ -929,3 +1015,22 @@ def test_webhook_deployment_command_serves_tls_from_the_mounted_files(production
     finally:
         stop_process(process)
     assert process.returncode == 0, (tmp_path / "webhook.log").read_text()
+
+
+@pytest.mark.parametrize(("deployment", "started"), [("kubedoor-worker", " ready."), ("kubedoor-beat", "Starting...")])
+def test_celery_pods_start(production, migrated_database_url, pod_dir, tmp_path, deployment, started):
+    from tests.services import stop_process
+
+    (container,) = _one(production, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
+    log = tmp_path / f"{deployment}.log"
+    process = _start_in_pod(container["args"], env, pod_dir, log)
+    try:
+        _wait_for_line(log, started, process)
+        if deployment == "kubedoor-beat":
+            assert "django_celery_beat.schedulers.DatabaseScheduler" in log.read_text()
+    finally:
+        stop_process(process, timeout=30)
+    output = log.read_text()
+    assert "Read-only file system" not in output
+    assert "Traceback" not in output, output
