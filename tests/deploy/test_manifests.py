@@ -942,6 +942,34 @@ def test_pods_wait_for_the_migration_job_on_a_new_database(base, scratch_databas
             waiting.wait(timeout=10)
 
 
+def test_migration_job_creates_the_clickhouse_archive_when_configured(
+    production, scratch_database_url, clickhouse_url, pod_dir, django_db_blocker
+):
+    from urllib.parse import urlparse
+
+    from apps.metrics.clickhouse import PEAKS_TABLE, ClickHouseDoor
+
+    # given: the production Job's pod, with CLICKHOUSE_URL pointing at a real (Debian 18.16) server
+    (job,) = _one(production, "Job", "kubedoor-migrate")["spec"]["template"]["spec"]["containers"]
+    env = _pod_env(production, job, DATABASE_URL=scratch_database_url, CLICKHOUSE_URL=clickhouse_url)
+    # when
+    result = _run_in_pod(job["args"], env, pod_dir, timeout=300)
+    # then: PostgreSQL is migrated, and then the archive table exists in ClickHouse
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Applying control.0001_initial... OK" in result.stdout
+    assert f"{PEAKS_TABLE} ready on ClickHouse" in result.stdout
+    database = urlparse(clickhouse_url).path.strip("/")
+    with django_db_blocker.unblock():
+        door = ClickHouseDoor.from_url(clickhouse_url)
+        try:
+            tables = door.execute(
+                "SELECT name FROM system.tables WHERE database = %(database)s", {"database": database}
+            )
+        finally:
+            door.close()
+    assert tables == [(PEAKS_TABLE,)]
+
+
 def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, tmp_path):
     import httpx
 
