@@ -699,6 +699,65 @@ def test_cluster_role_grants_what_the_kubernetes_door_calls(production):
         assert {tuple(item) for item in declared} == needed
 
 
+def _selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) evaluated against labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+def test_webhook_registration_built_from_the_deployed_settings_reaches_the_deployed_webhook(production):
+    from apps.webhook.registration import WebhookEndpoint, configuration_build
+
+    # given: the registration KubeDoor builds for the cluster "production" from the production ConfigMap
+    config = _named(production, "ConfigMap", "kubedoor-config")["data"]
+    assert config["KUBEDOOR_WEBHOOK_URL"] == ""
+    assert config["KUBEDOOR_WEBHOOK_CA_BUNDLE"] == ""
+    registration = configuration_build(
+        cluster_name="production",
+        excluded_namespaces=["kube-system", "kubedoor"],
+        failure_policy="Ignore",
+        timeout_seconds=5,
+        endpoint=WebhookEndpoint(
+            service=config["KUBEDOOR_WEBHOOK_SERVICE"], ca_inject_from=config["KUBEDOOR_WEBHOOK_CA_INJECT_FROM"]
+        ),
+    )
+    kubernetes_validate.validate(registration, K8S_VERSION, strict=True)
+    (webhook,) = registration["webhooks"]
+    # then: its name is one the ClusterRole lets KubeDoor read, update and delete
+    (named_rule,) = [r for r in _one(production, "ClusterRole", "kubedoor")["rules"] if "resourceNames" in r]
+    assert registration["metadata"]["name"] in named_rule["resourceNames"]
+    # ... the API server calls the webhook Service on its port, over TLS the serving certificate covers
+    service = _one(production, "Service", "kubedoor-webhook")
+    client = webhook["clientConfig"]["service"]
+    assert (client["namespace"], client["name"]) == (service["metadata"]["namespace"], service["metadata"]["name"])
+    assert client["port"] == service["spec"]["ports"][0]["port"]
+    assert client["path"] == "/mutate/production"
+    serving = _one(production, "Certificate", "kubedoor-webhook-tls")
+    assert f"{client['name']}.{client['namespace']}.svc" in serving["spec"]["dnsNames"]
+    # ... cert-manager injects the CA of that very Certificate
+    inject = registration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    assert inject == f"{serving['metadata']['namespace']}/{serving['metadata']['name']}"
+    # ... and KubeDoor's own namespace is never sent to it
+    namespace = _one(production, "Namespace", NAMESPACE)
+    own_labels = {**namespace["metadata"]["labels"], "kubernetes.io/metadata.name": NAMESPACE}
+    assert _selector_matches(webhook["namespaceSelector"], own_labels) is False
+    assert _selector_matches(webhook["namespaceSelector"], {"kubernetes.io/metadata.name": "shop"}) is True
+    # (by its label alone too, e.g. were it renamed)
+    relabelled = {"kubernetes.io/metadata.name": "kubedoor-2", "kubedoor-ignore": "true"}
+    assert _selector_matches(webhook["namespaceSelector"], relabelled) is False
+
+
 # --- production overlay ---------------------------------------------------------------------------
 
 
