@@ -1,0 +1,381 @@
+"""Benchmark of the admission webhook process against a bare-WSGI floor (DESIGN §14).
+
+    .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 20 s per load level
+    .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 6 s per load level
+
+Needs DATABASE_URL (PostgreSQL; the script migrates it and writes a cluster named "bench" with 128
+control rows) and Debian's ``wrk``. Every target runs under gunicorn with the webhook's own config
+(apps/webhook/gunicorn_conf.py) and the same worker settings, on loopback:
+
+- ``floor``: bench/webhook/floor.py, a bare WSGI callable that parses the body and returns a fixed patch;
+- ``webhook``: the real webhook process (apps.webhook.wsgi), answering from its snapshot;
+- ``webhook-db-down``: the same, reaching PostgreSQL through a TCP proxy that is cut after warm-up,
+  so the database is unreachable while it is measured (PostgreSQL itself keeps running);
+- ``floor-tls`` / ``webhook-tls``: both over TLS (a trustme certificate) with keep-alive.
+
+The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
+over 8 namespaces × 16 Deployments in kubectl, Helm and Argo CD shapes, plus CREATE and scale reviews.
+Every answer is checked (HTTP 200, allowed, a JSONPatch); each body is built so the webhook patches it.
+Results are printed as a Markdown table for bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.webhook.reviews.make_reviews import (  # noqa: E402
+    ARGO,
+    HELM,
+    HPA,
+    KUBECTL,
+    container,
+    deployment,
+    review,
+    scale,
+    with_status,
+)
+
+NAMESPACES = [f"team-{i}" for i in range(8)]
+NAMES = [f"svc-{i:02d}" for i in range(16)]
+OLD_RES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def seed_database() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from apps.control.models import Cluster, Microservice
+
+    call_command("migrate", verbosity=0)
+    cluster, _ = Cluster.objects.update_or_create(
+        name="bench", defaults={"admission_mode": "enforce", "excluded_namespaces": ["kube-system", "kubedoor"]}
+    )
+    Microservice.objects.filter(cluster=cluster).delete()
+    Microservice.objects.bulk_create(
+        Microservice(
+            cluster=cluster,
+            namespace=namespace,
+            name=name,
+            pod_count=4,
+            pod_count_manual=3,
+            request_cpu_m=250,
+            request_mem_mib=256,
+            limit_cpu_m=1000,
+            limit_mem_mib=1024,
+        )
+        for namespace in NAMESPACES
+        for name in NAMES
+    )
+    from django.db import connections
+
+    connections.close_all()
+
+
+def write_bodies(folder: Path) -> Path:
+    """The request bodies (one file each) and the list wrk reads; every one of them gets a patch."""
+    rng = random.Random(42)
+    files: list[Path] = []
+    styles = [("kubectl", KUBECTL), ("helm", HELM), ("argocd", ARGO)]
+    n = 0
+    for namespace in NAMESPACES:
+        for name in NAMES:
+            style, user = styles[n % 3]
+            containers_new = [
+                container(name, f"registry.example.com/{namespace}/{name}:2.{n}.1", resources=OLD_RES, env=14),
+                container("log-shipper", "fluent/fluent-bit:3.1", resources=OLD_RES, port=2020, env=4),
+            ]
+            containers_old = json.loads(json.dumps(containers_new))
+            containers_old[0]["image"] = f"registry.example.com/{namespace}/{name}:2.{n}.0"
+            new = deployment(name, namespace, containers_new, style=style, replicas=3)
+            old = with_status(deployment(name, namespace, containers_old, style=style, replicas=3))
+            bodies = [review("UPDATE", new, old=old, uid=f"u-{n:04d}", user=user)]
+            if n % 8 == 0:
+                create = deployment(name, namespace, json.loads(json.dumps(containers_old)), style=style, replicas=2)
+                bodies.append(review("CREATE", create, uid=f"c-{n:04d}", user=user))
+            if n % 8 == 4:
+                wanted = rng.choice([1, 2, 5, 8])
+                bodies.append(
+                    review(
+                        "UPDATE",
+                        scale(name, namespace, wanted, status_replicas=3),
+                        old=scale(name, namespace, 3, status_replicas=3),
+                        uid=f"s-{n:04d}",
+                        user=HPA if n % 16 == 4 else KUBECTL,
+                        sub_resource="scale",
+                    )
+                )
+            for body in bodies:
+                path = folder / f"body-{len(files):04d}.json"
+                path.write_text(json.dumps(body, separators=(",", ":")))
+                files.append(path)
+            n += 1
+    rng.shuffle(files)
+    listing = folder / "bodies.txt"
+    listing.write_text("".join(f"{p}\n" for p in files))
+    return listing
+
+
+# --- a TCP proxy to PostgreSQL that can be cut -------------------------------------------------------
+
+
+class CuttableProxy:
+    """Forwards 127.0.0.1:<port> to PostgreSQL until ``cut()``: then every connection is reset and new
+    ones are refused, which is what the webhook sees when the database host goes away."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.selector = selectors.DefaultSelector()
+        self.pairs: dict[socket.socket, socket.socket] = {}
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        while self.running:
+            for key, _ in self.selector.select(timeout=0.2):
+                sock = key.fileobj
+                if sock is self.listener:
+                    client, _ = self.listener.accept()
+                    upstream = socket.create_connection(self.target)
+                    self.pairs[client], self.pairs[upstream] = upstream, client
+                    self.selector.register(client, selectors.EVENT_READ)
+                    self.selector.register(upstream, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                peer = self.pairs.get(sock)
+                if not data or peer is None:
+                    self._close(sock)
+                    continue
+                try:
+                    peer.sendall(data)
+                except OSError:
+                    self._close(sock)
+
+    def _close(self, sock: socket.socket) -> None:
+        peer = self.pairs.pop(sock, None)
+        for s in (sock, peer):
+            if s is None:
+                continue
+            self.pairs.pop(s, None)
+            try:
+                self.selector.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
+
+    def cut(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        for sock in list(self.pairs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self._close(sock)
+        self.listener.close()
+
+
+# --- servers and load ------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, *, app: str, env: dict[str, str], tls: tuple[Path, Path] | None, args: argparse.Namespace):
+        self.port = free_port()
+        self.scheme = "https" if tls else "http"
+        env = os.environ | env | {"KUBEDOOR_WEBHOOK_WORKERS": str(args.workers)}
+        env |= {"KUBEDOOR_WEBHOOK_WORKER_CLASS": args.worker_class, "KUBEDOOR_WEBHOOK_THREADS": str(args.threads)}
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kd-bench-prom-")
+        env["KUBEDOOR_LOG_LEVEL"] = "WARNING"
+        if tls:
+            env |= {"KUBEDOOR_WEBHOOK_TLS_CERT": str(tls[0]), "KUBEDOOR_WEBHOOK_TLS_KEY": str(tls[1])}
+        else:
+            env |= {"KUBEDOOR_WEBHOOK_TLS_CERT": "", "KUBEDOOR_WEBHOOK_TLS_KEY": ""}
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:apps.webhook.gunicorn_conf"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--log-level", "warning"]
+        if app.startswith("floor"):
+            command += ["--pythonpath", str(HERE)]
+        self.log = tempfile.NamedTemporaryFile(prefix="kd-bench-gunicorn-", suffix=".log", delete=False)
+        self.process = subprocess.Popen([*command, app], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.process)
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base + path, verify=False, timeout=10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
+    threads = 1 if connections < 16 else 2
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(HERE / "reviews.lua"), server.base + path]
+    env = os.environ | {"BODY_LIST": str(listing), "MUTATE_PATH": path}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line.removeprefix("RESULT "))
+            result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+            if done.stderr.strip():
+                result["stderr"] = done.stderr.strip()[:600]
+            return result
+    raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
+
+
+def measure(server: Server, args: argparse.Namespace, listing: Path, path: str, before_measure=None) -> dict:
+    results = {}
+    for connections in args.connections:
+        wrk(server, connections=connections, seconds=args.warmup, listing=listing, path=path)
+        if before_measure is not None:
+            before_measure()
+            before_measure = None
+        results[connections] = wrk(server, connections=connections, seconds=args.duration, listing=listing, path=path)
+        r = results[connections]
+        print(
+            f"  c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
+            f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
+            f"errors {r['connect_errors'] + r['read_errors'] + r['write_errors'] + r['status_errors'] + r['timeouts']}",
+            flush=True,
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 s warm-up and 6 s per level")
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--targets", default="floor,webhook,webhook-db-down,floor-tls,webhook-tls", help="comma-separated subset"
+    )
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.warmup, args.duration = (2, 6) if args.quick else (5, 20)
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("set DATABASE_URL to a PostgreSQL database the benchmark may migrate and write")
+
+    seed_database()
+    folder = Path(tempfile.mkdtemp(prefix="kd-bench-bodies-"))
+    listing = write_bodies(folder)
+    sizes = [p.stat().st_size for p in folder.glob("body-*.json")]
+    print(f"{len(sizes)} bodies, {min(sizes)}-{max(sizes)} bytes (mean {sum(sizes) // len(sizes)})", flush=True)
+
+    import trustme
+
+    ca = trustme.CA()
+    cert, key = folder / "tls.crt", folder / "tls.key"
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    all_results: dict[str, dict] = {}
+    for target in args.targets.split(","):
+        print(f"{target}:", flush=True)
+        tls = (cert, key) if target.endswith("-tls") else None
+        app = "floor:application" if target.startswith("floor") else "apps.webhook.wsgi:application"
+        env: dict[str, str] = {}
+        proxy = None
+        if target == "webhook-db-down":
+            proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+            env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
+            env["KUBEDOOR_DB_CONN_MAX_AGE"] = "60"
+        server = Server(app=app, env=env, tls=tls, args=args)
+        try:
+            if app.startswith("apps."):
+                ready = server.get("/readyz").json()
+                assert ready["snapshot"] == "loaded", ready
+
+            def cut(proxy=proxy, server=server) -> None:
+                proxy.cut()
+                time.sleep(2.5)
+                ready = server.get("/readyz").json()
+                print(f"  database cut; readyz: {ready}", flush=True)
+                assert ready["store_error"], "the webhook did not notice the database going away"
+
+            all_results[target] = measure(server, args, listing, "/mutate/bench", before_measure=cut if proxy else None)
+            if app.startswith("apps."):
+                metrics = server.get("/metrics").text
+                patches = [ln for ln in metrics.splitlines() if ln.startswith("kubedoor_webhook_admissions_total")]
+                print("  " + "; ".join(patches), flush=True)
+        finally:
+            server.stop()
+
+    print("\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | answers checked | bad |")
+    print("|---|---|---|---|---|---|---|---|")
+    for target, results in all_results.items():
+        for connections, r in results.items():
+            print(
+                f"| {target} | {connections} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
+                f"| {r['max_us'] / 1000:.2f} | {r['ok'] + r['bad']} | {r['bad']} |"
+            )
+    if "floor" in all_results and "webhook" in all_results:
+        print("\n| connections | webhook/floor reviews/s | webhook p99 / floor p99 | db-down p99 / webhook p99 |")
+        print("|---|---|---|---|")
+        for c in args.connections:
+            f, w = all_results["floor"][c], all_results["webhook"][c]
+            down = all_results.get("webhook-db-down", {}).get(c)
+            ratio = f"{down['p99_us'] / w['p99_us']:.2f}" if down else "-"
+            print(f"| {c} | {w['rps'] / f['rps']:.2f} | {w['p99_us'] / f['p99_us']:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
