@@ -246,7 +246,7 @@ def collection_run(
     run_id: int,
     now: datetime.datetime | None = None,
     store: PeakStore | None = None,
-    on_progress: Callable[[CollectionRun], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> CollectionRun:
     """Execute a recorded run (idempotent: a finished run is left alone, a re-delivered one re-collects)."""
     run = CollectionRun.objects.select_related("cluster").get(pk=run_id)
@@ -279,10 +279,14 @@ def collection_run(
     )
     logger.info("collection #%s %s: %d days, %d skipped", run.pk, cluster.name, len(windows), len(skipped))
 
+    done = 0
+
     def query_done(_: str) -> None:
+        nonlocal done
+        done += 1
         _progress(run.pk)
         if on_progress is not None:
-            on_progress(run)
+            on_progress(done, run.progress_total)
 
     try:
         with prometheus_client(cluster) as client:
