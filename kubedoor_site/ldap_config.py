@@ -51,8 +51,8 @@ def ldap_settings(env: Mapping[str, str], *, base_backends: list[str]) -> dict[s
             env.get("AUTH_LDAP_GROUP_FILTER") or "(objectClass=groupOfNames)",
         ),
         "AUTH_LDAP_GROUP_TYPE": GroupOfNamesType(name_attr="cn"),
-        "AUTH_LDAP_MIRROR_GROUPS": True,
-        # Role groups are assigned from the role mapping, never mirrored by LDAP group name.
+        # Mirror every LDAP group into Django except the role groups, which are assigned from the
+        # role mapping by DN (apps.control.ldap), never by LDAP group name.
         "AUTH_LDAP_MIRROR_GROUPS_EXCEPT": [role for role, _ in ROLE_VARIABLES],
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         "AUTH_LDAP_ROLE_GROUPS": role_groups,

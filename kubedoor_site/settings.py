@@ -174,6 +174,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"AdmissionModeEnum": "apps.control.choices.AdmissionMode"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------
