@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control import selectors, services
+from apps.control.admin_operations import MicroserviceOperationsMixin
 from apps.control.models import Cluster, Microservice
 
 admin.site.site_header = _("KubeDoor")
@@ -92,7 +93,7 @@ MEASURED_FIELDS = (
 
 
 @admin.register(Microservice)
-class MicroserviceAdmin(admin.ModelAdmin):
+class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
     change_list_template = "admin/control/microservice/change_list.html"
     list_display = [
         "namespace",
@@ -279,6 +280,10 @@ class ClusterAdmin(admin.ModelAdmin):
     @admin.display(description=_("peak window"))
     def peak_window(self, obj: Cluster) -> str:
         return f"{obj.peak_start:%H:%M}–{obj.peak_end:%H:%M}"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Cluster | None = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "name"] if obj is not None else readonly
 
     def get_fieldsets(self, request: HttpRequest, obj: Cluster | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

@@ -180,6 +180,21 @@ def _validated(values: dict[str, Any], *, now: datetime.datetime, check_past: bo
     return values
 
 
+def operation_validate(*, values: Mapping[str, Any], check_past: bool = True) -> dict[str, Any]:
+    """Check an operation's fields as the services will (for forms); ``ValidationError`` names each bad field."""
+    full = {
+        "kind": values.get("kind"),
+        "targets": list(values.get("targets") or []),
+        "replicas": values.get("replicas"),
+        "interval_seconds": values.get("interval_seconds", 0),
+        "schedule": values.get("schedule", ScheduleKind.NOW),
+        "run_at": values.get("run_at"),
+        "cron": values.get("cron") or "",
+        "time_zone": values.get("time_zone") or "UTC",
+    }
+    return _validated(full, now=timezone.now(), check_past=check_past)
+
+
 # --- the beat entry ---------------------------------------------------------------------------
 
 
