@@ -25,6 +25,12 @@ class ClusterSerializer(serializers.ModelSerializer):
         read_only_fields = ["admission_mode", "created_at", "updated_at"]
         extra_kwargs = {field: {"write_only": True} for field in CLUSTER_SECRET_FIELDS}
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            fields["name"].read_only = True  # URLs and the webhook path use it
+        return fields
+
     def get_kubeconfig_set(self, obj: Cluster) -> bool:
         return bool(obj.kubeconfig)
 

@@ -81,23 +81,36 @@ def _check_request_permission(*, user: Any, fields: Iterable[str]) -> None:
 # --- clusters ---------------------------------------------------------------------------------
 
 
+def _collection_schedule_sync(cluster: Cluster) -> None:
+    # Imported here: the metrics app builds on the control app, not the other way round.
+    from apps.metrics.services import collection_schedule_sync
+
+    collection_schedule_sync(cluster=cluster)
+
+
 @transaction.atomic
 def cluster_create(*, actor: Actor, **fields: Any) -> Cluster:
+    """Register a cluster, with its daily collection entry in beat when ``collect_enabled``."""
     cluster = Cluster(**fields)
     cluster.full_clean()
     cluster.save()
+    _collection_schedule_sync(cluster)
     audit_event_record(actor=actor, action="cluster.create", cluster=cluster.name, after=cluster_snapshot(cluster))
     return cluster
 
 
 @transaction.atomic
 def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -> Cluster:
+    """Change a cluster's settings (not its name, which URLs and the webhook path use)."""
+    if "name" in data and data["name"] != cluster.name:
+        raise ValidationError({"name": _("A cluster cannot be renamed.")})
     cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
     before = cluster_snapshot(cluster)
     for field, value in data.items():
         setattr(cluster, field, value)
     cluster.full_clean()
     cluster.save()
+    _collection_schedule_sync(cluster)
     changed_before, changed_after = _changes(before, cluster_snapshot(cluster))
     if changed_after:
         audit_event_record(
@@ -111,6 +124,8 @@ def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
     before = cluster_snapshot(cluster)
     before["microservices"] = cluster.microservices.count()
     name = cluster.name
+    cluster.collect_enabled = False
+    _collection_schedule_sync(cluster)  # removes the daily beat entry
     cluster.delete()
     audit_event_record(actor=actor, action="cluster.delete", cluster=name, before=before)
 

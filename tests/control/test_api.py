@@ -348,3 +348,30 @@ def test_peak_window_must_not_cross_midnight(admin_api, cluster):
     response = admin_api.patch("/api/v1/clusters/prod/", {"peak_start": "23:00", "peak_end": "01:00"}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"] == {"peak_end": ["The peak window must end after it starts, on the same day."]}
+
+
+def test_cluster_daily_collection_entry_follows_the_cluster(admin_api):
+    from django_celery_beat.models import PeriodicTask
+
+    # when a cluster is created with daily collection
+    response = admin_api.post(
+        "/api/v1/clusters/", {"name": "north", "time_zone": "Asia/Shanghai", "peak_end": "11:30"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    task = PeriodicTask.objects.get(name="kubedoor-collect-north")
+    assert (task.crontab.hour, task.crontab.minute, str(task.crontab.timezone)) == ("11", "45", "Asia/Shanghai")
+    # when collection is switched off, the entry goes
+    admin_api.patch("/api/v1/clusters/north/", {"collect_enabled": False}, format="json")
+    assert not PeriodicTask.objects.filter(name="kubedoor-collect-north").exists()
+    # on again, then the cluster is deleted: the entry goes with it
+    admin_api.patch("/api/v1/clusters/north/", {"collect_enabled": True}, format="json")
+    assert PeriodicTask.objects.filter(name="kubedoor-collect-north").exists()
+    assert admin_api.delete("/api/v1/clusters/north/").status_code == 204
+    assert not PeriodicTask.objects.filter(name="kubedoor-collect-north").exists()
+
+
+def test_a_cluster_cannot_be_renamed(admin_api, cluster):
+    response = admin_api.patch("/api/v1/clusters/prod/", {"name": "renamed"}, format="json")
+    assert response.status_code == 200
+    cluster.refresh_from_db()
+    assert cluster.name == "prod"
