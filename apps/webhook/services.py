@@ -43,6 +43,10 @@ def _error(status: int, message: str) -> ReviewAnswer:
     return ReviewAnswer(status, _DUMPS({"status": status, "detail": message}).encode())
 
 
+def too_large() -> ReviewAnswer:
+    return _error(413, "The AdmissionReview is too large.")
+
+
 def _cluster_for(
     name: str | None, snapshot_clusters: dict[str, Any] | None
 ) -> tuple[admission.ClusterSettings, Any, bool]:

@@ -17,8 +17,9 @@ def mutate(request: HttpRequest, cluster: str | None = None) -> HttpResponse:
         return JsonResponse(answer, status=405, headers={"Allow": "POST"})
     body = request.read(services.MAX_BODY_BYTES + 1)
     if len(body) > services.MAX_BODY_BYTES:
-        return JsonResponse({"status": 413, "detail": "The AdmissionReview is too large."}, status=413)
-    answer = services.admission_review_handle(cluster=cluster, body=body)
+        answer = services.too_large()
+    else:
+        answer = services.admission_review_handle(cluster=cluster, body=body)
     return HttpResponse(answer.body, status=answer.status, content_type="application/json")
 
 

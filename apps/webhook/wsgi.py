@@ -1,10 +1,12 @@
 """WSGI entry point of the webhook process (``gunicorn -c python:apps.webhook.gunicorn_conf apps.webhook.wsgi``).
 
 It runs the same settings with ``KUBEDOOR_PROCESS=webhook``: only the admission endpoints, probes and
-metrics are routed, with no session, CSRF or authentication middleware. The control snapshot is
-loaded before the first request and kept fresh by a background thread.
+metrics are routed (apps/webhook/process_urls.py), with no session, CSRF or authentication middleware,
+and admission reviews take the fast path of apps/webhook/fastpath.py. The control snapshot is loaded
+before the first request and kept fresh by a background thread.
 """
 
+import gc
 import os
 
 os.environ["KUBEDOOR_PROCESS"] = "webhook"
@@ -12,8 +14,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()  # sets Django up: import the apps' modules after it
 
+from apps.webhook.fastpath import make_application  # noqa: E402
 from apps.webhook.snapshot import holder  # noqa: E402
 
+application = make_application(django_application)
+
 holder.ensure_started()
+# Everything loaded so far lives as long as the process: keep it out of the garbage collector's
+# scans, so the collections that parsing reviews triggers only walk young objects.
+gc.collect()
+gc.freeze()

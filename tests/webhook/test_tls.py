@@ -85,10 +85,11 @@ def test_webhook_answers_reviews_over_https(tls_webhook):
     assert answer.json()["response"]["warnings"] == ["kubedoor: spec.replicas 5 -> 3 (control table)"]
     assert second.json() == answer.json()
     assert 'kubedoor_webhook_admissions_total{decision="patch"} 2.0' in metrics.text
-    assert client.get  # the client closed cleanly
 
 
 def test_webhook_refuses_plain_http(tls_webhook):
+    base = f"https://127.0.0.1:{tls_webhook['port']}/healthz"
+    assert httpx.get(base, verify=_client_context(tls_webhook["ca"]), timeout=5).json() == {"status": "ok"}
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{tls_webhook['port']}/healthz", timeout=5)
 
