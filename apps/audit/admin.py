@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
-from apps.audit.models import AuditEvent
+from apps.audit import channels
+from apps.audit.models import AuditEvent, AuditSource, NotificationChannel, NotificationDelivery
+from apps.audit.services import Actor
 
 
 @admin.register(AuditEvent)
@@ -34,6 +38,110 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Notification channels (DESIGN §4.7) --------------------------------------------------------
+
+
+class NotificationChannelForm(forms.ModelForm):
+    """The target (URL or token) is a secret: never rendered back; leaving it empty keeps the stored one."""
+
+    target = forms.CharField(
+        label=_("URL or token (secret)"),
+        required=False,
+        max_length=1000,
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty"), "size": 80}),
+    )
+    actions = forms.JSONField(
+        label=_("event actions"),
+        help_text=_('A JSON list of actions or patterns, e.g. ["microservice.*", "operation.run"]; ["*"] for all.'),
+    )
+    results = forms.JSONField(
+        label=_("results"), required=False, help_text=_('e.g. ["error"]; [] for every result (dry runs never).')
+    )
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+
+    def clean_target(self) -> str:
+        target = self.cleaned_data.get("target") or ""
+        if not target and self.instance.pk:
+            return NotificationChannel.objects.get(pk=self.instance.pk).target
+        if not target:
+            raise forms.ValidationError(_("Enter the webhook URL or the robot's token."))
+        return target
+
+    def clean_actions(self) -> list[str]:
+        return _string_list(self.cleaned_data.get("actions"))
+
+    def clean_results(self) -> list[str]:
+        return _string_list(self.cleaned_data.get("results"))
+
+
+def _string_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise forms.ValidationError(_("Enter a JSON list of strings."))
+    return value
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = NotificationChannelForm
+    list_display = ["name", "kind", "enabled", "actions", "results", "mention"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields.remove("target")  # viewers never see the secret, not even masked
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: NotificationChannel, form: Any, change: bool) -> None:
+        actor = Actor.from_request(request, source=AuditSource.ADMIN)
+        if change:
+            data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
+            saved = channels.notification_channel_update(actor=actor, channel=obj, data=data)
+        else:
+            saved = channels.notification_channel_create(actor=actor, **form.cleaned_data)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: NotificationChannel) -> None:
+        channels.notification_channel_delete(actor=Actor.from_request(request, source=AuditSource.ADMIN), channel=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for channel in queryset:
+            self.delete_model(request, channel)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin):
+    """Read-only: what was sent where, and why a delivery failed (it is recorded here, against its event)."""
+
+    list_display = ["created_at", "event", "channel", "state", "attempts", "last_error", "finished_at"]
+    list_filter = ["state", "channel"]
+    list_select_related = ["event", "channel"]
+    readonly_fields = ["event", "channel", "state", "attempts", "last_error", "created_at", "finished_at"]
+    fields = readonly_fields
+    actions = None
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("audit.view_auditevent")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
