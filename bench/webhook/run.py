@@ -217,7 +217,9 @@ class CuttableProxy:
         self.running = False
         self.thread.join(timeout=5)
         for sock in list(self.pairs):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            if sock.fileno() == -1:
+                continue  # closed with its peer already
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
             self._close(sock)
         self.listener.close()
 
@@ -274,22 +276,14 @@ def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path
     raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
 
 
-def measure(server: Server, args: argparse.Namespace, listing: Path, path: str, before_measure=None) -> dict:
-    results = {}
-    for connections in args.connections:
-        wrk(server, connections=connections, seconds=args.warmup, listing=listing, path=path)
-        if before_measure is not None:
-            before_measure()
-            before_measure = None
-        results[connections] = wrk(server, connections=connections, seconds=args.duration, listing=listing, path=path)
-        r = results[connections]
-        print(
-            f"  c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
-            f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
-            f"errors {r['connect_errors'] + r['read_errors'] + r['write_errors'] + r['status_errors'] + r['timeouts']}",
-            flush=True,
-        )
-    return results
+def show(target: str, connections: int, r: dict) -> None:
+    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
+    print(
+        f"  {target:<16} c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
+        f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
+        f"errors {errors}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -327,37 +321,48 @@ def main() -> None:
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    all_results: dict[str, dict] = {}
-    for target in args.targets.split(","):
-        print(f"{target}:", flush=True)
-        tls = (cert, key) if target.endswith("-tls") else None
-        app = "floor:application" if target.startswith("floor") else "apps.webhook.wsgi:application"
-        env: dict[str, str] = {}
-        proxy = None
-        if target == "webhook-db-down":
-            proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
-            env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
-            env["KUBEDOOR_DB_CONN_MAX_AGE"] = "60"
-        server = Server(app=app, env=env, tls=tls, args=args)
-        try:
+    targets = args.targets.split(",")
+    servers: dict[str, Server] = {}
+    proxy: CuttableProxy | None = None
+    all_results: dict[str, dict] = {target: {} for target in targets}
+    try:
+        for target in targets:
+            tls = (cert, key) if target.endswith("-tls") else None
+            app = "floor:application" if target.startswith("floor") else "apps.webhook.wsgi:application"
+            env: dict[str, str] = {}
+            if target == "webhook-db-down":
+                proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+                env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
+            servers[target] = Server(app=app, env=env, tls=tls, args=args)
             if app.startswith("apps."):
-                ready = server.get("/readyz").json()
+                ready = servers[target].get("/readyz").json()
                 assert ready["snapshot"] == "loaded", ready
-
-            def cut(proxy=proxy, server=server) -> None:
-                proxy.cut()
-                time.sleep(2.5)
-                ready = server.get("/readyz").json()
-                print(f"  database cut; readyz: {ready}", flush=True)
-                assert ready["store_error"], "the webhook did not notice the database going away"
-
-            all_results[target] = measure(server, args, listing, "/mutate/bench", before_measure=cut if proxy else None)
-            if app.startswith("apps."):
-                metrics = server.get("/metrics").text
-                patches = [ln for ln in metrics.splitlines() if ln.startswith("kubedoor_webhook_admissions_total")]
-                print("  " + "; ".join(patches), flush=True)
-        finally:
+        # Levels outermost, targets inner: each comparison is taken minutes apart at most, on a machine
+        # whose background load drifts.
+        for connections in args.connections:
+            for target in targets:
+                server = servers[target]
+                wrk(server, connections=connections, seconds=args.warmup, listing=listing, path="/mutate/bench")
+                if target == "webhook-db-down" and proxy is not None and proxy.running:
+                    proxy.cut()
+                    time.sleep(2.5)
+                    ready = server.get("/readyz").json()
+                    print(f"  database cut for webhook-db-down; readyz: {ready}", flush=True)
+                    assert ready["store_error"], "the webhook did not notice the database going away"
+                result = wrk(
+                    server, connections=connections, seconds=args.duration, listing=listing, path="/mutate/bench"
+                )
+                all_results[target][connections] = result
+                show(target, connections, result)
+        for target, server in servers.items():
+            if target.startswith("webhook"):
+                counts = [ln for ln in server.get("/metrics").text.splitlines() if ln.startswith("kubedoor_webhook_a")]
+                print(f"  {target}: " + "; ".join(c for c in counts if "bucket" not in c and "created" not in c))
+    finally:
+        for server in servers.values():
             server.stop()
+        if proxy is not None and proxy.running:
+            proxy.cut()
 
     print("\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | answers checked | bad |")
     print("|---|---|---|---|---|---|---|---|")
@@ -368,13 +373,18 @@ def main() -> None:
                 f"| {r['max_us'] / 1000:.2f} | {r['ok'] + r['bad']} | {r['bad']} |"
             )
     if "floor" in all_results and "webhook" in all_results:
-        print("\n| connections | webhook/floor reviews/s | webhook p99 / floor p99 | db-down p99 / webhook p99 |")
-        print("|---|---|---|---|")
+        print(
+            "\n| connections | webhook/floor reviews/s | webhook/floor p99 | db-down/webhook p99 "
+            "| TLS webhook/floor reviews/s |"
+        )
+        print("|---|---|---|---|---|")
         for c in args.connections:
             f, w = all_results["floor"][c], all_results["webhook"][c]
             down = all_results.get("webhook-db-down", {}).get(c)
+            ft, wt = all_results.get("floor-tls", {}).get(c), all_results.get("webhook-tls", {}).get(c)
             ratio = f"{down['p99_us'] / w['p99_us']:.2f}" if down else "-"
-            print(f"| {c} | {w['rps'] / f['rps']:.2f} | {w['p99_us'] / f['p99_us']:.2f} | {ratio} |")
+            tls_ratio = f"{wt['rps'] / ft['rps']:.2f}" if ft and wt else "-"
+            print(f"| {c} | {w['rps'] / f['rps']:.2f} | {w['p99_us'] / f['p99_us']:.2f} | {ratio} | {tls_ratio} |")
 
 
 if __name__ == "__main__":
