@@ -458,7 +458,7 @@ def test_settings_module_reads_the_production_configuration(production, tmp_path
     )
     # when
     result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     # then
     assert result.returncode == 0, result.stderr
@@ -885,7 +885,7 @@ def _loopback(args: list[str], port: int) -> list[str]:
     return [f"--bind=127.0.0.1:{port}" if a.startswith("--bind=") else a for a in args]
 
 
-def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 60) -> None:
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
     import time
 
     deadline = time.monotonic() + timeout
@@ -1039,8 +1039,8 @@ def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, 
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
     process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "web.log")
     try:
-        wait_for_port(port, process=process, timeout=60)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        wait_for_port(port, process=process, timeout=120)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             for probe in ("readinessProbe", "livenessProbe"):
                 path, headers = _probe(container, probe)
                 response = http.get(path, headers=headers)
@@ -1085,11 +1085,11 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
     )
     process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "webhook.log")
     try:
-        wait_for_port(port, process=process, timeout=60)
+        wait_for_port(port, process=process, timeout=120)
         context = ssl.create_default_context()
         ca.configure_trust(context)
         # when the kubelet probes over HTTPS, as the probes say
-        with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=10) as https:
+        with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=30) as https:
             for probe in ("readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["scheme"] == "HTTPS"
                 path, headers = _probe(container, probe)
@@ -1104,20 +1104,52 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
     assert process.returncode == 0, (tmp_path / "webhook.log").read_text()
 
 
-@pytest.mark.parametrize(("deployment", "started"), [("kubedoor-worker", " ready."), ("kubedoor-beat", "Starting...")])
-def test_celery_pods_start(production, migrated_database_url, pod_dir, tmp_path, deployment, started):
+def _periodic_task_names(database_url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(database_url, connect_timeout=10) as connection:
+        rows = connection.execute("SELECT name FROM django_celery_beat_periodictask ORDER BY name").fetchall()
+    return [name for (name,) in rows]
+
+
+def test_worker_pod_starts(production, migrated_database_url, pod_dir, tmp_path):
     from tests.services import stop_process
 
-    (container,) = _one(production, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    (container,) = _one(production, "Deployment", "kubedoor-worker")["spec"]["template"]["spec"]["containers"]
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
-    log = tmp_path / f"{deployment}.log"
+    log = tmp_path / "worker.log"
     process = _start_in_pod(container["args"], env, pod_dir, log)
     try:
-        _wait_for_line(log, started, process)
-        if deployment == "kubedoor-beat":
-            assert "django_celery_beat.schedulers.DatabaseScheduler" in log.read_text()
+        _wait_for_line(log, " ready.", process, timeout=120)
+        assert "concurrency: 2 (prefork)" in log.read_text()
     finally:
-        stop_process(process, timeout=30)
+        stop_process(process, timeout=60)
+    output = log.read_text()
+    assert "Read-only file system" not in output
+    assert "Traceback" not in output, output
+
+
+def test_beat_pod_schedules_from_the_database(production, migrated_database_url, pod_dir, tmp_path):
+    import time
+
+    from tests.services import stop_process
+
+    (container,) = _one(production, "Deployment", "kubedoor-beat")["spec"]["template"]["spec"]["containers"]
+    env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
+    log = tmp_path / "beat.log"
+    process = _start_in_pod(container["args"], env, pod_dir, log)
+    try:
+        _wait_for_line(log, "beat: Starting...", process, timeout=120)
+        assert ". scheduler -> django_celery_beat.schedulers.DatabaseScheduler" in log.read_text()
+        # The DatabaseScheduler installs Celery's default entry in PostgreSQL once it has started;
+        # stopping it before that would interrupt its first transaction.
+        deadline = time.monotonic() + 120
+        while "celery.backend_cleanup" not in _periodic_task_names(migrated_database_url):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        stop_process(process, timeout=60)
     output = log.read_text()
     assert "Read-only file system" not in output
     assert "Traceback" not in output, output
