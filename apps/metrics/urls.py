@@ -1,6 +1,6 @@
 """API routes of the metrics app, mounted under /api/v1/."""
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from apps.metrics import api
@@ -10,5 +10,6 @@ router.register("collections", api.CollectionRunViewSet, basename="collection")
 
 urlpatterns = [
     path("peaks/", api.PeakListView.as_view(), name="peak-list"),
+    path("dashboard/", include("apps.metrics.dashboard_api")),
     *router.urls,
 ]

@@ -1,0 +1,210 @@
+"""``GET /api/v1/dashboard/summary`` and ``GET /api/v1/dashboard/curves`` (DESIGN §8, §9).
+
+Thin: the query is validated here, the figures come from ``apps.metrics.dashboard`` (computed by the
+configured store). Reading needs ``metrics.view_dailypeak``, like the archive itself. An unknown
+cluster or a bad range is a 400 with field errors; a service neither in the control table nor in
+the archive is a 404.
+"""
+
+from __future__ import annotations
+
+import datetime
+import zoneinfo
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.control import selectors as control_selectors
+from apps.control.models import Cluster
+from apps.metrics import dashboard
+from kubedoor_site.permissions import has_perms
+
+MAX_RANGE_DAYS = 400
+
+
+def cluster_today(cluster: Cluster) -> datetime.date:
+    """Today in the cluster's time zone: the days of the archive are the cluster's days."""
+    try:
+        zone = zoneinfo.ZoneInfo(cluster.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = datetime.UTC
+    return datetime.datetime.now(zone).date()
+
+
+def default_day_from(cluster: Cluster, day_to: datetime.date) -> datetime.date:
+    """The cluster's lookback (the days its control table is derived from), ending on ``day_to``."""
+    return day_to - datetime.timedelta(days=max(1, cluster.lookback_days) - 1)
+
+
+class RangeQuerySerializer(serializers.Serializer):
+    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    day_from = serializers.DateField(required=False, help_text=_("first day (default: the cluster's lookback)"))
+    day_to = serializers.DateField(required=False, help_text=_("last day (default: today in the cluster's zone)"))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        day_to = attrs.get("day_to") or cluster_today(attrs["cluster"])
+        day_from = attrs.get("day_from") or default_day_from(attrs["cluster"], day_to)
+        if day_from > day_to:
+            raise serializers.ValidationError({"day_from": _("The range must start before it ends.")})
+        if (day_to - day_from).days >= MAX_RANGE_DAYS:
+            raise serializers.ValidationError(
+                {"day_from": _("Ask for at most %(days)s days at a time.") % {"days": MAX_RANGE_DAYS}}
+            )
+        attrs.update(day_from=day_from, day_to=day_to)
+        return attrs
+
+
+class CurvesQuerySerializer(RangeQuerySerializer):
+    namespace = serializers.CharField(max_length=63)
+    deployment = serializers.CharField(max_length=253)
+
+
+def _totals_fields() -> dict[str, serializers.Field]:
+    return {
+        "services": serializers.IntegerField(),
+        "pods": serializers.IntegerField(),
+        **{name: serializers.FloatField() for name in dashboard.TOTAL_FIELDS[2:]},
+    }
+
+
+_TOP_ENTRY = inline_serializer(
+    "DashboardTopEntry",
+    {
+        "namespace": serializers.CharField(),
+        "deployment": serializers.CharField(),
+        "source_day": serializers.DateField(),
+        "value": serializers.FloatField(),
+    },
+    many=True,
+)
+_SPAN = inline_serializer(
+    "DashboardDataSpan",
+    {
+        "rows": serializers.IntegerField(),
+        "first_day": serializers.DateField(allow_null=True),
+        "last_day": serializers.DateField(allow_null=True),
+    },
+)
+SUMMARY_SCHEMA = inline_serializer(
+    "DashboardSummary",
+    {
+        "cluster": serializers.CharField(),
+        "day_from": serializers.DateField(),
+        "day_to": serializers.DateField(),
+        "data": _SPAN,
+        "namespaces": serializers.IntegerField(),
+        "totals": inline_serializer("DashboardTotals", _totals_fields()),
+        "top": inline_serializer("DashboardTop", dict.fromkeys(dashboard.BOARDS, _TOP_ENTRY)),
+        "namespace_rows": inline_serializer(
+            "DashboardNamespaceRow",
+            {
+                "namespace": serializers.CharField(),
+                "totals": inline_serializer("DashboardNamespaceTotals", _totals_fields()),
+                "shares": inline_serializer(
+                    "DashboardNamespaceShares", {name: serializers.FloatField() for name in dashboard.TOTAL_FIELDS}
+                ),
+            },
+            many=True,
+        ),
+    },
+)
+CURVES_SCHEMA = inline_serializer(
+    "DashboardCurves",
+    {
+        "cluster": serializers.CharField(),
+        "namespace": serializers.CharField(),
+        "deployment": serializers.CharField(),
+        "day_from": serializers.DateField(),
+        "day_to": serializers.DateField(),
+        "points": inline_serializer(
+            "DashboardCurvePoint",
+            {
+                "day": serializers.DateField(),
+                "pods": serializers.IntegerField(allow_null=True),
+                **{
+                    name: serializers.FloatField(allow_null=True)
+                    for name in (
+                        "cpu_cores",
+                        "cpu_request_cores",
+                        "cpu_limit_cores",
+                        "mem_mib",
+                        "mem_request_mib",
+                        "mem_limit_mib",
+                    )
+                },
+            },
+            many=True,
+        ),
+    },
+)
+
+
+class DashboardSummaryView(APIView):
+    """Totals, top-10 boards and the namespace table of a cluster over a day range (source day per service)."""
+
+    permission_classes = [has_perms("metrics.view_dailypeak")]
+
+    @extend_schema(parameters=[RangeQuerySerializer], responses=SUMMARY_SCHEMA)
+    def get(self, request: Request) -> Response:
+        query = RangeQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        cluster, day_from, day_to = (query.validated_data[key] for key in ("cluster", "day_from", "day_to"))
+        summary = dashboard.dashboard_summary(cluster=cluster.name, day_from=day_from, day_to=day_to)
+        payload = dashboard.as_payload(summary)
+        payload["data"] = dashboard.as_payload(dashboard.dashboard_data_span(cluster=cluster.name))
+        return Response(payload)
+
+
+class DashboardCurvesView(APIView):
+    """One service's daily points over a day range: P95 CPU and memory per pod with requests, limits and pods."""
+
+    permission_classes = [has_perms("metrics.view_dailypeak")]
+
+    @extend_schema(parameters=[CurvesQuerySerializer], responses=CURVES_SCHEMA)
+    def get(self, request: Request) -> Response:
+        query = CurvesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        cluster, namespace, deployment = data["cluster"].name, data["namespace"], data["deployment"]
+        points = dashboard.dashboard_curves(
+            cluster=cluster,
+            namespace=namespace,
+            deployment=deployment,
+            day_from=data["day_from"],
+            day_to=data["day_to"],
+        )
+        if not points and not _service_exists(cluster=cluster, namespace=namespace, deployment=deployment):
+            raise NotFound(_("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{deployment}"})
+        return Response(
+            {
+                "cluster": cluster,
+                "namespace": namespace,
+                "deployment": deployment,
+                "day_from": data["day_from"].isoformat(),
+                "day_to": data["day_to"].isoformat(),
+                "points": dashboard.as_payload(points),
+            }
+        )
+
+
+def _service_exists(*, cluster: str, namespace: str, deployment: str) -> bool:
+    """In the control table, or anywhere in the archive (a service removed from the table keeps its history)."""
+    try:
+        control_selectors.microservice_get(cluster=cluster, namespace=namespace, name=deployment)
+    except ObjectDoesNotExist:
+        return dashboard.dashboard_service_known(cluster=cluster, namespace=namespace, deployment=deployment)
+    return True
+
+
+urlpatterns = [
+    path("summary", DashboardSummaryView.as_view(), name="dashboard-summary"),
+    path("curves", DashboardCurvesView.as_view(), name="dashboard-curves"),
+]
