@@ -1,0 +1,99 @@
+"""Admin "Admission" page: per cluster, the mode switch (with a confirmation step) and what is registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.control.admin import admin_actor
+from apps.control.choices import AdmissionMode
+from apps.webhook import registration, services
+from apps.webhook.models import Admission
+
+
+@admin.register(Admission)
+class AdmissionAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "display_name",
+        "admission_mode",
+        "failure_policy",
+        "webhook_timeout_seconds",
+        "on_store_error",
+        "allow_unmanaged",
+        "open_link",
+    ]
+    list_display_links = None
+    ordering = ["name"]
+
+    @admin.display(description=gettext_lazy("mode and registration"))
+    def open_link(self, obj: Admission) -> str:
+        url = reverse("admin:webhook_admission_mode", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("open"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("control.view_cluster")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("control.view_cluster")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.mode_view)
+        return [path("<int:pk>/mode/", view, name="webhook_admission_mode"), *super().get_urls()]
+
+    def mode_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: mode and registration read from the cluster. POST mode: confirm. POST mode+confirm: switch."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        cluster = get_object_or_404(Admission, pk=pk)
+        can_change = request.user.has_perm("control.change_admission_mode")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "cluster": cluster,
+            "modes": AdmissionMode.choices,
+            "can_change": can_change,
+            "configuration": registration.configuration_name(cluster.name),
+            "title": _("Admission of cluster %(cluster)s") % {"cluster": cluster},
+        }
+        if request.method == "POST":
+            if not can_change:
+                raise PermissionDenied
+            mode = request.POST.get("mode", "")
+            if mode not in AdmissionMode.values:
+                messages.error(request, _("Choose one of: %(modes)s.") % {"modes": ", ".join(AdmissionMode.values)})
+                return HttpResponseRedirect(request.path)
+            if request.POST.get("confirm") != "yes":
+                context |= {"mode": mode, "mode_label": AdmissionMode(mode).label}
+                return TemplateResponse(request, "admin/webhook/admission/confirm.html", context)
+            try:
+                services.admission_mode_set(actor=admin_actor(request), cluster=cluster, mode=mode)
+            except services.AdmissionRegistrationError as exc:
+                messages.error(request, exc.message)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(
+                    request, _("Admission of %(cluster)s is now %(mode)s.") % {"cluster": cluster.name, "mode": mode}
+                )
+            return HttpResponseRedirect(request.path)
+        context["state"] = services.admission_state_get(cluster=cluster)
+        return TemplateResponse(request, "admin/webhook/admission/mode.html", context)
