@@ -16,6 +16,7 @@ from apps.audit.services import Actor
 from apps.control import selectors, services
 from apps.control.admin_operations import MicroserviceOperationsMixin
 from apps.control.models import Cluster, Microservice
+from apps.metrics.dashboard_admin import curves_link
 
 admin.site.site_header = _("KubeDoor")
 admin.site.site_title = _("KubeDoor")
@@ -108,6 +109,7 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         "limit_mem_mib",
         "source_day",
         "is_present",
+        curves_link,
     ]
     list_display_links = ["name"]
     list_filter = ["cluster", NamespaceFilter, "is_present", "replicas_mode"]
