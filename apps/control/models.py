@@ -377,7 +377,8 @@ class OperationRun(models.Model):
     """One execution of a scheduled operation, keyed by the Celery task id of the message that ran it.
 
     A redelivered message carries the same id: the run task finds this row and does not act twice
-    (targets already handled are skipped; a finished run is not repeated).
+    (a finished run is not repeated; a run still making progress elsewhere is left alone; a run whose
+    worker died resumes with the targets it had not handled).
     """
 
     run_id = models.CharField(_("run id"), max_length=64, unique=True)
@@ -388,6 +389,7 @@ class OperationRun(models.Model):
         _("state"), max_length=8, choices=OperationRunState.choices, default=OperationRunState.RUNNING
     )
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("last progress"), auto_now=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     results = models.JSONField(_("results per target"), default=list, blank=True)
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from croniter import croniter
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -440,6 +441,12 @@ def operation_cancel(*, actor: Actor, operation: ScheduledOperation) -> Schedule
     return operation
 
 
+def _stale_after(operation: ScheduledOperation) -> datetime.timedelta:
+    """How long a run may go without progress before a redelivered message takes it over."""
+    per_target = operation.interval_seconds + 2 * float(settings.KUBEDOOR_K8S_TIMEOUT_SECONDS) + 60
+    return datetime.timedelta(seconds=per_target)
+
+
 def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
     """Execute one run of an operation (what the Celery task calls); ``None`` when nothing was done.
 
@@ -461,6 +468,11 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
     if not created and run.state == OperationRunState.DONE:
         logger.info("run %s of operation %s already done: redelivery ignored", run_id, operation_id)
         return None
+    if not created and run.updated_at > timezone.now() - _stale_after(operation):
+        # The broker redelivered a message whose first delivery is still working (a long batch):
+        # leave it; only a run without progress for longer than a target can take is resumed.
+        logger.info("run %s of operation %s still in progress elsewhere: redelivery ignored", run_id, operation_id)
+        return None
     done = {int(item["service_id"]): TargetResult(**item) for item in run.results}
     if operation.schedule != ScheduleKind.CRON:
         ScheduledOperation.objects.filter(pk=operation.pk).update(state=OperationState.RUNNING)
@@ -469,7 +481,7 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
 
     def persist(result: TargetResult) -> None:
         progress.append(result.as_dict())
-        OperationRun.objects.filter(pk=run.pk).update(results=progress)
+        OperationRun.objects.filter(pk=run.pk).update(results=progress, updated_at=timezone.now())
 
     batch = operation_batch_run(
         actor=actor,
@@ -484,7 +496,10 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
     summary = {"run_id": run_id, **batch.as_dict()}
     with transaction.atomic():
         OperationRun.objects.filter(pk=run.pk).update(
-            state=OperationRunState.DONE, finished_at=finished, results=[r.as_dict() for r in batch.results]
+            state=OperationRunState.DONE,
+            finished_at=finished,
+            updated_at=finished,
+            results=[r.as_dict() for r in batch.results],
         )
         operation = ScheduledOperation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
         operation.last_run_at = finished

@@ -329,6 +329,12 @@ def test_an_interrupted_run_resumes_without_repeating_handled_targets(targets, o
         ],
     )
 
+    # a redelivery while that run still looks alive is left alone
+    assert scheduling.operation_run(operation_id=operation.pk, run_id="r") is None
+    assert k8s_standin.requests == []
+    # once it has made no progress for longer than a target can take, the redelivery resumes it
+    OperationRun.objects.filter(run_id="r").update(updated_at=timezone.now() - datetime.timedelta(minutes=10))
+
     batch = scheduling.operation_run(operation_id=operation.pk, run_id="r")
 
     assert [r.path for r in k8s_standin.calls("PATCH")] == ["/apis/apps/v1/namespaces/shop/deployments/b"]
@@ -352,12 +358,13 @@ def test_a_paused_or_cancelled_operation_does_not_run(targets, operator, k8s_sta
 
 
 def test_now_is_queued_after_commit(targets, operator, k8s_standin, django_capture_on_commit_callbacks):
+    previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     try:
         with django_capture_on_commit_callbacks(execute=True):
             operation = scheduling.operation_schedule(actor=api_actor(operator), kind="restart", targets=targets)
     finally:
-        celery_app.conf.task_always_eager = False
+        celery_app.conf.task_always_eager = previous
 
     assert len(k8s_standin.calls("PATCH")) == 2
     operation.refresh_from_db()
