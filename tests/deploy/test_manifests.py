@@ -305,15 +305,58 @@ def test_migration_job_migrates_postgresql_then_clickhouse_when_configured(rende
 # --- settings -------------------------------------------------------------------------------------
 
 
-def test_every_setting_of_env_example_is_provided_exactly_once(rendered):
-    settings_keys = set(env_file_keys(REPO / ".env.example"))
+# Set per container, not in the ConfigMap: which process this is, and the webhook's mounted files.
+PER_CONTAINER_SETTINGS = {"KUBEDOOR_PROCESS", "KUBEDOOR_WEBHOOK_TLS_CERT", "KUBEDOOR_WEBHOOK_TLS_KEY"}
+
+
+class _RecordingEnv(dict):
+    """A mapping that remembers every key read, so a settings builder tells which variables it uses."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def _settings_read_by_the_code() -> set[str]:
+    """Environment variables the settings module reads, and those of the LDAP settings builder."""
+    from kubedoor_site.ldap_config import ldap_settings
+
+    settings_source = (REPO / "kubedoor_site" / "settings.py").read_text()
+    names = set(re.findall(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', settings_source))
+    # With every LDAP variable set, the builder takes every branch and reads each variable it knows.
+    ldap_env = _RecordingEnv(
+        {
+            "AUTH_LDAP_SERVER_URI": "ldap://ldap.example.test",
+            "AUTH_LDAP_USER_SEARCH_BASE": "ou=people,dc=example,dc=test",
+            "AUTH_LDAP_GROUP_SEARCH_BASE": "ou=groups,dc=example,dc=test",
+            "AUTH_LDAP_VIEWER_GROUP_DN": "cn=viewers,ou=groups,dc=example,dc=test",
+            "AUTH_LDAP_OPERATOR_GROUP_DN": "cn=operators,ou=groups,dc=example,dc=test",
+            "AUTH_LDAP_ADMIN_GROUP_DN": "cn=admins,ou=groups,dc=example,dc=test",
+        }
+    )
+    ldap_settings(ldap_env, base_backends=[])
+    assert "AUTH_LDAP_BIND_PASSWORD" in ldap_env.read
+    return names | ldap_env.read
+
+
+def test_every_setting_is_provided_exactly_once(rendered):
+    # given: every variable .env.example documents and every one the code reads
+    documented = set(env_file_keys(REPO / ".env.example"))
+    read = _settings_read_by_the_code()
     config = set(generated(rendered, "ConfigMap", "kubedoor-config")["data"])
     secret = set(generated(rendered, "Secret", "kubedoor-secrets")["data"])
-    (webhook_container,) = one(rendered, "Deployment", "kubedoor-webhook")["spec"]["template"]["spec"]["containers"]
-    webhook_only = {e["name"] for e in webhook_container["env"]} - {"KUBEDOOR_PROCESS"}
-    assert webhook_only == {"KUBEDOOR_WEBHOOK_TLS_CERT", "KUBEDOOR_WEBHOOK_TLS_KEY"}
+    # then: each is in the ConfigMap or the Secret (never both), or set per container; nothing else is
     assert config & secret == set()
-    assert (config | secret | webhook_only) == settings_keys
+    assert config | secret == (documented | read) - PER_CONTAINER_SETTINGS
+    assert {"KUBEDOOR_PROCESS"} <= read
     # Secrets are exactly the credentials; everything else is plain configuration.
     assert secret == {
         "KUBEDOOR_SECRET_KEY",
@@ -323,6 +366,7 @@ def test_every_setting_of_env_example_is_provided_exactly_once(rendered):
         "AUTH_LDAP_BIND_PASSWORD",
         "KUBEDOOR_ADMIN_PASSWORD",
     }
+    processes = {}
     for name, workload in workloads_of(rendered).items():
         for container in containers_of(workload):
             refs = [next(iter(source.values()))["name"] for source in container["envFrom"]]
@@ -330,6 +374,25 @@ def test_every_setting_of_env_example_is_provided_exactly_once(rendered):
                 generated(rendered, "ConfigMap", "kubedoor-config")["metadata"]["name"],
                 generated(rendered, "Secret", "kubedoor-secrets")["metadata"]["name"],
             ], name
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            processes[container["name"]] = env.get("KUBEDOOR_PROCESS")
+            if name != "kubedoor-webhook":
+                assert set(env) <= {"KUBEDOOR_PROCESS"}, name
+    assert processes == {
+        "wait-for-migrations": None,  # manage.py only, as the web process
+        "web": "web",
+        "worker": "worker",
+        "beat": "beat",
+        "webhook": "webhook",
+        "migrate": "migrate",
+    }
+    (webhook,) = one(rendered, "Deployment", "kubedoor-webhook")["spec"]["template"]["spec"]["containers"]
+    assert {e["name"] for e in webhook["env"]} == {
+        "KUBEDOOR_PROCESS",
+        "KUBEDOOR_WEBHOOK_TLS_CERT",
+        "KUBEDOOR_WEBHOOK_TLS_KEY",
+        "PROMETHEUS_MULTIPROC_DIR",
+    }
 
 
 def test_settings_module_reads_the_production_configuration(production, tmp_path):

@@ -41,6 +41,7 @@ def pod_dir(tmp_path) -> Path:
     directory = tmp_path / "pod"
     (directory / "var").mkdir(parents=True)
     (directory / "tls").mkdir()
+    (directory / "metrics").mkdir()
     directory.chmod(0o755)
     return directory
 
@@ -278,6 +279,8 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
         # the Secret's mount path, at the sandbox's /srv
         KUBEDOOR_WEBHOOK_TLS_CERT=f"/srv/tls/{cert_name}",
         KUBEDOOR_WEBHOOK_TLS_KEY=f"/srv/tls/{key_name}",
+        # the metrics emptyDir, likewise
+        PROMETHEUS_MULTIPROC_DIR="/srv/metrics",
     )
     process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "webhook.log")
     try:
@@ -292,6 +295,13 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
                 response = https.get(path, headers=headers)
                 assert response.status_code == 200, (probe, response.text)
                 assert response.json()["status"] == "ok"
+            # ... and Prometheus can scrape the webhook where the pod's annotations say
+            annotations = webhook["spec"]["template"]["metadata"]["annotations"]
+            assert (annotations["prometheus.io/scheme"], annotations["prometheus.io/port"]) == ("https", "8443")
+            metrics = https.get(annotations["prometheus.io/path"])
+            assert metrics.status_code == 200
+            assert "kubedoor_webhook_snapshot_age_seconds" in metrics.text
+        assert list((pod_dir / "metrics").iterdir()), "the workers keep their counters in the metrics folder"
         # then plain HTTP on the same port gets no answer from the webhook
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http, pytest.raises(httpx.HTTPError):
             http.get("/healthz")
