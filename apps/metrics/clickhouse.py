@@ -120,6 +120,15 @@ WHERE cluster = %(cluster)s
   AND (%(deployment)s = '' OR deployment = %(deployment)s)
 """
 
+# The refresh's read: only what §5.4 needs, no timestamps.
+DAILY_PEAKS_STATS_SQL = """
+SELECT day, namespace, deployment, container, pod_count, p95_cpu_cores, p95_cpu_pct, p95_mem_mib, p95_mem_pct,
+       limit_cpu_m, limit_mem_mib
+FROM kubedoor_daily_peaks
+WHERE cluster = %(cluster)s AND day >= %(day_from)s AND day <= %(day_to)s
+ORDER BY day, namespace, deployment, container
+"""
+
 DAILY_PEAKS_DAYS_SQL = """
 SELECT day, count() FROM kubedoor_daily_peaks WHERE cluster = %(cluster)s GROUP BY day ORDER BY day
 """

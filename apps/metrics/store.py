@@ -16,7 +16,7 @@ import datetime
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -56,6 +56,23 @@ class PeakRow:
         return dataclasses.asdict(self)
 
 
+class StatRow(NamedTuple):
+    """The columns the control-table refresh needs (no timestamps: cheaper to read in bulk)."""
+
+    day: datetime.date
+    namespace: str
+    deployment: str
+    container: str
+    pod_count: int | None
+    p95_cpu_cores: float | None
+    p95_cpu_pct: float | None
+    p95_mem_mib: float | None
+    p95_mem_pct: float | None
+    limit_cpu_m: int | None
+    limit_mem_mib: int | None
+
+
+STAT_FIELDS = StatRow._fields
 PEAK_FIELDS = tuple(field.name for field in dataclasses.fields(PeakRow))
 assert PEAK_FIELDS == ch.DAILY_PEAKS_COLUMNS, "the ClickHouse columns and PeakRow must stay in step"
 
@@ -84,6 +101,8 @@ class PeakStore(Protocol):
     ) -> int: ...
 
     def days(self, *, cluster: str) -> dict[datetime.date, int]: ...
+
+    def stats(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[StatRow]: ...
 
 
 # --- ORM ----------------------------------------------------------------------------------------
@@ -143,6 +162,12 @@ class OrmStore:
 
         qs = DailyPeak.objects.filter(cluster=cluster).values("day").annotate(n=Count("id")).order_by("day")
         return {item["day"]: item["n"] for item in qs}
+
+    def stats(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[StatRow]:
+        qs = DailyPeak.objects.filter(cluster=cluster, day__gte=day_from, day__lte=day_to).order_by(
+            "day", "namespace", "deployment", "container"
+        )
+        return [StatRow._make(values) for values in qs.values_list(*STAT_FIELDS)]
 
 
 # --- ClickHouse ---------------------------------------------------------------------------------
@@ -237,6 +262,10 @@ class ClickHouseStore:
         )
         return int(self.executor.execute(ch.DAILY_PEAKS_SELECT_COUNT_SQL, params)[0][0])
 
+    def stats(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[StatRow]:
+        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
+        return [_stat_from_tuple(values) for values in self.executor.execute(ch.DAILY_PEAKS_STATS_SQL, params)]
+
     def days(self, *, cluster: str) -> dict[datetime.date, int]:
         return {
             _as_date(day): int(n) for day, n in self.executor.execute(ch.DAILY_PEAKS_DAYS_SQL, {"cluster": cluster})
@@ -290,6 +319,23 @@ def _row_from_tuple(values: Sequence[Any]) -> PeakRow:
         if data[key] is not None:
             data[key] = float(data[key])
     return PeakRow(**data)
+
+
+def _stat_from_tuple(values: Sequence[Any]) -> StatRow:
+    day, namespace, deployment, container, pods, cpu, cpu_pct, mem, mem_pct, lim_cpu, lim_mem = values
+    return StatRow(
+        _as_date(day),
+        namespace,
+        deployment,
+        container,
+        None if pods is None else int(pods),
+        None if cpu is None else float(cpu),
+        None if cpu_pct is None else float(cpu_pct),
+        None if mem is None else float(mem),
+        None if mem_pct is None else float(mem_pct),
+        None if lim_cpu is None else int(lim_cpu),
+        None if lim_mem is None else int(lim_mem),
+    )
 
 
 def peak_store() -> PeakStore:

@@ -248,3 +248,17 @@ def test_rows_of_namespaces_no_longer_controlled_are_ignored(prod, store):
     load(store, [peak(D[1], "cart"), peak(D[1], "job", namespace="batch")])
     refresh(prod, store)
     assert list(Microservice.objects.values_list("namespace", "name")) == [("shop", "cart")]
+
+
+def test_a_big_first_collection_records_every_discovery(prod, store):
+    load(store, [peak(D[1], f"svc-{i:03d}") for i in range(60)])
+    result = refresh(prod, store)
+    assert result.added == 60
+    events = AuditEvent.objects.filter(action="microservice.discovered")
+    assert events.count() == 60
+    first = events.get(name="svc-000")
+    assert (first.message, first.after["request_cpu_m"], first.after["source_day"]) == (
+        "new service found",
+        100,
+        D[1].isoformat(),
+    )

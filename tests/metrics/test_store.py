@@ -151,3 +151,15 @@ def test_schema_creation_is_idempotent(store):
     store.ensure_schema()
     store.ensure_schema()
     assert store.count(cluster="prod", day_from=D1, day_to=D1) == 1
+
+
+def test_stats_are_the_refresh_columns_of_the_range(store):
+    store.day_replace(cluster="prod", day=D1, rows=[make_row(), make_row(container="sidecar", limit_cpu_m=None)])
+    store.day_replace(cluster="prod", day=D3, rows=[make_row(day=D3, pod_count=None)])
+    store.day_replace(cluster="stage", day=D1, rows=[make_row(cluster="stage")])
+    stats = store.stats(cluster="prod", day_from=D1, day_to=D2)
+    assert stats == [
+        (D1, "shop", "cart", "cart", 3, 0.25, 25.0, 300.5, 58.69140625, 1000, 512),
+        (D1, "shop", "cart", "sidecar", 3, 0.25, 25.0, 300.5, 58.69140625, None, 512),
+    ]
+    assert [s.pod_count for s in store.stats(cluster="prod", day_from=D1, day_to=D3)] == [3, 3, None]
