@@ -125,3 +125,24 @@ def role_rules(objects: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[
                 for verb in rule["verbs"]:
                     flattened.add((group, resource, verb, tuple(rule.get("resourceNames", ()))))
     return flattened
+
+
+def collect_static_as_the_image_build_does(var_dir: Path) -> subprocess.CompletedProcess:
+    """Run the Dockerfile's collectstatic step (its own variables and command) into ``var_dir``."""
+    import shlex
+
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("RUN ") and "collectstatic" in line]
+    tokens = shlex.split(line.removeprefix("RUN ").split("&&")[0])
+    step_env = {}
+    while "=" in tokens[0]:
+        key, value = tokens.pop(0).split("=", 1)
+        step_env[key] = value
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DJANGO_SETTINGS_MODULE": "kubedoor_site.settings",
+        "KUBEDOOR_VAR_DIR": str(var_dir),  # the image's /app/var
+        **step_env,
+    }
+    return subprocess.run(tokens, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)

@@ -31,6 +31,7 @@ from tests.deploy.manifests import (
     PRODUCTION_IMAGE,
     TEST_SECRETS,
     WORKLOADS,
+    collect_static_as_the_image_build_does,
     containers_of,
     cpu_millis,
     env_file_keys,
@@ -550,6 +551,18 @@ def test_dockerfile_matches_the_manifests(base):
     assert generated(base, "ConfigMap", "kubedoor-config")["data"]["KUBEDOOR_VAR_DIR"] == var_dir
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert {".env", "var", ".venv", "deploy/overlays/*/secret.env"} <= set(ignore)
+
+
+def test_image_build_collects_static_files_and_leaves_no_secret_behind(tmp_path):
+    # when: the Dockerfile's collectstatic step runs as written
+    var = tmp_path / "var"
+    result = collect_static_as_the_image_build_does(var)
+    # then: the admin's assets are there (with WhiteNoise's compressed copies) ...
+    assert result.returncode == 0, result.stderr
+    assert (var / "static" / "admin" / "css" / "base.css").is_file()
+    assert (var / "static" / "admin" / "css" / "base.css.gz").is_file()
+    # ... and nothing else: no generated secret key, no SQLite file, no broker folder in the image
+    assert sorted(path.name for path in var.iterdir()) == ["static"]
 
 
 @pytest.mark.parametrize(

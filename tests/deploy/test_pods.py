@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import DEPLOY, TEST_SECRETS, generated, one, secret_values
+from tests.deploy.manifests import (
+    DEPLOY,
+    TEST_SECRETS,
+    collect_static_as_the_image_build_does,
+    generated,
+    one,
+    secret_values,
+)
 from tests.services import REPO, require_binary
 
 # --- the pods' commands, run as the pods run them ----------------------------------------------------
@@ -232,6 +239,9 @@ def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, 
     from tests.services import free_port, stop_process, wait_for_port
 
     (container,) = one(production, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["containers"]
+    # the image's /app/var, with the static files its build collected
+    built = collect_static_as_the_image_build_does(pod_dir / "var")
+    assert built.returncode == 0, built.stderr
     port = free_port()
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
     process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "web.log")
@@ -245,8 +255,13 @@ def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, 
                 assert response.json()["status"] == "ok"
             # Without the probe's Host header (the kubelet would send the pod IP) Django refuses it.
             assert http.get("/readyz", headers={"Host": "10.1.2.3:8000"}).status_code == 400
-            # The admin login page renders from the migrated database.
-            assert http.get("/admin/login/", headers={"Host": "kubedoor.example.com"}).status_code == 200
+            # The admin login page renders from the migrated database, with its assets served by
+            # WhiteNoise from the read-only image folder.
+            public = {"Host": "kubedoor.example.com"}
+            assert http.get("/admin/login/", headers=public).status_code == 200
+            stylesheet = http.get("/static/admin/css/base.css", headers=public)
+            assert stylesheet.status_code == 200
+            assert stylesheet.headers["content-type"].startswith("text/css")
     finally:
         stop_process(process)
     assert process.returncode == 0, (tmp_path / "web.log").read_text()
