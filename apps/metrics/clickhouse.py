@@ -229,8 +229,11 @@ class ClickHouseDoor:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0][:500]
+    """The code and the server's message (clickhouse-driver puts them on two lines), without the stack."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return exc.__class__.__name__
+    return " ".join(lines[:2])[:500]
 
 
 def daily_peaks_ddl(*, server_version: tuple[int, ...]) -> str:
