@@ -290,9 +290,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 s warm-up and 6 s per level")
     parser.add_argument("--connections", default="1,16,64")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread")
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--targets", default="floor,webhook,webhook-db-down,floor-tls,webhook-tls", help="comma-separated subset"
     )

@@ -1,7 +1,6 @@
-"""The admission decision of DESIGN §6.2, as pure functions.
+"""Deciding a review (DESIGN §6.2 steps 1–11) and rendering the answer.
 
-``parse_review`` turns a request body into a :class:`Review` (or raises :class:`AdmissionParseError`
-for anything that is not an AdmissionReview), ``decide`` maps (review, control row, cluster settings,
+``decide`` maps (review, control row, cluster settings,
 whether control data is available) to a :class:`Decision`, and ``response_body`` renders the
 AdmissionReview answer. Nothing here touches the database, the network or the clock, so the view,
 the preview API and the tests share exactly one rule.
@@ -10,14 +9,13 @@ the preview API and the tests share exactly one rule.
 from __future__ import annotations
 
 import base64
-import functools
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
+from apps.webhook.admission.review import Review
+
 REPLICAS_MODE_ENFORCE = "enforce"
 MODE_OFF = "off"
 MODE_AUDIT = "audit"
@@ -32,10 +30,6 @@ ACTION_PATCH = "admission.patch"
 ACTION_DENY = "admission.deny"
 ACTION_AUDIT = "admission.audit"
 ACTION_STORE_ERROR = "admission.store_error"
-
-
-class AdmissionParseError(ValueError):
-    """The body is not an AdmissionReview this webhook can answer; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -70,29 +64,6 @@ class ClusterSettings:
         return not self.namespaces or namespace in self.namespaces
 
 
-@dataclass(frozen=True)
-class Review:
-    """The parts of an AdmissionReview request the decision needs."""
-
-    api_version: str
-    uid: str
-    kind: str
-    group: str
-    resource: str
-    sub_resource: str
-    operation: str
-    namespace: str
-    name: str
-    object: Any
-    old_object: Any
-    dry_run: bool
-    username: str
-
-    @property
-    def is_scale(self) -> bool:
-        return self.kind == "Scale" or self.sub_resource == "scale"
-
-
 @dataclass
 class Decision:
     """The answer: allowed or not, the status of a denial, the patch and the warnings.
@@ -117,193 +88,6 @@ class Decision:
         if not self.allowed:
             return DENY
         return PATCH if self.patch else ALLOW
-
-
-# --- parsing -------------------------------------------------------------------------------------
-
-
-def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kind):
-        raise AdmissionParseError(f"{where} must be {_type_name(kind)}")
-    return value
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {dict: "an object", str: "a string", list: "a list", bool: "a boolean", int: "a number"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds if k is not type(None)) + (
-        " or null" if type(None) in kinds else ""
-    )
-
-
-_QUANTITY_TYPES = (str, int, float)
-
-
-def _check_pod_spec(spec: Any, where: str) -> None:
-    _expect(spec, dict, where)
-    for key in ("containers", "initContainers"):
-        containers = spec.get(key)
-        if containers is None and key == "initContainers":
-            continue
-        _expect(containers, list, f"{where}.{key}")
-        for index, container in enumerate(containers):
-            at = f"{where}.{key}[{index}]"
-            _expect(container, dict, at)
-            _expect(container.get("name"), str, f"{at}.name")
-            resources = container.get("resources")
-            if resources is None:
-                continue
-            _expect(resources, dict, f"{at}.resources")
-            for part in ("requests", "limits"):
-                values = resources.get(part)
-                if values is None:
-                    continue
-                _expect(values, dict, f"{at}.resources.{part}")
-                for name, value in values.items():
-                    _expect(value, _QUANTITY_TYPES, f"{at}.resources.{part}.{name}")
-
-
-def _check_object(obj: Any, *, kind: str, where: str) -> None:
-    _expect(obj, dict, where)
-    _expect(obj.get("metadata", {}), dict, f"{where}.metadata")
-    spec = _expect(obj.get("spec", {}), dict, f"{where}.spec")
-    replicas = spec.get("replicas")
-    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
-        raise AdmissionParseError(f"{where}.spec.replicas must be an integer")
-    if kind == "Deployment":
-        template = _expect(spec.get("template"), dict, f"{where}.spec.template")
-        _expect(template.get("metadata", {}), dict, f"{where}.spec.template.metadata")
-        _check_pod_spec(template.get("spec"), f"{where}.spec.template.spec")
-
-
-def parse_review(body: bytes | str | Mapping[str, Any]) -> Review:
-    """Parse and check an AdmissionReview; raise :class:`AdmissionParseError` with a readable reason."""
-    if isinstance(body, Mapping):
-        document: Any = body
-    else:
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise AdmissionParseError(f"the body is not JSON: {exc}") from None
-        except RecursionError:
-            raise AdmissionParseError("the body is not JSON a webhook accepts: nested too deeply") from None
-    _expect(document, dict, "the body")
-    api_version = document.get("apiVersion")
-    if document.get("kind") != "AdmissionReview" or api_version not in API_VERSIONS:
-        raise AdmissionParseError(
-            "the body is not an AdmissionReview: expected kind AdmissionReview and apiVersion "
-            + " or ".join(API_VERSIONS)
-        )
-    request = _expect(document.get("request"), dict, "request")
-    uid = request.get("uid")
-    if not isinstance(uid, str) or not uid:
-        raise AdmissionParseError("request.uid must be a non-empty string")
-    kind_ref = _expect(request.get("kind"), dict, "request.kind")
-    kind = _expect(kind_ref.get("kind"), str, "request.kind.kind")
-    resource_ref = _expect(request.get("resource", {}), dict, "request.resource")
-    resource = _expect(resource_ref.get("resource", ""), str, "request.resource.resource")
-    group = _expect(resource_ref.get("group", ""), str, "request.resource.group")
-    sub_resource = _expect(request.get("subResource") or "", str, "request.subResource")
-    operation = _expect(request.get("operation"), str, "request.operation")
-    namespace = _expect(request.get("namespace") or "", str, "request.namespace")
-    name = _expect(request.get("name") or "", str, "request.name")
-    dry_run = _expect(request.get("dryRun") or False, bool, "request.dryRun")
-    user_info = _expect(request.get("userInfo") or {}, dict, "request.userInfo")
-    username = user_info.get("username") if isinstance(user_info.get("username"), str) else ""
-    obj = request.get("object")
-    old = request.get("oldObject")
-    if group in ("apps", "") and resource == "deployments" and operation in ("CREATE", "UPDATE"):
-        checked_kind = "Scale" if (kind == "Scale" or sub_resource == "scale") else kind
-        if checked_kind in ("Deployment", "Scale"):
-            _check_object(obj, kind=checked_kind, where="request.object")
-            if old is not None:
-                _check_object(old, kind=checked_kind, where="request.oldObject")
-            metadata = obj.get("metadata", {})
-            name = name or (metadata.get("name") if isinstance(metadata.get("name"), str) else "")
-            namespace = namespace or (metadata.get("namespace") if isinstance(metadata.get("namespace"), str) else "")
-    return Review(
-        api_version=api_version,
-        uid=uid,
-        kind=kind,
-        group=group,
-        resource=resource,
-        sub_resource=sub_resource,
-        operation=operation,
-        namespace=namespace,
-        name=name,
-        object=obj,
-        old_object=old,
-        dry_run=dry_run,
-        username=username,
-    )
-
-
-# --- quantities and JSON pointers ----------------------------------------------------------------
-
-_SUFFIXES = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity ("250m", "1.5", "512Mi", "1e3") as a Decimal; None when unreadable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    return _parse_quantity_text(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_quantity_text(value: str) -> Decimal | None:
-    text = value.strip()
-    for suffix in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E"):
-        if text.endswith(suffix):
-            number, multiplier = text[: -len(suffix)], _SUFFIXES[suffix]
-            break
-    else:
-        number, multiplier = text, _SUFFIXES[""]
-    try:
-        parsed = Decimal(number)
-    except InvalidOperation:
-        return None
-    if not parsed.is_finite():
-        return None
-    return parsed * multiplier
-
-
-def _same_quantity(a: Any, b: Any) -> bool:
-    """ "0.25" and "250m" are the same CPU; rewriting one into the other would only churn rollouts."""
-    qa, qb = parse_quantity(a), parse_quantity(b)
-    return qa is not None and qa == qb
-
-
-def pointer(*segments: str | int) -> str:
-    """An RFC 6901 JSON pointer: "~" becomes "~0" and "/" becomes "~1" in every segment."""
-    return "".join("/" + str(segment).replace("~", "~0").replace("/", "~1") for segment in segments)
-
-
-def cpu_text(millicores: int) -> str:
-    return f"{millicores}m"
-
-
-def mem_text(mebibytes: int) -> str:
-    return f"{mebibytes}Mi"
 
 
 # --- the decision --------------------------------------------------------------------------------
@@ -427,7 +211,7 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
     for part in ("requests", "limits"):
         for key in ("cpu", "memory"):
             old, new = current[part].get(key), final[part].get(key)
-            if new is not None and old != new and not _same_quantity(old, new):
+            if new is not None and old != new and not same_quantity(old, new):
                 changes.append((part, key, old, new))
     if not changes:
         return []
@@ -563,20 +347,3 @@ def response_body(*, review: Review, decision: Decision) -> dict[str, Any]:
     if decision.warnings:
         response["warnings"] = decision.warnings
     return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}
-
-
-def fallback_body(*, document: Any, allowed: bool, code: int, message: str) -> dict[str, Any] | None:
-    """An answer for a review whose decision failed unexpectedly; None when no uid can be echoed."""
-    if not isinstance(document, dict):
-        return None
-    request = document.get("request")
-    uid = request.get("uid") if isinstance(request, dict) else None
-    api_version = document.get("apiVersion")
-    if not isinstance(uid, str) or not uid or api_version not in API_VERSIONS:
-        return None
-    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
-    if allowed:
-        response["warnings"] = [message]
-    else:
-        response["status"] = {"code": code, "message": message}
-    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
