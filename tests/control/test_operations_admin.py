@@ -241,6 +241,7 @@ def test_viewers_cannot_pause_or_cancel(operator, viewer, rows):
 
 def test_add_and_edit_a_scheduled_operation_in_the_admin(operator, rows):
     client = logged_in(operator)
+    assert client.get(f"{OPS_CHANGELIST}add/").status_code == 200
 
     added = client.post(
         f"{OPS_CHANGELIST}add/",
@@ -266,6 +267,7 @@ def test_add_and_edit_a_scheduled_operation_in_the_admin(operator, rows):
         "America/New_York",
     )
     assert (operation.replicas, operation.created_by_name) == (3, "operator1")
+    assert client.get(f"{OPS_CHANGELIST}{operation.pk}/change/").status_code == 200
 
     bad = client.post(
         f"{OPS_CHANGELIST}{operation.pk}/change/",
@@ -299,3 +301,21 @@ def test_add_and_edit_a_scheduled_operation_in_the_admin(operator, rows):
     assert edited.status_code == 302
     assert PeriodicTask.objects.get().crontab.hour == "22"
     assert [str(s) for s in scheduling.targets_ordered(operation)] == ["shop/a"]
+
+
+def test_a_once_operation_change_page_shows_the_time_in_its_zone(operator, viewer, rows):
+    run_at = datetime.datetime(2031, 5, 1, 1, 30, tzinfo=datetime.UTC)
+    operation = scheduling.operation_schedule(
+        actor=Actor(user=operator, name="operator1", source="api"),
+        kind="restart",
+        targets=rows,
+        schedule="once",
+        run_at=run_at,
+        time_zone="Asia/Shanghai",
+    )
+
+    html = logged_in(operator).get(f"{OPS_CHANGELIST}{operation.pk}/change/").content.decode()
+
+    assert 'value="2031-05-01T09:30"' in html
+    assert logged_in(viewer).get(f"{OPS_CHANGELIST}{operation.pk}/change/").status_code == 200
+    assert logged_in(viewer).get(f"{OPS_CHANGELIST}add/").status_code == 403
