@@ -1,7 +1,10 @@
 """Refreshing the control table from the daily-peak archive (DESIGN §5.4).
 
 For each Deployment seen in the cluster's lookback, the source day's statistics of its controlled
-container become the row's measured fields and, where the rules allow, its requests.
+container become the row's measured fields and, where the rules allow, its requests. The source day
+is the service's busiest day (``service`` mode) or the cluster's busiest day (``cluster`` mode, as in
+KubeDoor 0.2); in ``cluster`` mode a Deployment with no row on that day (new since) falls back to its
+own busiest day rather than keeping no statistics.
 
 What a refresh never overwrites: ``pod_count_manual``, ``pod_count_ai``, ``replicas_mode``, a set
 ``container`` (whoever set it), the per-service headroom/floor overrides, and limits of an existing
