@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils.translation import gettext as _
+from django_celery_beat.models import PeriodicTask
 
 from apps.audit.services import Actor, audit_event_record
 from apps.control.models import Cluster, Microservice
@@ -126,6 +127,10 @@ def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
     name = cluster.name
     cluster.collect_enabled = False
     _collection_schedule_sync(cluster)  # removes the daily beat entry
+    # The cluster's scheduled operations go with it (cascade); their beat entries must too.
+    PeriodicTask.objects.filter(
+        pk__in=cluster.scheduled_operations.exclude(periodic_task=None).values("periodic_task")
+    ).delete()
     cluster.delete()
     audit_event_record(actor=actor, action="cluster.delete", cluster=name, before=before)
 

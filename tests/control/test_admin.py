@@ -75,6 +75,7 @@ def test_changelist_has_the_columns_and_banner(viewer, table):
         "limit_mem_mib",
         "source_day",
         "is_present",
+        "curves_link",
     ]
     assert "each service's busiest day (highest P95 CPU × pods) of the last 10 days" in html
     assert "peak window 10:00–11:30" in html

@@ -375,3 +375,27 @@ def test_a_cluster_cannot_be_renamed(admin_api, cluster):
     assert response.status_code == 200
     cluster.refresh_from_db()
     assert cluster.name == "prod"
+
+
+def test_deleting_a_cluster_removes_the_beat_entries_of_its_operations(admin_api, service):
+    from django_celery_beat.models import PeriodicTask
+
+    # given a cron operation on the cluster (and no daily collection entry)
+    admin_api.patch("/api/v1/clusters/prod/", {"collect_enabled": False}, format="json")
+    response = admin_api.post(
+        "/api/v1/operations/",
+        {
+            "kind": "restart",
+            "targets": [service.pk],
+            "schedule": "cron",
+            "cron": "0 3 * * *",
+            "time_zone": "Europe/Berlin",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert PeriodicTask.objects.count() == 1
+    # when
+    assert admin_api.delete("/api/v1/clusters/prod/").status_code == 204
+    # then
+    assert PeriodicTask.objects.count() == 0
