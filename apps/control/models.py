@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -276,8 +277,6 @@ class Microservice(models.Model):
 
 # --- Scheduled operations (DESIGN §4.5, §7) ------------------------------------------------------
 
-from django.conf import settings  # noqa: E402 - this section is appended; the file's head stays as it was
-
 
 class OperationKind(models.TextChoices):
     SCALE = "scale", _("scale")
@@ -400,3 +399,21 @@ class OperationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} of #{self.operation_id}"
+
+
+class UserPreference(models.Model):
+    """Per-user settings of the UI. An empty language follows the browser's Accept-Language."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kubedoor_preference", verbose_name=_("user")
+    )
+    language = models.CharField(
+        _("language"), max_length=16, blank=True, choices=[("", _("as the browser asks")), *settings.LANGUAGES]
+    )
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language or 'browser'})"

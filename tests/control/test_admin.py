@@ -105,7 +105,10 @@ def test_changelist_sorts_by_a_column(viewer, table):
 
 
 def form_fields(html: str) -> set[str]:
-    return set(re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_0-9]+)"', html))
+    """Names of the inputs of the change form (not of the header's language switch)."""
+    form = html[html.index('id="microservice_form"') :]
+    form = form[: form.index("</form>")]
+    return set(re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_0-9]+)"', form))
 
 
 def test_operator_edits_specified_pods_and_limits_but_requests_are_read_only(operator, service):

@@ -1,0 +1,33 @@
+"""Small plain views of the control app (outside the admin's model pages)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from apps.control.preferences import SESSION_KEY, user_language_set
+
+
+@require_POST
+@login_required
+def language_set(request: HttpRequest) -> HttpResponse:
+    """Store the user's UI language ("" follows the browser) and go back to the page they were on."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/admin/"
+    try:
+        request.session[SESSION_KEY] = user_language_set(user=request.user, language=request.POST.get("language", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return HttpResponseRedirect(target)
+    response = HttpResponseRedirect(target)
+    response.delete_cookie("django_language")
+    messages.success(request, _("Language saved."))
+    return response
