@@ -1,8 +1,9 @@
 /* KubeDoor's charts: horizontal bars and daily lines drawn as SVG, no library, nothing fetched.
  *
  * KubeDoorCharts.hbar(target, entries, options)
- *   entries: [{label, value, text, title, href}] biggest first; one <g class="kd-bar-row"> each
- *   with <rect class="kd-bar">, <text class="kd-bar-label"> and <text class="kd-bar-value">.
+ *   entries: [{label, value, text, note, title, href}] biggest first; one <g class="kd-bar-row"> each
+ *   with <rect class="kd-bar">, <text class="kd-bar-label"> and <text class="kd-bar-value"> (its
+ *   <tspan class="kd-bar-note"> holds the note, e.g. the source day).
  * KubeDoorCharts.lines(target, days, series, options)
  *   days: ["YYYY-MM-DD", ...]; series: [{name, cls, values: [number|null per day], points: bool}];
  *   each series is a <path class="kd-line kd-<cls>">; a series with points gets one
@@ -49,7 +50,7 @@
     options = options || {};
     if (!entries.length) return empty(target, options.emptyText);
     clear(target);
-    var rowH = 24, labelW = 230, valueW = 90, width = 620, barW = width - labelW - valueW - 10;
+    var rowH = 24, labelW = 210, valueW = 170, width = 620, barW = width - labelW - valueW - 10;
     var height = entries.length * rowH + 4;
     var max = Math.max.apply(null, entries.map(function (e) { return e.value; })) || 1;
     var svg = el("svg", {
@@ -64,7 +65,8 @@
       el("text", {"class": "kd-bar-label", x: labelW - 6, y: y + rowH / 2 + 4, "text-anchor": "end"}, holder, entry.label);
       var w = Math.max(1, Math.round((barW * entry.value) / max));
       el("rect", {"class": "kd-bar", x: labelW, y: y + 3, width: w, height: rowH - 7, rx: 2}, row);
-      el("text", {"class": "kd-bar-value", x: labelW + w + 6, y: y + rowH / 2 + 4}, row, entry.text || fmt(entry.value));
+      var value = el("text", {"class": "kd-bar-value", x: labelW + w + 6, y: y + rowH / 2 + 4}, row, entry.text || fmt(entry.value));
+      if (entry.note) el("tspan", {"class": "kd-bar-note", dx: 6}, value, entry.note);
     });
     return svg;
   }
@@ -97,7 +99,8 @@
     });
     var ticks = days.length > 2 ? [0, Math.floor((days.length - 1) / 2), days.length - 1] : days.map(function (_, i) { return i; });
     ticks.forEach(function (i) {
-      el("text", {"class": "kd-axis-label kd-x-label", x: x(i), y: top + plotH + 16, "text-anchor": "middle"}, axis, days[i]);
+      var anchor = days.length === 1 ? "middle" : (i === 0 ? "start" : (i === days.length - 1 ? "end" : "middle"));
+      el("text", {"class": "kd-axis-label kd-x-label", x: x(i), y: top + plotH + 16, "text-anchor": anchor}, axis, days[i]);
     });
     series.forEach(function (s) {
       var d = "", pen = "M";

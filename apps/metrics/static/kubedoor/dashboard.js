@@ -63,6 +63,7 @@
           label: e.namespace + "/" + e.deployment,
           value: e.value,
           text: fmt(e.value, BOARD_DIGITS[board]) + unit,
+          note: e.source_day,
           title: interpolate(tr("%(service)s — source day %(day)s"), {service: e.namespace + "/" + e.deployment, day: e.source_day}, true),
           href: curvesHref(root, e)
         };
