@@ -27,7 +27,8 @@ from apps.webhook import metrics
 logger = logging.getLogger(__name__)
 
 WEBHOOK_ACTOR = Actor.system("webhook", source=AuditSource.WEBHOOK)
-BATCH = 200
+BATCH = 500
+BATCH_WINDOW = 0.25  # seconds an event may wait for others before its batch is written
 
 
 class AuditWriter:
@@ -63,11 +64,21 @@ class AuditWriter:
         return True
 
     def _take(self, *, block: bool) -> list[dict[str, Any]]:
+        """Up to ``BATCH`` events. Blocking, it collects for up to ``BATCH_WINDOW`` seconds after the
+        first one, so a busy webhook commits a few large transactions rather than many small ones."""
         batch: list[dict[str, Any]] = []
         try:
-            batch.append(self.queue.get(timeout=0.5) if block else self.queue.get_nowait())
+            if not block:
+                while len(batch) < BATCH:
+                    batch.append(self.queue.get_nowait())
+                return batch
+            batch.append(self.queue.get(timeout=0.5))
+            deadline = time.monotonic() + BATCH_WINDOW
             while len(batch) < BATCH:
-                batch.append(self.queue.get_nowait())
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    break
+                batch.append(self.queue.get(timeout=remaining))
         except queue.Empty:
             pass
         return batch

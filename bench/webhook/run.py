@@ -1,7 +1,7 @@
 """Benchmark of the admission webhook process against a bare-WSGI floor (DESIGN §14).
 
-    .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 20 s per load level
-    .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 6 s per load level
+    .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 20 s per load level and target
+    .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 6 s per load level and target
 
 Needs DATABASE_URL (PostgreSQL; the script migrates it and writes a cluster named "bench" with 128
 control rows) and Debian's ``wrk``. Every target runs under gunicorn with the webhook's own config
@@ -16,7 +16,8 @@ control rows) and Debian's ``wrk``. Every target runs under gunicorn with the we
 The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
 over 8 namespaces × 16 Deployments in kubectl, Helm and Argo CD shapes, plus CREATE and scale reviews.
 Every answer is checked (HTTP 200, allowed, a JSONPatch); each body is built so the webhook patches it.
-Results are printed as a Markdown table for bench/README.md.
+At each load level the targets take turns in slices (4 × 5 s): requests add up over the slices, p50 and
+p99 are the medians of the slices', max is the overall max. Results print as Markdown for bench/README.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import random
 import selectors
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -247,6 +249,16 @@ class Server:
         self.process = subprocess.Popen([*command, app], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.process)
         self.base = f"{self.scheme}://127.0.0.1:{self.port}"
+        # The master listens before its workers have loaded the app: wait for a worker to answer.
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.get("/healthz")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.5)
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.base + path, verify=False, timeout=10)
@@ -276,6 +288,16 @@ def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path
     raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
 
 
+def merge(slices: list[dict]) -> dict:
+    """One figure from a level's slices: counts add up; p50/p99 are the slices' medians; max is the max."""
+    merged = {key: sum(r[key] for r in slices) for key in slices[0] if isinstance(slices[0][key], int)}
+    merged["rps"] = merged["requests"] / (merged["duration_us"] / 1e6)
+    for key in ("p50_us", "p99_us"):
+        merged[key] = statistics.median(r[key] for r in slices)
+    merged["max_us"] = max(r["max_us"] for r in slices)
+    return merged
+
+
 def show(target: str, connections: int, r: dict) -> None:
     errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
     print(
@@ -289,6 +311,7 @@ def show(target: str, connections: int, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 s warm-up and 6 s per level")
+    parser.add_argument("--rounds", type=int, default=0, help="slices per level and target (default 4, quick 2)")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread")
@@ -299,6 +322,7 @@ def main() -> None:
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.warmup, args.duration = (2, 6) if args.quick else (5, 20)
+    args.rounds = args.rounds or (2 if args.quick else 4)
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -337,8 +361,8 @@ def main() -> None:
             if app.startswith("apps."):
                 ready = servers[target].get("/readyz").json()
                 assert ready["snapshot"] == "loaded", ready
-        # Levels outermost, targets inner: each comparison is taken minutes apart at most, on a machine
-        # whose background load drifts.
+        # Levels outermost; within a level the targets take turns in short slices, so that the background
+        # load of a shared machine, which drifts over minutes, falls on all of them alike.
         for connections in args.connections:
             for target in targets:
                 server = servers[target]
@@ -349,11 +373,22 @@ def main() -> None:
                     ready = server.get("/readyz").json()
                     print(f"  database cut for webhook-db-down; readyz: {ready}", flush=True)
                     assert ready["store_error"], "the webhook did not notice the database going away"
-                result = wrk(
-                    server, connections=connections, seconds=args.duration, listing=listing, path="/mutate/bench"
-                )
-                all_results[target][connections] = result
-                show(target, connections, result)
+            slices: dict[str, list[dict]] = {target: [] for target in targets}
+            for _ in range(args.rounds):
+                for target in targets:
+                    seconds = args.duration / args.rounds
+                    slices[target].append(
+                        wrk(
+                            servers[target],
+                            connections=connections,
+                            seconds=seconds,
+                            listing=listing,
+                            path="/mutate/bench",
+                        )
+                    )
+            for target in targets:
+                all_results[target][connections] = merge(slices[target])
+                show(target, connections, all_results[target][connections])
         for target, server in servers.items():
             if target.startswith("webhook"):
                 counts = [ln for ln in server.get("/metrics").text.splitlines() if ln.startswith("kubedoor_webhook_a")]
