@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,6 @@ def _server_params() -> dict[str, Any]:
 
 
 def _new_database() -> tuple[str, str]:
-    import uuid
-
     import psycopg
 
     params = _server_params()
@@ -339,7 +338,9 @@ def test_worker_pod_starts(production, migrated_database_url, pod_dir, tmp_path)
     (container,) = one(production, "Deployment", "kubedoor-worker")["spec"]["template"]["spec"]["containers"]
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
     log = tmp_path / "worker.log"
-    process = _start_in_pod(container["args"], env, pod_dir, log)
+    # A queue of its own, so the worker never takes a message another test left on the shared broker.
+    queue = f"kubedoor-deploy-test-{uuid.uuid4().hex[:8]}"
+    process = _start_in_pod([*container["args"], f"--queues={queue}"], env, pod_dir, log)
     try:
         _wait_for_line(log, " ready.", process, timeout=120)
         assert "concurrency: 2 (prefork)" in log.read_text()
