@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 # httpx logs every request at INFO: thousands of lines per collection. Errors are logged here instead.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# Prometheus' own --query.timeout defaults to 2 minutes; waiting longer than that is pointless.
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 DEFAULT_RETRIES = 2
 RETRY_BACKOFF_SECONDS = 0.5
 
@@ -110,6 +111,11 @@ class PrometheusClient:
             attempt += 1
             try:
                 response = self._client.post(path, data=form)
+            except httpx.ReadTimeout as exc:
+                # The query ran out of time: sending it again would only add load to a busy server.
+                raise PrometheusUnavailable(
+                    f"Prometheus {self.base_url} did not answer within {self._client.timeout.read} s"
+                ) from exc
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 reason = f"{self.base_url} is unreachable ({exc.__class__.__name__}: {exc})"
                 if attempt > self.retries:

@@ -70,24 +70,38 @@ def selector(settings: QuerySettings, *matchers: str) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _over_window(settings: QuerySettings, series: str) -> str:
+    """The series' last value in the window, pinned to the window's end (``@ end()``).
+
+    Pinned expressions are step-invariant: Prometheus (and VictoriaMetrics) evaluate them once per
+    query instead of at every subquery step, which is what makes 1 000 Deployments affordable.
+    """
+    return f"last_over_time({series}[{settings.window_seconds}s] @ end())"
+
+
 def pod_deployment(settings: QuerySettings) -> str:
-    """One series per (namespace, pod, deployment) with value 1."""
+    """One series per (namespace, pod, deployment) with value 1, for every pod seen in the window.
+
+    Evaluated once per query (see ``_over_window``), so a pod replaced by a rollout during the
+    window maps to its Deployment like the pods that replace it.
+    """
+    owner = _over_window(settings, "kube_pod_owner" + selector(settings, 'owner_kind="ReplicaSet"'))
+    replicaset = _over_window(settings, "kube_replicaset_owner" + selector(settings, 'owner_kind="Deployment"'))
+    named = _over_window(
+        settings,
+        "container_memory_working_set_bytes"
+        + selector(settings, NON_EMPTY_CONTAINER, 'container!="POD"', f"pod=~{quote(POD_NAME_PATTERN)}"),
+    )
     by_owner = (
         "group by (namespace, pod, deployment) ("
-        "label_replace(kube_pod_owner"
-        + selector(settings, 'owner_kind="ReplicaSet"')
-        + ', "replicaset", "$1", "owner_name", "(.*)")'
+        f'label_replace({owner}, "replicaset", "$1", "owner_name", "(.*)")'
         " * on (namespace, replicaset) group_left (deployment) "
         "group by (namespace, replicaset, deployment) ("
-        "label_replace(kube_replicaset_owner"
-        + selector(settings, 'owner_kind="Deployment"')
-        + ', "deployment", "$1", "owner_name", "(.*)")))'
+        f'label_replace({replicaset}, "deployment", "$1", "owner_name", "(.*)")))'
     )
     by_name = (
         "group by (namespace, pod, deployment) ("
-        "label_replace(container_memory_working_set_bytes"
-        + selector(settings, 'container!=""', 'container!="POD"', f"pod=~{quote(POD_NAME_PATTERN)}")
-        + f', "deployment", "$1", "pod", {quote(POD_NAME_PATTERN)}))'
+        f'label_replace({named}, "deployment", "$1", "pod", {quote(POD_NAME_PATTERN)}))'
     )
     return f"({by_owner} or on (namespace, pod) {by_name})"
 
@@ -127,19 +141,32 @@ def usage_query(settings: QuerySettings, kind: str) -> str:
 
 
 def usage_pct_query(settings: QuerySettings, kind: str) -> str:
-    """P95 usage as % of the limit; pods without a limit drop out (the statistic is then absent)."""
+    """P95 usage as % of the limit; pods without a limit drop out (the statistic is then absent).
+
+    Each pod's limit is its last one in the window, pinned to the window's end (evaluated once, see
+    ``_over_window``); a pod's limit cannot change without replacing the pod.
+    """
     resource = "cpu" if kind == "cpu" else "memory"
+    limit = _over_window(settings, _resource(settings, LIMITS, resource))
     per_pod = (
         f"{_container_series(settings, _usage(settings, kind))} / on (namespace, pod, container) group_left "
-        f"max by (namespace, pod, container) ({_resource(settings, LIMITS, resource)}) * 100"
+        f"max by (namespace, pod, container) ({limit}) * 100"
     )
     return _quantile_of(settings, per_pod)
 
 
 def resource_query(settings: QuerySettings, family: str, resource: str) -> str:
-    """The maximum over the window of the configured requests or limits (m or MiB)."""
-    per_pod = _container_series(settings, _resource(settings, family, resource))
-    text = f"max_over_time((max by (namespace, deployment, container) ({per_pod})){_window(settings)})"
+    """The maximum over the window of the configured requests or limits (m or MiB).
+
+    The maximum over time and over pods commute, so no subquery is needed: each pod's maximum over
+    the window, joined to its Deployment, then the maximum over the Deployment's pods.
+    """
+    per_pod = (
+        f"max by (namespace, pod, container) (max_over_time({_resource(settings, family, resource)}"
+        f"[{settings.window_seconds}s]))"
+    )
+    joined = f"({per_pod} * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
+    text = f"max by (namespace, deployment, container) {joined}"
     return f"{text} * 1000" if resource == "cpu" else f"{text} / {MIB}"
 
 

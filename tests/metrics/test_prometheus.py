@@ -134,3 +134,22 @@ def test_timeouts_are_explicit(server):
     with PrometheusClient(server.url, timeout=1.5) as client:
         timeout = client._client.timeout
     assert (timeout.connect, timeout.read) == (1.5, 1.5)
+
+
+def test_a_query_that_times_out_is_not_sent_again(server):
+    import time as _time
+
+    class Slow(Recorder):
+        def next_reply(self):
+            _time.sleep(0.5)
+            return (200, VECTOR)
+
+    slow = Slow()
+    slow.url = server.url
+    server.replies = [(200, VECTOR)]
+    server.next_reply = slow.next_reply
+    with PrometheusClient(server.url, timeout=0.2, retries=2, backoff=0.01) as client:
+        with pytest.raises(PrometheusUnavailable, match="did not answer within 0.2 s"):
+            client.query("up", at=AT)
+    _time.sleep(0.6)
+    assert len(server.requests) == 1

@@ -28,17 +28,19 @@ def test_selector_excludes_namespaces_when_none_are_listed():
     assert promql.selector(QuerySettings()) == "{}"
 
 
-def test_pod_to_deployment_uses_owners_then_the_name_pattern():
-    text = promql.pod_deployment(QuerySettings())
+def test_pod_to_deployment_uses_owners_then_the_name_pattern_once_per_query():
+    text = promql.pod_deployment(QuerySettings(window_seconds=5400))
     assert text == (
         "(group by (namespace, pod, deployment) ("
-        'label_replace(kube_pod_owner{owner_kind="ReplicaSet"}, "replicaset", "$1", "owner_name", "(.*)")'
+        'label_replace(last_over_time(kube_pod_owner{owner_kind="ReplicaSet"}[5400s] @ end()), '
+        '"replicaset", "$1", "owner_name", "(.*)")'
         " * on (namespace, replicaset) group_left (deployment) group by (namespace, replicaset, deployment) ("
-        'label_replace(kube_replicaset_owner{owner_kind="Deployment"}, "deployment", "$1", "owner_name", "(.*)")))'
+        'label_replace(last_over_time(kube_replicaset_owner{owner_kind="Deployment"}[5400s] @ end()), '
+        '"deployment", "$1", "owner_name", "(.*)")))'
         " or on (namespace, pod) group by (namespace, pod, deployment) ("
-        "label_replace(container_memory_working_set_bytes"
-        '{container!="", container!="POD", pod=~"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}"}, "deployment", "$1", "pod", '
-        '"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}")))'
+        "label_replace(last_over_time(container_memory_working_set_bytes"
+        '{container!="", container!="POD", pod=~"(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}"}[5400s] @ end()), '
+        '"deployment", "$1", "pod", "(.+)-[a-z0-9]{5,10}-[a-z0-9]{5}")))'
     )
 
 
@@ -61,13 +63,19 @@ def test_memory_is_in_mib_and_percentages_divide_by_the_limit():
     pct = promql.statistic_query(FILTERED, "p95_mem_pct")
     assert " / on (namespace, pod, container) group_left max by (namespace, pod, container) (" in pct
     assert 'kube_pod_container_resource_limits{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", ' in pct
-    assert 'resource="memory", container!=""}) * 100))[3600s:60s])' in pct
+    assert 'resource="memory", container!=""}[3600s] @ end())) * 100))[3600s:60s])' in pct
 
 
 def test_requests_limits_and_pods():
-    assert promql.statistic_query(FILTERED, "request_cpu_m").startswith("max_over_time((max by (namespace, deployment")
-    assert promql.statistic_query(FILTERED, "request_cpu_m").endswith("[3600s:60s]) * 1000")
-    assert promql.statistic_query(FILTERED, "limit_mem_mib").endswith("[3600s:60s]) / 1048576")
+    requests = promql.statistic_query(FILTERED, "request_cpu_m")
+    assert requests.startswith(
+        "max by (namespace, deployment, container) (max by (namespace, pod, container) (max_over_time("
+        'kube_pod_container_resource_requests{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", '
+        'resource="cpu", container!=""}[3600s])) * on (namespace, pod) group_left (deployment) '
+    )
+    assert requests.endswith(")) * 1000")
+    assert "[3600s:" not in requests  # no subquery: the maximum over time and over pods commute
+    assert promql.statistic_query(FILTERED, "limit_mem_mib").endswith(")) / 1048576")
     pods = promql.statistic_query(FILTERED, "pod_count")
     assert pods.startswith(
         "min_over_time((count by (namespace, deployment) ((max by (namespace, pod) (kube_pod_status_ready{"

@@ -1,0 +1,164 @@
+"""Benchmark: collection of 1 000 Deployments × 30 days from a real Prometheus (DESIGN §14: ≤ 60 s).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/kubedoor_bench python bench/collect/run.py
+
+Generates the history with the tests' own generator (tests/services/history.py: OpenMetrics, one
+file per day, ``promtool tsdb create-blocks-from openmetrics``) into ``--data`` (kept and reused on
+the next run with the same parameters), starts Debian's Prometheus on it, and times
+``manage.py collect_peaks --days 30`` in a child process: wall time and the child's peak RSS, at the
+default concurrency and at concurrency 1, and a 10-day run to show memory does not grow with days.
+Daily peaks go to the configured store (the default database unless CLICKHOUSE_URL is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
+
+from tests.services.history import Container, Deployment, History, build_tsdb, openmetrics_day  # noqa: E402
+from tests.services.prometheus import start_prometheus  # noqa: E402
+
+CLUSTER = "bench-collect"
+
+
+def deployments(count: int) -> tuple[Deployment, ...]:
+    result = []
+    for i in range(count):
+        cpu = 0.05 + (i % 17) * 0.03
+        mem = 100 + (i % 23) * 20
+        container = Container(f"app-{i}", cpu, cpu * 3, mem, mem * 1.4, 100, 128, 2000, 2048)
+        result.append(Deployment(f"ns-{i % 20}", f"app-{i}", 1 + i % 2, (container,)))
+    return tuple(result)
+
+
+def plan(days: int) -> tuple[tuple[datetime.date, ...], tuple[datetime.time, datetime.time]]:
+    """Days ending today with a 90-minute window that has already ended (UTC)."""
+    now = datetime.datetime.now(datetime.UTC)
+    end = (now - datetime.timedelta(minutes=30)).replace(second=0, microsecond=0)
+    end = end.replace(minute=end.minute - end.minute % 30)
+    start = end - datetime.timedelta(minutes=90)
+    if start.date() != now.date() or end.date() != now.date():
+        raise SystemExit("run the benchmark after 02:30 UTC (the window must end today, after midnight)")
+    today = now.date()
+    return tuple(today - datetime.timedelta(days=n) for n in range(days - 1, -1, -1)), (start.time(), end.time())
+
+
+def build(history: History, data: Path, *, parallel: int = 2) -> float:
+    marker = data / "kubedoor-bench.json"
+    spec = {
+        "days": [d.isoformat() for d in history.days],
+        "window": [t.isoformat() for t in history.window],
+        "deployments": len(history.deployments),
+    }
+    if marker.exists() and json.loads(marker.read_text()) == spec:
+        print(f"history: reusing {data}")
+        return 0.0
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "tsdb").mkdir(parents=True)
+    started = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="kd-om-"))
+
+    def one(day: datetime.date) -> None:
+        path = scratch / f"{day.isoformat()}.om"
+        with path.open("w") as out:
+            out.writelines(line + "\n" for line in openmetrics_day(history, day))
+        build_tsdb([path], data / "tsdb", parallel=1)
+        path.unlink()
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(one, history.days))
+    shutil.rmtree(scratch, ignore_errors=True)
+    marker.write_text(json.dumps(spec))
+    elapsed = time.perf_counter() - started
+    print(f"history: {len(history.deployments)} Deployments × {len(history.days)} days built in {elapsed:.0f} s")
+    return elapsed
+
+
+def measured(args: list[str]) -> tuple[float, float, str]:
+    """Run a command in a child; wall seconds, the child's peak RSS (MiB), its output."""
+    wrapper = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        "sys.stdout.write(r.stdout + r.stderr[-2000:]);"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    )
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=REPO)
+    elapsed = time.perf_counter() - started
+    lines = result.stdout.strip().splitlines()
+    rss = float(lines[-1].split()[1]) / 1024 if lines and lines[-1].startswith("MAXRSS") else float("nan")
+    if result.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(args)}\n{result.stdout}\n{result.stderr}")
+    return elapsed, rss, "\n".join(lines[:-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "kubedoor-bench-collect"))
+    parser.add_argument("--skip-concurrency-1", action="store_true")
+    args = parser.parse_args()
+
+    days, window = plan(args.days)
+    history = History(("k8s_cluster", CLUSTER), "UTC", days, window, deployments(args.deployments), margin_minutes=3)
+    data = Path(args.data)
+    build(history, data)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from apps.control.models import Cluster
+
+    process, url = start_prometheus(data / "tsdb", log_path=data / "prometheus.log")
+    try:
+        Cluster.objects.filter(name=CLUSTER).delete()
+        Cluster.objects.create(
+            name=CLUSTER,
+            prometheus_url=url,
+            prometheus_label_key="k8s_cluster",
+            prometheus_label_value=CLUSTER,
+            time_zone="UTC",
+            peak_start=window[0],
+            peak_end=window[1],
+            lookback_days=10,
+        )
+        command = [sys.executable, "manage.py", "collect_peaks", "--cluster", CLUSTER, "--no-progress"]
+        runs = [("default concurrency (4)", args.days, 4)]
+        if not args.skip_concurrency_1:
+            runs.append(("concurrency 1", args.days, 1))
+        runs.append(("default concurrency, 10 days", 10, 4))
+        figures = []
+        for label, n_days, concurrency in runs:
+            load = os.getloadavg()[0]
+            elapsed, rss, output = measured([*command, "--days", str(n_days), "--concurrency", str(concurrency)])
+            figures.append((label, n_days, elapsed, rss))
+            print(
+                f"collect_peaks --days {n_days} ({label}): {elapsed:.1f} s wall,"
+                f" peak RSS {rss:.0f} MiB, load {load:.1f}"
+            )
+            print(f"    {output.splitlines()[-1] if output else ''}")
+        if len(figures) > 2:
+            print(f"concurrency 4 vs 1: {figures[1][2] / figures[0][2]:.2f}× faster")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
