@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
@@ -42,6 +43,17 @@ class ClusterSerializer(serializers.ModelSerializer):
         if data.get("prometheus_url"):
             data["prometheus_url"] = redact_url(data["prometheus_url"])
         return data
+
+
+_DATETIME_FIELDS = frozenset({"created_at", "updated_at"})
+
+
+def _datetime_text(value: datetime.datetime | None) -> str | None:
+    """DRF's DateTimeField rendering: ISO 8601 in the current time zone, UTC written as Z."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class MicroserviceSerializer(serializers.ModelSerializer):
@@ -105,6 +117,25 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             for name in ("cluster", "namespace", "name"):
                 fields[name].read_only = True
         return fields
+
+    def to_representation(self, instance: Microservice) -> dict[str, Any]:
+        """The row as DRF's generic field machinery would render it, built directly.
+
+        Lists of control rows are the hottest read of the API (DESIGN §14: a page of 100 in
+        ≤ 50 ms p99); DRF builds and walks 29 field objects per row, this reads the attributes.
+        A test holds the output equal to ``ModelSerializer.to_representation``.
+        """
+        data: dict[str, Any] = {}
+        for name in self.Meta.fields:
+            if name == "cluster":
+                data[name] = instance.cluster.name
+            elif name in _DATETIME_FIELDS:
+                data[name] = _datetime_text(getattr(instance, name))
+            elif name == "source_day":
+                data[name] = None if instance.source_day is None else instance.source_day.isoformat()
+            else:
+                data[name] = getattr(instance, name)
+        return data
 
 
 # --- Operations (DESIGN §9) ---------------------------------------------------------------------

@@ -399,3 +399,39 @@ def test_deleting_a_cluster_removes_the_beat_entries_of_its_operations(admin_api
     assert admin_api.delete("/api/v1/clusters/prod/").status_code == 204
     # then
     assert PeriodicTask.objects.count() == 0
+
+
+@pytest.mark.parametrize("filled", [True, False])
+def test_fast_row_rendering_equals_drf_field_rendering(service, filled):
+    import datetime
+
+    from rest_framework import serializers as drf
+
+    from apps.control.serializers import MicroserviceSerializer
+
+    # given a row with every nullable field set, or none
+    values = (
+        {
+            "pod_count_manual": 0,
+            "pod_count_ai": 3,
+            "p95_cpu_pct": 12.5,
+            "p95_mem_pct": 40.0,
+            "p95_cpu_cores": 0.125,
+            "p95_mem_mib": 300.5,
+            "cpu_headroom": 0.2,
+            "mem_headroom": 0.1,
+            "min_cpu_m": 20,
+            "min_mem_mib": 32,
+            "source_day": datetime.date(2026, 11, 20),
+            "request_capped": True,
+            "updated_by": "ops",
+        }
+        if filled
+        else {"request_cpu_m": None, "request_mem_mib": None, "limit_cpu_m": None, "limit_mem_mib": None}
+    )
+    Microservice.objects.filter(pk=service.pk).update(**values)
+    row = Microservice.objects.select_related("cluster").get(pk=service.pk)
+    serializer = MicroserviceSerializer(row)
+    # then the direct rendering is DRF's, key for key and in order
+    generic = drf.ModelSerializer.to_representation(serializer, row)
+    assert list(serializer.data.items()) == list(generic.items())
