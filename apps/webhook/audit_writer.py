@@ -183,7 +183,9 @@ def _bulk_load(batch: list[dict[str, Any]]) -> None:
     statement = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"  # names from the model
     json_fields = {"before", "after"}
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for row in rows:
+        for index, row in enumerate(rows):
+            if index % 50 == 49:
+                time.sleep(0)  # let request threads take the GIL between chunks
             copy.write_row(
                 [
                     (None if row[name] is None else json.dumps(row[name], cls=DjangoJSONEncoder))

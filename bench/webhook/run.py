@@ -274,7 +274,7 @@ class Server:
 
 def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
     threads = 1 if connections < 16 else 2
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s"]
     command += ["-s", str(HERE / "reviews.lua"), server.base + path]
     env = os.environ | {"BODY_LIST": str(listing), "MUTATE_PATH": path}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False)
@@ -376,7 +376,7 @@ def main() -> None:
             slices: dict[str, list[dict]] = {target: [] for target in targets}
             for _ in range(args.rounds):
                 for target in targets:
-                    seconds = args.duration / args.rounds
+                    seconds = max(1, args.duration // args.rounds)
                     slices[target].append(
                         wrk(
                             servers[target],
