@@ -107,6 +107,25 @@ def _probe(container: dict[str, Any], probe: str) -> tuple[str, dict[str, str]]:
     return get["path"], {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
 
 
+def _until_ready(client: Any, container: dict[str, Any], process: subprocess.Popen, timeout: float = 240) -> None:
+    """Probe readiness as the kubelet does, again and again, until it answers (a slow first start is fine)."""
+    import time
+
+    import httpx
+
+    path, headers = _probe(container, "readinessProbe")
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, f"the server exited with {process.returncode}"
+        try:
+            if client.get(path, headers=headers).status_code == 200:
+                return
+        except httpx.TimeoutException:
+            pass
+        assert time.monotonic() < deadline, f"not ready after {timeout} s"
+        time.sleep(0.5)
+
+
 def _server_params() -> dict[str, Any]:
     from django.conf import settings
 
@@ -247,6 +266,7 @@ def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, 
     try:
         wait_for_port(port, process=process, timeout=120)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            _until_ready(http, container, process)
             for probe in ("readinessProbe", "livenessProbe"):
                 path, headers = _probe(container, probe)
                 response = http.get(path, headers=headers)
@@ -263,7 +283,9 @@ def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, 
             assert stylesheet.headers["content-type"].startswith("text/css")
     finally:
         stop_process(process)
-    assert process.returncode == 0, (tmp_path / "web.log").read_text()
+    output = (tmp_path / "web.log").read_text()
+    assert process.returncode == 0, output
+    assert "Read-only file system" not in output
 
 
 def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_database_url, pod_dir, tmp_path):
@@ -303,6 +325,7 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
         ca.configure_trust(context)
         # when the kubelet probes over HTTPS, as the probes say
         with httpx.Client(base_url=f"https://localhost:{port}", verify=context, timeout=30) as https:
+            _until_ready(https, container, process)
             for probe in ("readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["scheme"] == "HTTPS"
                 path, headers = _probe(container, probe)
@@ -321,7 +344,10 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
             http.get("/healthz")
     finally:
         stop_process(process)
-    assert process.returncode == 0, (tmp_path / "webhook.log").read_text()
+    output = (tmp_path / "webhook.log").read_text()
+    assert process.returncode == 0, output
+    assert "Read-only file system" not in output
+    assert "Traceback" not in output, output
 
 
 def _periodic_task_names(database_url: str) -> list[str]:
