@@ -180,6 +180,7 @@ def migrated_database_url(production, tmp_path_factory):
         result = _run_in_pod(container["args"], _pod_env(production, container, DATABASE_URL=url), pod, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Applying control.0001_initial... OK" in result.stdout
+        assert "Read-only file system" not in result.stdout + result.stderr
         yield url
     finally:
         _drop_database(name)
