@@ -8,13 +8,14 @@ A full queue drops new events the same way instead of slowing admission down.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, connections, transaction
@@ -33,7 +34,7 @@ BATCH_WINDOW = 0.25  # seconds an event may wait for others before its batch is 
 
 class AuditWriter:
     def __init__(self, *, maxsize: int = 10_000, retries: int = 5, autostart: bool = True) -> None:
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=maxsize)
+        self.queue: queue.Queue[QueuedEvent] = queue.Queue(maxsize=maxsize)
         self.retries = retries
         self.autostart = autostart
         self._thread: threading.Thread | None = None
@@ -42,9 +43,35 @@ class AuditWriter:
         self._stop = threading.Event()
         self._last_drop_log = -1e9
 
-    def submit(self, **event: Any) -> bool:
-        """Queue one ``audit_event_record`` call (without the actor); False when it had to be dropped."""
-        event.setdefault("at", timezone.now())
+    def submit(
+        self,
+        *,
+        action: str,
+        cluster: str = "",
+        namespace: str = "",
+        name: str = "",
+        before: Any = None,
+        after: Any = None,
+        result: str = "ok",
+        message: str = "",
+        at: datetime.datetime | None = None,
+    ) -> bool:
+        """Queue one event (the arguments of ``audit_event_record``); False when it had to be dropped.
+
+        The event is queued as a tuple of strings (before/after already JSON), which the garbage
+        collector does not track: a queue filled while the database is down costs no GC time.
+        """
+        event = QueuedEvent(
+            at or timezone.now(),
+            action,
+            cluster,
+            namespace,
+            name,
+            None if before is None else _dumps(before),
+            None if after is None else _dumps(after),
+            result,
+            message,
+        )
         try:
             self.queue.put_nowait(event)
         except queue.Full:
@@ -55,18 +82,18 @@ class AuditWriter:
                 logger.error(
                     "admission audit queue full (%d); dropping events, e.g. %s %s/%s",
                     self.queue.maxsize,
-                    event.get("action"),
-                    event.get("namespace"),
-                    event.get("name"),
+                    action,
+                    namespace,
+                    name,
                 )
             return False
         self.ensure_started()
         return True
 
-    def _take(self, *, block: bool) -> list[dict[str, Any]]:
+    def _take(self, *, block: bool) -> list[QueuedEvent]:
         """Up to ``BATCH`` events. Blocking, it collects for up to ``BATCH_WINDOW`` seconds after the
         first one, so a busy webhook commits a few large transactions rather than many small ones."""
-        batch: list[dict[str, Any]] = []
+        batch: list[QueuedEvent] = []
         try:
             if not block:
                 while len(batch) < BATCH:
@@ -84,7 +111,7 @@ class AuditWriter:
         return batch
 
     @staticmethod
-    def _write(batch: list[dict[str, Any]]) -> None:
+    def _write(batch: list[QueuedEvent]) -> None:
         """Write one batch in one transaction.
 
         Events some enabled notification channel subscribes to go through ``audit_event_record``,
@@ -95,11 +122,20 @@ class AuditWriter:
         """
         with transaction.atomic():
             channels = list(NotificationChannel.objects.filter(enabled=True))
-            plain: list[dict[str, Any]] = []
+            plain: list[QueuedEvent] = []
             for event in batch:
-                if any(channel.wants(action=event["action"], result=event.get("result", "ok")) for channel in channels):
-                    fields = {key: value for key, value in event.items() if key != "at"}
-                    audit_event_record(actor=WEBHOOK_ACTOR, **fields)
+                if any(channel.wants(action=event.action, result=event.result) for channel in channels):
+                    audit_event_record(
+                        actor=WEBHOOK_ACTOR,
+                        action=event.action,
+                        cluster=event.cluster,
+                        namespace=event.namespace,
+                        name=event.name,
+                        before=_loads(event.before),
+                        after=_loads(event.after),
+                        result=event.result,
+                        message=event.message,
+                    )
                 else:
                     plain.append(event)
             if plain:
@@ -154,46 +190,81 @@ class AuditWriter:
         connections.close_all()  # this thread's connections
 
 
-def _row(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "at": event.get("at") or timezone.now(),
-        "actor_name": WEBHOOK_ACTOR.name,
-        "source": WEBHOOK_ACTOR.source,
-        "action": event["action"],
-        "cluster": event.get("cluster", ""),
-        "namespace": event.get("namespace", ""),
-        "name": event.get("name", ""),
-        "before": event.get("before"),
-        "after": event.get("after"),
-        "result": event.get("result", "ok"),
-        "message": event.get("message", ""),
-        "request_id": "",
-    }
+class QueuedEvent(NamedTuple):
+    at: datetime.datetime
+    action: str
+    cluster: str
+    namespace: str
+    name: str
+    before: str | None  # JSON text
+    after: str | None
+    result: str
+    message: str
 
 
-def _bulk_load(batch: list[dict[str, Any]]) -> None:
-    rows = [_row(event) for event in batch]
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _row(event: QueuedEvent) -> tuple[Any, ...]:
+    """The values of COPY_FIELDS for one event: what ``audit_event_record`` would store."""
+    return (
+        event.at,
+        WEBHOOK_ACTOR.name,
+        WEBHOOK_ACTOR.source,
+        event.action,
+        event.cluster,
+        event.namespace,
+        event.name,
+        event.before,
+        event.after,
+        event.result,
+        event.message,
+        "",
+    )
+
+
+COPY_FIELDS = (
+    "at",
+    "actor_name",
+    "source",
+    "action",
+    "cluster",
+    "namespace",
+    "name",
+    "before",
+    "after",
+    "result",
+    "message",
+    "request_id",
+)
+
+
+def _bulk_load(batch: list[QueuedEvent]) -> None:
     connection = connections[AuditEvent.objects.db]
     if connection.vendor != "postgresql":
-        AuditEvent.objects.bulk_create(AuditEvent(**row) for row in rows)
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                **(
+                    dict(zip(COPY_FIELDS, _row(e), strict=True))
+                    | {"before": _loads(e.before), "after": _loads(e.after)}
+                )
+            )
+            for e in batch
+        )
         return
     meta = AuditEvent._meta
-    names = list(rows[0])
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in names)
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in COPY_FIELDS)
     statement = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"  # names from the model
-    json_fields = {"before", "after"}
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for index, row in enumerate(rows):
-            if index % 50 == 49:
+        for index, event in enumerate(batch):
+            if index % 100 == 99:
                 time.sleep(0)  # let request threads take the GIL between chunks
-            copy.write_row(
-                [
-                    (None if row[name] is None else json.dumps(row[name], cls=DjangoJSONEncoder))
-                    if name in json_fields
-                    else row[name]
-                    for name in names
-                ]
-            )
+            copy.write_row(_row(event))
 
 
 writer = AuditWriter()
