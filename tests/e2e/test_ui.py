@@ -233,3 +233,18 @@ def test_a_page_in_chinese(live_server, new_page, demo):
     assert page.locator("html").get_attribute("lang") == "zh-hans"
     assert page.locator(".kd-chart[data-board='pods'] rect.kd-bar").count() == 10
     shot(page, "15-dashboard-zh-hans")
+
+
+def test_a_range_without_data_says_which_days_the_archive_holds(live_server, new_page, demo):
+    UserFactory(username="viewer1", role="viewer")
+    page = new_page()
+    log_in(page, live_server.url, "viewer1")
+    page.goto(f"{live_server.url}/admin/metrics/dashboard/?cluster=demo&day_from=2020-01-01&day_to=2020-01-31")
+    page.wait_for_selector("#kd-dashboard[data-loaded='true']")
+    first = cluster_today(demo) - datetime.timedelta(days=DEMO_DAYS)
+    last = cluster_today(demo) - datetime.timedelta(days=1)
+    assert page.locator("#kd-status").inner_text() == f"No data in this range — the archive holds {first} to {last}."
+    assert page.locator("rect.kd-bar").count() == 0
+    assert page.locator(".kd-chart-empty").all_inner_texts() == ["No service has this figure."] * 5
+    assert page.locator("#kd-namespaces tbody tr").count() == 0
+    shot(page, "16-dashboard-range-without-data")
