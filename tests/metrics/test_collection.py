@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import Actor
@@ -234,3 +235,17 @@ def test_collection_into_real_clickhouse(prom, prom_cluster, now, clickhouse_url
     assert [(r.container, r.p95_cpu_cores, r.pod_count) for r in cart] == [("cart", 0.88, 3), ("istio-proxy", 0.11, 3)]
     assert Microservice.objects.get(name="cart").request_capped is True
     door.close()
+
+
+def test_an_abandoned_run_does_not_block_the_cluster_forever(prom_cluster):
+    # given: a run whose worker died hours ago
+    stale = services.collection_start(cluster=prom_cluster, days=2, actor=ACTOR, enqueue=False)
+    CollectionRun.objects.filter(pk=stale.pk).update(
+        state="running", created_at=timezone.now() - datetime.timedelta(hours=7)
+    )
+    # when
+    fresh = services.collection_start(cluster=prom_cluster, days=2, actor=ACTOR, enqueue=False)
+    # then
+    stale.refresh_from_db()
+    assert (stale.state, stale.errors) == ("failed", ["Abandoned: no progress for 6 hours."])
+    assert fresh.state == "queued"
