@@ -31,14 +31,16 @@ celery -A kubedoor_site worker --beat --concurrency 2 --loglevel INFO --schedule
   > var/log/worker.log 2>&1 &
 pids+=($!)
 if [ -f apps/webhook/wsgi.py ]; then
-  gunicorn apps.webhook.wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
-    > var/log/webhook.log 2>&1 &
+  rm -rf var/prometheus && mkdir -p var/prometheus  # /metrics adds up the workers' counters kept here
+  PROMETHEUS_MULTIPROC_DIR="$PWD/var/prometheus" KUBEDOOR_WEBHOOK_TLS_CERT="" KUBEDOOR_WEBHOOK_TLS_KEY="" \
+    gunicorn -c python:apps.webhook.gunicorn_conf apps.webhook.wsgi:application \
+    --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 > var/log/webhook.log 2>&1 &
   pids+=($!)
   echo "Admission webhook on http://127.0.0.1:$WEBHOOK_PORT/mutate/<cluster> (log: var/log/webhook.log)"
 fi
 echo "Celery worker with beat running (log: var/log/worker.log)"
 echo "KubeDoor web UI on http://127.0.0.1:$PORT/admin/  (API: /api/v1/, docs: /api/docs/)"
 gunicorn kubedoor_site.wsgi:application --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-2}" \
-  --access-logfile - &
+  --no-control-socket --access-logfile - &
 pids+=($!)
 wait "${pids[-1]}"
