@@ -398,6 +398,13 @@ def collection_schedule_sync(*, cluster: Cluster) -> Any:
     return task
 
 
+def collection_schedule_delete(*, cluster_name: str) -> None:
+    """Remove a deleted cluster's daily beat entry (call from ``cluster_delete``)."""
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(name=schedule_name(cluster_name)).delete()
+
+
 def collection_scheduled(*, cluster_name: str) -> CollectionRun | None:
     """The daily beat entry: collect yesterday and today, unless a collection is already running."""
     cluster = Cluster.objects.filter(name=cluster_name).first()

@@ -67,6 +67,12 @@ def test_schedule_follows_the_cluster(db):
     cluster.save()
     assert services.collection_schedule_sync(cluster=cluster) is None
     assert not PeriodicTask.objects.filter(name="kubedoor-collect-prod").exists()
+    # re-enabled, then the cluster is deleted
+    cluster.collect_enabled = True
+    cluster.save()
+    services.collection_schedule_sync(cluster=cluster)
+    services.collection_schedule_delete(cluster_name="prod")
+    assert not PeriodicTask.objects.filter(name="kubedoor-collect-prod").exists()
 
 
 def test_the_scheduled_task_collects_two_days_and_skips_a_busy_cluster(db, prometheus_server):
