@@ -8,15 +8,15 @@
 
   var BOARD_DIGITS = {load: 3, cpu_pct: 1, memory: 0, mem_pct: 1, pods: 0};
   var TOTALS = [
-    ["namespaces", "Namespaces", 0],
-    ["services", "Services", 0],
-    ["pods", "Pods", 0],
-    ["cpu_request_cores", "CPU request (cores)", 2],
-    ["cpu_used_cores", "P95 CPU used (cores)", 2],
-    ["cpu_limit_cores", "CPU limit (cores)", 2],
-    ["mem_request_gib", "Memory request (GiB)", 2],
-    ["mem_used_gib", "P95 memory used (GiB)", 2],
-    ["mem_limit_gib", "Memory limit (GiB)", 2]
+    ["namespaces", tr("Namespaces"), 0],
+    ["services", tr("Services"), 0],
+    ["pods", tr("Pods"), 0],
+    ["cpu_request_cores", tr("CPU request (cores)"), 2],
+    ["cpu_used_cores", tr("P95 CPU used (cores)"), 2],
+    ["cpu_limit_cores", tr("CPU limit (cores)"), 2],
+    ["mem_request_gib", tr("Memory request (GiB)"), 2],
+    ["mem_used_gib", tr("P95 memory used (GiB)"), 2],
+    ["mem_limit_gib", tr("Memory limit (GiB)"), 2]
   ];
 
   function status(root, text, isError) {
@@ -47,7 +47,7 @@
       number.textContent = fmt(value, item[2]);
       var label = document.createElement("div");
       label.className = "kd-total-label";
-      label.textContent = tr(item[1]);
+      label.textContent = item[1];
       card.appendChild(number);
       card.appendChild(label);
       box.appendChild(card);
