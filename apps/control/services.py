@@ -122,11 +122,13 @@ def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -
 
 @transaction.atomic
 def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
+    """Delete a cluster with its control rows and operations, and every beat entry that served them."""
+    from apps.metrics.services import collection_schedule_delete  # see _collection_schedule_sync
+
     before = cluster_snapshot(cluster)
     before["microservices"] = cluster.microservices.count()
     name = cluster.name
-    cluster.collect_enabled = False
-    _collection_schedule_sync(cluster)  # removes the daily beat entry
+    collection_schedule_delete(cluster_name=name)
     # The cluster's scheduled operations go with it (cascade); their beat entries must too.
     PeriodicTask.objects.filter(
         pk__in=cluster.scheduled_operations.exclude(periodic_task=None).values("periodic_task")
