@@ -89,7 +89,7 @@ def operation_permission_check(*, actor: Actor, kind: str) -> None:
         return
     perm = KIND_PERMISSIONS[OperationKind(kind)]
     if actor.user is None or not actor.user.has_perm(perm):
-        raise PermissionDenied(_("You may not %(kind)s microservices.") % {"kind": kind})
+        raise PermissionDenied(_("You may not %(kind)s microservices.") % {"kind": OperationKind(kind).label})
 
 
 def replicas_validate(replicas: int | None) -> None:

@@ -349,7 +349,10 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         operation = ScheduledOperation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
         if operation.state in (OperationState.CANCELLED, OperationState.DONE):
             raise ValidationError(
-                {"non_field_errors": _("A %(state)s operation cannot be changed.") % {"state": operation.state}}
+                {
+                    "non_field_errors": _("A %(state)s operation cannot be changed.")
+                    % {"state": operation.get_state_display()}
+                }
             )
         before = operation_snapshot(operation)
         current = {

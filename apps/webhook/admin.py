@@ -92,7 +92,9 @@ class AdmissionAdmin(admin.ModelAdmin):
                 messages.error(request, " ".join(exc.messages))
             else:
                 messages.success(
-                    request, _("Admission of %(cluster)s is now %(mode)s.") % {"cluster": cluster.name, "mode": mode}
+                    request,
+                    _("Admission of %(cluster)s is now %(mode)s.")
+                    % {"cluster": cluster.name, "mode": AdmissionMode(mode).label},
                 )
             return HttpResponseRedirect(request.path)
         context["state"] = services.admission_state_get(cluster=cluster)
