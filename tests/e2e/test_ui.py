@@ -248,3 +248,13 @@ def test_a_range_without_data_says_which_days_the_archive_holds(live_server, new
     assert page.locator(".kd-chart-empty").all_inner_texts() == ["No service has this figure."] * 5
     assert page.locator("#kd-namespaces tbody tr").count() == 0
     shot(page, "16-dashboard-range-without-data")
+    # and a service's curves over such a range say so
+    page.goto(
+        f"{live_server.url}/admin/metrics/dashboard/curves/?cluster=demo&namespace=shop&deployment=cart"
+        "&day_from=2020-01-01&day_to=2020-01-31"
+    )
+    page.wait_for_selector("#kd-curves[data-loaded='true']")
+    assert page.locator("#kd-empty").is_visible()
+    assert page.locator("#kd-empty p").first.inner_text().startswith("No data for this microservice in this range")
+    assert page.locator("circle.kd-point").count() == 0
+    shot(page, "17-curves-range-without-data")
