@@ -194,3 +194,7 @@ class DailyPeakAdmin(admin.ModelAdmin):
             "next_day": (day + datetime.timedelta(days=1)).isoformat() if day else "",
         }
         return TemplateResponse(request, "admin/metrics/dailypeak/by_date.html", context)
+
+
+# The Dashboard pages hook into admin.site when their module is imported.
+from apps.metrics import dashboard_admin  # noqa: E402, F401
