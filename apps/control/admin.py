@@ -193,8 +193,12 @@ class ClusterAdminForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty")}),
     )
-    namespaces = forms.JSONField(required=False, help_text=_('A JSON list, e.g. ["shop", "payments"]; [] for all.'))
-    excluded_namespaces = forms.JSONField(required=False)
+    namespaces = forms.JSONField(
+        label=_("controlled namespaces"),
+        required=False,
+        help_text=_('A JSON list, e.g. ["shop", "payments"]; [] for all.'),
+    )
+    excluded_namespaces = forms.JSONField(label=_("excluded namespaces"), required=False)
 
     class Meta:
         model = Cluster
