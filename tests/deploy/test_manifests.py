@@ -167,7 +167,8 @@ def test_webhook_serves_tls_from_the_cert_manager_secret(rendered):
         "--config=python:apps.webhook.gunicorn_conf",
         "apps.webhook.wsgi:application",
     ]
-    assert "--bind=0.0.0.0:8443" in container["args"]
+    assert env["KUBEDOOR_WEBHOOK_BIND"] == "0.0.0.0:8443"
+    assert [p["containerPort"] for p in container["ports"]] == [8443]
     # The files the env names are in the volume made from the serving Certificate's Secret.
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
     assert mount["readOnly"] is True
@@ -306,8 +307,15 @@ def test_migration_job_migrates_postgresql_then_clickhouse_when_configured(rende
 # --- settings -------------------------------------------------------------------------------------
 
 
-# Set per container, not in the ConfigMap: which process this is, and the webhook's mounted files.
-PER_CONTAINER_SETTINGS = {"KUBEDOOR_PROCESS", "KUBEDOOR_WEBHOOK_TLS_CERT", "KUBEDOOR_WEBHOOK_TLS_KEY"}
+# Set per container, not in the ConfigMap: which process this is, and the webhook process's own
+# variables (its gunicorn settings, mounted TLS files and metrics folder).
+WEBHOOK_CONTAINER_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR"}
+
+
+def _webhook_process_settings() -> set[str]:
+    """Variables the webhook's gunicorn configuration reads (it runs before Django's settings)."""
+    source = (REPO / "apps" / "webhook" / "gunicorn_conf.py").read_text()
+    return set(re.findall(r'os\.environ\.get\(\s*"([A-Z][A-Z0-9_]*)"', source)) | WEBHOOK_CONTAINER_SETTINGS
 
 
 class _RecordingEnv(dict):
@@ -355,8 +363,10 @@ def test_every_setting_is_provided_exactly_once(rendered):
     config = set(generated(rendered, "ConfigMap", "kubedoor-config")["data"])
     secret = set(generated(rendered, "Secret", "kubedoor-secrets")["data"])
     # then: each is in the ConfigMap or the Secret (never both), or set per container; nothing else is
+    webhook_process = _webhook_process_settings()
+    assert {"KUBEDOOR_WEBHOOK_BIND", "KUBEDOOR_WEBHOOK_TLS_CERT", "PROMETHEUS_MULTIPROC_DIR"} <= webhook_process
     assert config & secret == set()
-    assert config | secret == (documented | read) - PER_CONTAINER_SETTINGS
+    assert config | secret == (documented | read) - webhook_process - {"KUBEDOOR_PROCESS"}
     assert {"KUBEDOOR_PROCESS"} <= read
     # Secrets are exactly the credentials; everything else is plain configuration.
     assert secret == {
@@ -388,12 +398,7 @@ def test_every_setting_is_provided_exactly_once(rendered):
         "migrate": "migrate",
     }
     (webhook,) = one(rendered, "Deployment", "kubedoor-webhook")["spec"]["template"]["spec"]["containers"]
-    assert {e["name"] for e in webhook["env"]} == {
-        "KUBEDOOR_PROCESS",
-        "KUBEDOOR_WEBHOOK_TLS_CERT",
-        "KUBEDOOR_WEBHOOK_TLS_KEY",
-        "PROMETHEUS_MULTIPROC_DIR",
-    }
+    assert {e["name"] for e in webhook["env"]} == {"KUBEDOOR_PROCESS"} | webhook_process
 
 
 def test_settings_module_reads_the_production_configuration(production, tmp_path):

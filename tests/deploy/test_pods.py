@@ -318,8 +318,11 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
         KUBEDOOR_WEBHOOK_TLS_KEY=f"/srv/tls/{key_name}",
         # the metrics emptyDir, likewise
         PROMETHEUS_MULTIPROC_DIR="/srv/metrics",
+        KUBEDOOR_WEBHOOK_BIND=f"127.0.0.1:{port}",
     )
-    process = _start_in_pod(_loopback(container["args"], port), env, pod_dir, tmp_path / "webhook.log")
+    # (the address comes from KUBEDOOR_WEBHOOK_BIND, moved to a loopback port above)
+    assert not any(arg.startswith("--bind") for arg in container["args"])
+    process = _start_in_pod(container["args"], env, pod_dir, tmp_path / "webhook.log")
     try:
         wait_for_port(port, process=process, timeout=120)
         context = ssl.create_default_context()
