@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import factory
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 
 from apps.control.models import Cluster, Microservice
+from apps.control.roles import roles_sync
 
 
 class ClusterFactory(factory.django.DjangoModelFactory):
@@ -33,6 +36,17 @@ class MicroserviceFactory(factory.django.DjangoModelFactory):
     limit_mem_mib = 1024
 
 
+def role_groups_ensure(*, force: bool = False) -> None:
+    """Make the role groups as the roles migration does, when a transactional test flushed them.
+
+    A flush also recreates content types and permissions under new ids, so the process's content
+    type cache is dropped first.
+    """
+    if force or not Group.objects.filter(name__in=["viewer", "operator", "admin"]).count() == 3:
+        ContentType.objects.clear_cache()
+        roles_sync(django_apps)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
@@ -46,4 +60,5 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         if create and extracted:
+            role_groups_ensure()
             self.groups.add(Group.objects.get(name=extracted))

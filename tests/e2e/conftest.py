@@ -43,17 +43,9 @@ DEMO_DAYS = 30
 @pytest.fixture(autouse=True)
 def role_groups(transactional_db) -> None:
     """The viewer/operator/admin groups with their permissions, as the roles migration makes them."""
-    from django.contrib.auth.models import Group, Permission
+    from tests.factories import role_groups_ensure
 
-    from apps.control.roles import ROLE_PERMISSIONS
-
-    for role, names in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        wanted = []
-        for dotted in names:
-            app_label, codename = dotted.split(".", 1)
-            wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
-        group.permissions.set(wanted)
+    role_groups_ensure(force=True)
 
 
 @pytest.fixture(scope="module")
