@@ -30,12 +30,7 @@ _HTTP_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 # Granted because DESIGN §12 lists them, though the door makes no such call today (see the report in
 # deploy/README.md, "What KubeDoor may do in the cluster"). The test fails when this changes, in
 # either direction, so the list and the role are revisited together.
-GRANTED_BEYOND_THE_DOOR = {
-    ("apps", "deployments", "watch"),
-    ("apps", "deployments/scale", "get"),
-    ("apps", "deployments/scale", "update"),
-    ("", "namespaces", "get"),
-}
+GRANTED_BEYOND_THE_DOOR: set[tuple[str, str, str]] = set()  # the role is exactly what the door calls
 
 
 def _permission_of(api_class: type, method: str, *, watched: bool = False) -> tuple[str, str, str]:
@@ -129,7 +124,7 @@ def test_cluster_role_grants_what_the_kubernetes_door_calls(production):
     granted = {rule[:3] for rule in role_rules(production)}
     # then: every call is allowed by the role (a missing verb is a 403 in production) ...
     assert needed - granted == set()
-    # ... and nothing is granted that the door does not call, beyond the documented DESIGN extras
+    # ... and nothing is granted that the door does not call
     assert granted - needed == GRANTED_BEYOND_THE_DOOR
     # Declared requirements, where the door keeps a list of its own, agree with its calls.
     from apps.control import k8s
