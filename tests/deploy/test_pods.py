@@ -29,15 +29,19 @@ from tests.services import REPO, require_binary
 # pods' 10001: the development interpreter may live under root's home, which that user cannot reach
 # (the image installs Python where it can); runAsNonRoot and runAsUser are checked statically above.
 
+# The checkout ($2) is put back at its own path, read-only, after the fresh /tmp is mounted: it may
+# itself live under /tmp (CI clones anywhere), and the virtualenv's scripts name it in their shebangs.
 POD_SANDBOX = (
-    'mount --bind "$1" /srv && mount -o remount,ro,bind / && mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp '
-    '&& shift && exec "$@"'
+    'mount --bind "$1" /srv && mount --bind "$2" /mnt && mount -o remount,ro,bind / '
+    '&& mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp && mkdir -p "$2" && mount --bind /mnt "$2" '
+    '&& mount -o remount,ro,bind "$2" && shift 2 && exec "$@"'
 )
 
 
 def _in_pod(command: list[str], pod_dir: Path) -> list[str]:
     return [require_binary("unshare"), "--mount", "--propagation", "private", "sh", "-c", POD_SANDBOX, "sh"] + [
         str(pod_dir),
+        str(REPO),
         str(DEPLOY / "entrypoint.sh"),
         *command,
     ]
