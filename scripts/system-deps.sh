@@ -7,7 +7,7 @@ set -euo pipefail
 want=(libldap2-dev libsasl2-dev)
 if [ "${1:-run}" = "test" ]; then
   want+=(postgresql redis-server clickhouse-server clickhouse-client prometheus slapd ldap-utils
-         chromium chromium-driver wrk gettext)
+         chromium chromium-driver wrk gettext fonts-wqy-microhei)
 fi
 
 missing=()

@@ -232,6 +232,7 @@ def test_a_page_in_chinese(live_server, new_page, demo):
     assert '<html lang="zh-hans"' in page.content()
     assert page.locator("html").get_attribute("lang") == "zh-hans"
     assert page.locator(".kd-chart[data-board='pods'] rect.kd-bar").count() == 10
+    assert "命名空间" in page.inner_text("#kd-totals")  # drawn by the script from the JavaScript catalogue
     shot(page, "15-dashboard-zh-hans")
 
 

@@ -124,7 +124,8 @@
     series.forEach(function (s) {
       el("rect", {"class": "kd-swatch kd-" + s.cls, x: lx, y: height - 10, width: 10, height: 4}, legend);
       var label = el("text", {"class": "kd-legend-label", x: lx + 14, y: height - 5}, legend, s.name);
-      lx += 24 + s.name.length * 7;
+      // Measured width: a fixed width per character is too narrow for Chinese labels.
+      lx += 24 + (label.getComputedTextLength ? label.getComputedTextLength() : s.name.length * 7);
       return label;
     });
     return svg;
