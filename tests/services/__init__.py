@@ -8,8 +8,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +56,60 @@ def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+class LoopbackHTTPServer:
+    """A threaded HTTP/1.1 server on a free loopback port that hands every request to ``serve``.
+
+    The shared plumbing of the suite's recording servers (Kubernetes stand-in, chat receiver):
+    one send per answer, no Nagle stalls, and ``stop`` also cuts kept-alive connections, which
+    their handler threads would otherwise go on serving.
+    """
+
+    METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+    def __init__(self, serve: Callable[[BaseHTTPRequestHandler], None], *, name: str) -> None:
+        self._serve = serve
+        self._name = name
+        self._connections: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # one send per answer: no Nagle / delayed-ACK stalls
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                owner._connections.add(self.connection)
+
+            def finish(self) -> None:
+                owner._connections.discard(self.connection)
+                super().finish()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+                return
+
+        for method in self.METHODS:
+            setattr(Handler, f"do_{method}", lambda handler: owner._serve(handler))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, name=self._name, daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for connection in list(self._connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

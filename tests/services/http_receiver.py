@@ -18,16 +18,17 @@ Fixture ``http_receiver`` (function scope) yields a started :class:`HttpReceiver
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.services import LoopbackHTTPServer
 
 
 @dataclass(frozen=True)
@@ -56,53 +57,16 @@ class HttpReceiver:
         self._lock = threading.Condition()
         self._behaviours: list[_Behaviour] = [_Behaviour(200, {"errcode": 0}, 0.0, None)]
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._connections: set[Any] = set()
+        self._http = LoopbackHTTPServer(self._serve, name="http-receiver")
         self.url = ""
 
     def start(self) -> HttpReceiver:
-        receiver = owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            wbufsize = 1 << 16  # one send per answer: no Nagle / delayed-ACK stalls
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:
-                super().setup()
-                owner._connections.add(self.connection)
-
-            def finish(self) -> None:
-                owner._connections.discard(self.connection)
-                super().finish()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-                return
-
-            def _handle(self) -> None:
-                receiver._serve(self)
-
-            do_GET = do_POST = do_PUT = _handle  # noqa: N815
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(target=server.serve_forever, name="http-receiver", daemon=True).start()
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        # Kept-alive connections would go on being served by their handler threads: cut them.
-        for connection in list(self._connections):
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._http.stop()
 
     def behave(self, *, status: int = 200, body: Any = None, delay: float = 0.0, times: int | None = None) -> None:
         with self._lock:

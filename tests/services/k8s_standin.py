@@ -57,16 +57,17 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.services import LoopbackHTTPServer
 
 REASONS = {
     400: "BadRequest",
@@ -147,58 +148,19 @@ class K8sStandin:
         self._deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self._version = 100
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._connections: set[Any] = set()
+        self._http = LoopbackHTTPServer(self._serve, name="k8s-standin")
         self.on_request: Callable[[Recorded], None] | None = None
-        self._thread: threading.Thread | None = None
         self.url = ""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> K8sStandin:
-        standin = owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            wbufsize = 1 << 16  # one send per answer: no Nagle / delayed-ACK stalls
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:
-                super().setup()
-                owner._connections.add(self.connection)
-
-            def finish(self) -> None:
-                owner._connections.discard(self.connection)
-                super().finish()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-                return
-
-            def _handle(self) -> None:
-                standin._serve(self)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="k8s-standin", daemon=True)
-        self._thread.start()
+        self.url = self._http.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        # Kept-alive connections would go on being served by their handler threads: cut them.
-        for connection in list(self._connections):
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._http.stop()
 
     # --- scripting and inspection ------------------------------------------------------------
 
