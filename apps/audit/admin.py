@@ -10,7 +10,13 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit import channels
-from apps.audit.models import AuditEvent, AuditSource, NotificationChannel, NotificationDelivery
+from apps.audit.models import (
+    AuditEvent,
+    AuditSource,
+    NotificationChannel,
+    NotificationDelivery,
+    default_channel_actions,
+)
 from apps.audit.services import Actor
 
 
@@ -63,10 +69,14 @@ class NotificationChannelForm(forms.ModelForm):
     )
     actions = forms.JSONField(
         label=_("event actions"),
+        initial=default_channel_actions,
         help_text=_('A JSON list of actions or patterns, e.g. ["microservice.*", "operation.run"]; ["*"] for all.'),
     )
     results = forms.JSONField(
-        label=_("results"), required=False, help_text=_('e.g. ["error"]; [] for every result (dry runs never).')
+        label=_("results"),
+        required=False,
+        initial=list,
+        help_text=_('e.g. ["error"]; [] for every result (dry runs never).'),
     )
 
     class Meta:

@@ -111,3 +111,14 @@ def test_deliveries_are_listed_read_only_with_their_errors(viewer):
     assert "HTTP 500: boom" in page
     assert NotificationDelivery.objects.get().channel == channel
     assert logged_in(viewer).post("/admin/audit/notificationdelivery/add/", {}).status_code == 403
+
+
+def test_the_add_form_starts_from_the_model_defaults(admin_user):
+    import html as html_lib
+    import re
+
+    page = logged_in(admin_user).get(f"{CHANNELS}add/").content.decode()
+    actions = re.search(r'<textarea name="actions"[^>]*>\s*(.*?)</textarea>', page, re.S).group(1)
+    results = re.search(r'<textarea name="results"[^>]*>\s*(.*?)</textarea>', page, re.S).group(1)
+    assert html_lib.unescape(actions).strip() == '["microservice.scale", "microservice.restart", "operation.run"]'
+    assert html_lib.unescape(results).strip() == "[]"
