@@ -1,4 +1,8 @@
-"""URL map of the web process: admin UI, API, health probes and the admission webhook."""
+"""URL map of the web process: admin UI, API and health probes.
+
+The admission endpoint (``/mutate…``) is not here: only the webhook process routes it
+(apps/webhook/process_urls.py), so the web UI's port never answers the API server.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -19,7 +23,6 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", include("apps.webhook.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

@@ -140,10 +140,10 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 class NotificationDeliveryAdmin(admin.ModelAdmin):
     """Read-only: what was sent where, and why a delivery failed (it is recorded here, against its event)."""
 
-    list_display = ["created_at", "event", "channel", "state", "attempts", "last_error", "finished_at"]
+    list_display = ["created_at", "event", "channel", "repeats", "state", "attempts", "last_error", "finished_at"]
     list_filter = ["state", "channel"]
     list_select_related = ["event", "channel"]
-    readonly_fields = ["event", "channel", "state", "attempts", "last_error", "created_at", "finished_at"]
+    readonly_fields = ["event", "channel", "repeats", "state", "attempts", "last_error", "created_at", "finished_at"]
     fields = readonly_fields
     actions = None
 

@@ -32,7 +32,10 @@ def notification_delivery_attempt(*, delivery_id: int, final: bool) -> DeliveryO
     if delivery is None or delivery.state != DeliveryState.PENDING:
         return DeliveryOutcome.SKIPPED
     channel, event = delivery.channel, delivery.event
-    payload = notify.payload_for(kind=channel.kind, message=notify.message_for_event(event), mentions=channel.mentions)
+    message = notify.message_for_event(
+        event, repeats=delivery.repeats, window_seconds=settings.KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS
+    )
+    payload = notify.payload_for(kind=channel.kind, message=message, mentions=channel.mentions)
     try:
         url = notify.channel_url(kind=channel.kind, target=channel.target)
         notify.send(url=url, payload=payload, timeout=settings.KUBEDOOR_NOTIFY_TIMEOUT_SECONDS)

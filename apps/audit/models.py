@@ -156,6 +156,9 @@ class NotificationDelivery(models.Model):
     """The delivery of one audit event to one channel: its attempts and, when it failed, why.
 
     The audit event itself is append-only, so a failed delivery is recorded here, against it.
+    A delivery with ``repeats`` > 0 is a summary: that many events of the same action and object
+    (this one the last of them) were not sent one by one, because a delivery of the first one had
+    opened a coalescing window (``apps.audit.services.notifications_queue``).
     """
 
     event = models.ForeignKey(
@@ -166,6 +169,9 @@ class NotificationDelivery(models.Model):
     )
     state = models.CharField(_("state"), max_length=8, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    repeats = models.PositiveIntegerField(
+        _("repeats"), default=0, help_text=_("A summary of this many repeated events; 0 for the event itself.")
+    )
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)

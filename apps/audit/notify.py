@@ -58,15 +58,37 @@ def _short(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def message_for_event(event: Any) -> Message:
-    """Words for one audit event (an ``AuditEvent`` or anything with the same attributes)."""
+# What a summary calls the repeated events of an action ("3 more denials of shop/cart ...").
+REPEATED_NOUNS = {"admission.deny": "denials"}
+
+
+def _window_text(seconds: float) -> str:
+    if seconds == 60:
+        return "minute"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
+
+
+def message_for_event(event: Any, *, repeats: int = 0, window_seconds: float = 60) -> Message:
+    """Words for one audit event (an ``AuditEvent`` or anything with the same attributes).
+
+    With ``repeats``, the words of a summary: that many more events like this one (the last of
+    them) happened within ``window_seconds`` and were not sent one by one.
+    """
     target = "/".join(part for part in (event.cluster, event.namespace, event.name) if part)
     title = f"KubeDoor {event.action}" + (f" {target}" if target else "")
     mark = RESULT_MARK.get(event.result)
-    lines = [
+    lines = []
+    if repeats:
+        noun = REPEATED_NOUNS.get(event.action, f"{event.action} events")
+        obj = "/".join(part for part in (event.namespace, event.name) if part) or target
+        title += f": {repeats} more"
+        lines.append(f"- {repeats} more {noun} of {obj} in the last {_window_text(window_seconds)}")
+    lines += [
         f"- result: {mark} {event.result}" if mark else f"- result: {event.result}",
         f"- by: {event.actor_name} ({event.source})",
-        f"- at: {event.at.isoformat(timespec='seconds')}",
+        f"- at: {event.at.isoformat(timespec='seconds')}" + (" (the last one)" if repeats else ""),
     ]
     if event.before not in (None, {}):
         lines.append(f"- before: {_short(event.before)}")
@@ -89,6 +111,8 @@ def message_for_event(event: Any) -> Message:
         "message": event.message,
         "request_id": event.request_id,
     }
+    if repeats:
+        data["repeats"] = repeats
     return Message(title=title, lines=tuple(lines), event=data)
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks of the audit app: delivering notifications (DESIGN §4.7)."""
+"""Celery tasks of the audit app: delivering notifications and summing up repeated ones (DESIGN §4.7)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.audit.delivery import DeliveryOutcome, notification_delivery_attempt
+from apps.audit.services import notification_repeats_summarize
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +26,10 @@ def notification_deliver_task(self: Any, *, delivery_id: int) -> str:
         delay = settings.KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS * (2**self.request.retries)
         raise self.retry(countdown=delay, max_retries=settings.KUBEDOOR_NOTIFY_MAX_RETRIES)
     return outcome.value
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def notification_repeats_summarize_task(*, first_delivery_id: int) -> str:
+    """When a coalescing window closes: one summary of the events it held back, if any. Idempotent."""
+    summary = notification_repeats_summarize(first_delivery_id=first_delivery_id)
+    return "summarized" if summary is not None else "nothing held back"

@@ -23,6 +23,13 @@ workers = int(os.environ.get("KUBEDOOR_WEBHOOK_WORKERS", "2"))
 worker_class = os.environ.get("KUBEDOOR_WEBHOOK_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("KUBEDOOR_WEBHOOK_THREADS", "1"))  # CPU-bound: processes, not threads, add throughput
 keepalive = int(os.environ.get("KUBEDOOR_WEBHOOK_KEEPALIVE", "75"))  # the API server keeps connections open
+# Each worker binds its own SO_REUSEPORT socket (the master holds none) and the kernel spreads new
+# connections over them. With one shared socket, the worker that wakes first may accept every
+# connection a client opens at once; the API server keeps its connections for minutes, so one worker
+# then serves everything while the other idles (measured: 5 runs of 12 at 16 connections, half the
+# throughput). A worker that is (re)starting binds before it has loaded Django: connections the kernel
+# hands it wait for the load (about a second) instead of going to its sibling.
+reuse_port = True
 backlog = 2048
 timeout = 30
 graceful_timeout = 10
@@ -94,3 +101,9 @@ _reloading_context = ReloadingContext()
 
 def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     return _reloading_context(conf, default_ssl_context_factory)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """With ``reuse_port`` the master listens on nothing (its "Listening at" is empty): each worker says."""
+    if reuse_port:
+        server.log.info("worker %s listening at %s", worker.pid, ", ".join(str(s) for s in worker.sockets))

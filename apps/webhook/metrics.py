@@ -7,6 +7,7 @@ aggregates every worker; without it each process reports its own figures.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,8 +40,14 @@ AUDIT_DROPPED = Counter(
 )
 
 
+_ADMISSIONS_BY_DECISION: dict[str, Any] = {}  # labelled children, looked up once per decision
+
+
 def admission_observe(*, decision: str, seconds: float) -> None:
-    ADMISSIONS.labels(decision).inc()
+    child = _ADMISSIONS_BY_DECISION.get(decision)
+    if child is None:
+        child = _ADMISSIONS_BY_DECISION[decision] = ADMISSIONS.labels(decision)
+    child.inc()
     LATENCY.observe(seconds)
 
 

@@ -1,9 +1,8 @@
 """WSGI entry point of the webhook process (``gunicorn -c python:apps.webhook.gunicorn_conf apps.webhook.wsgi``).
 
-It runs the same settings with ``KUBEDOOR_PROCESS=webhook``: only the admission endpoints, probes and
-metrics are routed (apps/webhook/process_urls.py), with no session, CSRF or authentication middleware,
-and admission reviews take the fast path of apps/webhook/fastpath.py. The control snapshot is loaded
-before the first request and kept fresh by a background thread.
+It runs the same settings with ``KUBEDOOR_PROCESS=webhook``: only the admission endpoint (a DRF view),
+probes and metrics are routed (apps/webhook/process_urls.py), with no middleware at all. The control
+snapshot is loaded before the first request and kept fresh by a background thread.
 """
 
 import gc
@@ -15,13 +14,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
-django_application = get_wsgi_application()  # sets Django up: import the apps' modules after it
+application = get_wsgi_application()  # sets Django up: import the apps' modules after it
 
-from apps.webhook.fastpath import make_application  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
+
 from apps.webhook.snapshot import holder  # noqa: E402
 
-application = make_application(django_application)
-
+get_resolver().resolve("/mutate")  # import the views and compile the URL map before the first review
 holder.ensure_started()
 # Everything loaded so far lives as long as the process: keep it out of the garbage collector's
 # scans, so the collections that parsing reviews triggers only walk young objects.

@@ -1,14 +1,15 @@
 """Benchmark of the admission webhook process against a bare-WSGI floor (DESIGN §14).
 
-    .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 20 s per load level and target
-    .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 6 s per load level and target
+    .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 4 rounds × 5 s per level and target
+    .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 2 rounds × 3 s per level and target
 
 Needs DATABASE_URL (PostgreSQL; the script migrates it and writes a cluster named "bench" with 128
 control rows) and Debian's ``wrk``. Every target runs under gunicorn with the webhook's own config
 (apps/webhook/gunicorn_conf.py) and the same worker settings, on loopback:
 
 - ``floor``: bench/webhook/floor.py, a bare WSGI callable that parses the body and returns a fixed patch;
-- ``webhook``: the real webhook process (apps.webhook.wsgi), answering from its snapshot;
+- ``webhook``: the real webhook process (apps.webhook.wsgi): the DRF view AdmissionReviewView under
+  Django's handler, answering from its snapshot;
 - ``webhook-db-down``: the same, reaching PostgreSQL through a TCP proxy that is cut after warm-up,
   so the database is unreachable while it is measured (PostgreSQL itself keeps running);
 - ``floor-tls`` / ``webhook-tls``: both over TLS (a trustme certificate) with keep-alive.
@@ -16,13 +17,17 @@ control rows) and Debian's ``wrk``. Every target runs under gunicorn with the we
 The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
 over 8 namespaces × 16 Deployments in kubectl, Helm and Argo CD shapes, plus CREATE and scale reviews.
 Every answer is checked (HTTP 200, allowed, a JSONPatch); each body is built so the webhook patches it.
-At each load level the targets take turns in slices (4 × 5 s): requests add up over the slices, p50 and
-p99 are the medians of the slices', max is the overall max. Results print as Markdown for bench/README.md.
+At each load level the targets take turns in rounds (4 × 5 s): requests add up over the rounds, p50 and
+p99 are the medians of the rounds', max is the overall max. Every round is printed too, with each
+gunicorn worker's share of the reviews it answered in that round (webhook: the per-process counter
+files of PROMETHEUS_MULTIPROC_DIR; floor: the 8-byte counters of floor.py), and the database-stopped
+round beside the normal one of the same round. Results print as Markdown for bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import random
@@ -30,6 +35,7 @@ import selectors
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,7 +52,6 @@ sys.path.insert(0, str(REPO))
 from tests.webhook.reviews.make_reviews import (  # noqa: E402
     ARGO,
     HELM,
-    HPA,
     KUBECTL,
     container,
     deployment,
@@ -145,7 +150,9 @@ def write_bodies(folder: Path) -> Path:
                         scale(name, namespace, wanted, status_replicas=3),
                         old=scale(name, namespace, 3, status_replicas=3),
                         uid=f"s-{n:04d}",
-                        user=HPA if n % 16 == 4 else KUBECTL,
+                        # kubectl, not the HPA controller: the webhook lets the HPA's scale writes through
+                        # unchanged, and every body here must be one it patches.
+                        user=KUBECTL,
                         sub_resource="scale",
                     )
                 )
@@ -235,7 +242,9 @@ class Server:
         self.scheme = "https" if tls else "http"
         env = os.environ | env | {"KUBEDOOR_WEBHOOK_WORKERS": str(args.workers)}
         env |= {"KUBEDOOR_WEBHOOK_WORKER_CLASS": args.worker_class, "KUBEDOOR_WEBHOOK_THREADS": str(args.threads)}
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kd-bench-prom-")
+        self.app = app
+        self.count_dir = tempfile.mkdtemp(prefix="kd-bench-prom-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = env["KD_BENCH_COUNT_DIR"] = self.count_dir
         env["KUBEDOOR_LOG_LEVEL"] = "WARNING"
         if tls:
             env |= {"KUBEDOOR_WEBHOOK_TLS_CERT": str(tls[0]), "KUBEDOOR_WEBHOOK_TLS_KEY": str(tls[1])}
@@ -263,6 +272,23 @@ class Server:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.base + path, verify=False, timeout=10)
 
+    def worker_counts(self) -> dict[str, float]:
+        """Reviews answered so far by each worker process (by pid), read from the files they keep."""
+        counts: dict[str, float] = {}
+        if self.app.startswith("floor"):
+            for path in glob.glob(os.path.join(self.count_dir, "floor_*.bin")):
+                pid = Path(path).stem.removeprefix("floor_")
+                counts[pid] = float(struct.unpack("q", Path(path).read_bytes()[:8])[0])
+            return counts
+        from prometheus_client.mmap_dict import MmapedDict
+
+        for path in glob.glob(os.path.join(self.count_dir, "counter_*.db")):
+            pid = Path(path).stem.removeprefix("counter_")
+            for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(path):
+                if json.loads(key)[1] == "kubedoor_webhook_admissions_total":
+                    counts[pid] = counts.get(pid, 0.0) + value
+        return counts
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -273,6 +299,21 @@ class Server:
 
 
 def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
+    before = server.worker_counts()
+    result = _wrk(server, connections=connections, seconds=seconds, listing=listing, path=path)
+    after = server.worker_counts()
+    result["by_pid"] = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    result["workers"] = sorted(result["by_pid"].values(), reverse=True)
+    return result
+
+
+def shares(workers: list[float]) -> str:
+    """Each worker's share of a round's reviews, largest first: "52/48" (%)."""
+    total = sum(workers)
+    return "/".join(f"{100 * n / total:.0f}" for n in workers) if total else "-"
+
+
+def _wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
     threads = 1 if connections < 16 else 2
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s"]
     command += ["-s", str(HERE / "reviews.lua"), server.base + path]
@@ -290,11 +331,17 @@ def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path
 
 def merge(slices: list[dict]) -> dict:
     """One figure from a level's slices: counts add up; p50/p99 are the slices' medians; max is the max."""
-    merged = {key: sum(r[key] for r in slices) for key in slices[0] if isinstance(slices[0][key], int)}
+    merged: dict = {key: sum(r[key] for r in slices) for key in slices[0] if isinstance(slices[0][key], int)}
     merged["rps"] = merged["requests"] / (merged["duration_us"] / 1e6)
     for key in ("p50_us", "p99_us"):
         merged[key] = statistics.median(r[key] for r in slices)
     merged["max_us"] = max(r["max_us"] for r in slices)
+    by_pid: dict[str, float] = {}
+    for r in slices:
+        for pid, n in r["by_pid"].items():
+            by_pid[pid] = by_pid.get(pid, 0.0) + n
+    merged["workers"] = sorted(by_pid.values(), reverse=True)
+    merged["rounds"] = slices
     return merged
 
 
@@ -303,7 +350,7 @@ def show(target: str, connections: int, r: dict) -> None:
     print(
         f"  {target:<16} c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
         f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
-        f"errors {errors}",
+        f"errors {errors}  workers {shares(r['workers'])}",
         flush=True,
     )
 
@@ -313,13 +360,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s warm-up and 6 s per level")
     parser.add_argument("--rounds", type=int, default=0, help="slices per level and target (default 4, quick 2)")
     parser.add_argument("--connections", default="1,16,64")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (production default: 2)")
     parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--targets", default="floor,webhook,webhook-db-down,floor-tls,webhook-tls", help="comma-separated subset"
     )
     args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)", flush=True)
     args.connections = [int(c) for c in args.connections.split(",")]
     args.warmup, args.duration = (2, 6) if args.quick else (5, 20)
     args.rounds = args.rounds or (2 if args.quick else 4)
@@ -399,27 +448,50 @@ def main() -> None:
         if proxy is not None and proxy.running:
             proxy.cut()
 
-    print("\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | answers checked | bad |")
-    print("|---|---|---|---|---|---|---|---|")
+    load = os.getloadavg()
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
+    print("\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | answers checked | bad | worker shares % |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for target, results in all_results.items():
         for connections, r in results.items():
             print(
                 f"| {target} | {connections} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
-                f"| {r['max_us'] / 1000:.2f} | {r['ok'] + r['bad']} | {r['bad']} |"
+                f"| {r['max_us'] / 1000:.2f} | {r['ok'] + r['bad']} | {r['bad']} | {shares(r['workers'])} |"
             )
+    print("\nEvery round (targets take turns within a round; worker shares of that round's reviews, largest first):\n")
+    print("| connections | round | " + " | ".join(f"{t} reviews/s · p99 ms · shares" for t in targets) + " |")
+    print("|---|---|" + "---|" * len(targets))
+    for c in args.connections:
+        for index in range(args.rounds):
+            cells = []
+            for target in targets:
+                r = all_results[target][c]["rounds"][index]
+                cells.append(f"{r['rps']:.0f} · {r['p99_us'] / 1000:.1f} · {shares(r['workers'])}")
+            print(f"| {c} | {index + 1} | " + " | ".join(cells) + " |")
+    if "webhook" in all_results and "webhook-db-down" in all_results:
+        print("\nDatabase stopped vs running, round by round (target: p99 within 1.25x):\n")
+        print("| connections | round | webhook p99 ms | webhook-db-down p99 ms | ratio |")
+        print("|---|---|---|---|---|")
+        for c in args.connections:
+            for index in range(args.rounds):
+                up = all_results["webhook"][c]["rounds"][index]["p99_us"]
+                down = all_results["webhook-db-down"][c]["rounds"][index]["p99_us"]
+                print(f"| {c} | {index + 1} | {up / 1000:.1f} | {down / 1000:.1f} | {down / up:.2f} |")
     if "floor" in all_results and "webhook" in all_results:
         print(
-            "\n| connections | webhook/floor reviews/s | webhook/floor p99 | db-down/webhook p99 "
-            "| TLS webhook/floor reviews/s |"
+            "\n| connections | webhook/floor reviews/s (≥ 0.6) | webhook/floor p99 (≤ 1.5) "
+            "| db-down/webhook p99 (≤ 1.25) | TLS webhook/floor reviews/s | TLS webhook/floor p99 |"
         )
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         for c in args.connections:
             f, w = all_results["floor"][c], all_results["webhook"][c]
             down = all_results.get("webhook-db-down", {}).get(c)
             ft, wt = all_results.get("floor-tls", {}).get(c), all_results.get("webhook-tls", {}).get(c)
             ratio = f"{down['p99_us'] / w['p99_us']:.2f}" if down else "-"
-            tls_ratio = f"{wt['rps'] / ft['rps']:.2f}" if ft and wt else "-"
-            print(f"| {c} | {w['rps'] / f['rps']:.2f} | {w['p99_us'] / f['p99_us']:.2f} | {ratio} | {tls_ratio} |")
+            tls_rps = f"{wt['rps'] / ft['rps']:.2f}" if ft and wt else "-"
+            tls_p99 = f"{wt['p99_us'] / ft['p99_us']:.2f}" if ft and wt else "-"
+            rps, p99 = w["rps"] / f["rps"], w["p99_us"] / f["p99_us"]
+            print(f"| {c} | {rps:.2f} | {p99:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
 
 
 if __name__ == "__main__":

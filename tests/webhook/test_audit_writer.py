@@ -1,15 +1,23 @@
 """The admission audit writer: bulk-loaded rows equal what audit_event_record writes; subscribed
-events still notify; dry runs never do."""
+events still notify; dry runs never do; a storm of denials is written in full and notified once."""
 
 from __future__ import annotations
 
 import datetime
+import json
+import threading
 
+import pytest
+from django.db import connections
 from django.utils import timezone
 
+from apps.audit import services as audit_services
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
 from apps.audit.services import Actor, audit_event_record
 from apps.webhook.audit_writer import AuditWriter
+from kubedoor_site.celery import app as celery_app
+from tests.factories import ClusterFactory
+from tests.webhook.conftest import load_case
 
 EVENT = {
     "action": "admission.patch",
@@ -54,3 +62,99 @@ def test_events_a_channel_wants_are_notified_and_dry_runs_are_not(db):
     assert AuditEvent.objects.count() == 3
     notified = NotificationDelivery.objects.filter(channel=channel).values_list("event__name", flat=True)
     assert sorted(notified) == ["cart", "other"]
+
+
+@pytest.fixture
+def eager_celery():
+    """Queued tasks run in-process, at once: deliveries reach the loopback receiver inside the test."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def _deny_storm(client, count: int) -> None:
+    """``count`` reviews of shop/newsvc, which has no control row: each one is denied."""
+    review = load_case("unmanaged-create-denied")[0]
+    for index in range(count):
+        review["request"]["uid"] = f"storm-{index:03d}"
+        response = client.post("/mutate/prod", data=json.dumps(review), content_type="application/json")
+        assert response.json()["response"]["allowed"] is False
+
+
+def test_a_storm_of_denials_is_audited_in_full_and_notified_once(
+    client, db, webhook_state, webhook_process, http_receiver, eager_celery, django_capture_on_commit_callbacks
+):
+    # given a cluster that denies unmanaged Deployments and a channel subscribed to denials
+    ClusterFactory(name="prod", admission_mode="enforce")
+    webhook_state.holder.refresh()
+    NotificationChannel.objects.create(
+        name="ops", kind="webhook", target=http_receiver.url + "/deny", actions=["admission.deny"]
+    )
+    # when a controller retries the same denied Deployment 100 times and the writer writes them
+    _deny_storm(client, 100)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert webhook_state.writer.drain() == 100
+    # then every denial is audited
+    events = AuditEvent.objects.filter(action="admission.deny", namespace="shop", name="newsvc")
+    assert events.count() == 100
+    assert AuditEvent.objects.count() == 100
+    # and the first one is notified, once; the window's summary task was queued to run when it closes
+    first = events.order_by("id").first()
+    delivery = NotificationDelivery.objects.get(repeats=0)
+    assert (delivery.event_id, delivery.state) == (first.pk, "sent")
+    summary_calls = [c for c in callbacks if c.func is audit_services._enqueue_repeats_summary]
+    assert [c.args for c in summary_calls] == [(delivery.pk, 60.0)]
+    # (the eager test worker ran that task at once instead of 60 s later: the storm was written by
+    # then, so it says what it would say at the end of the minute) — exactly two requests in all
+    received = http_receiver.wait_for(2, timeout=5)
+    assert len(received) == 2
+    assert [r.path for r in received] == ["/deny", "/deny"]
+    assert received[0].body["event"]["id"] == first.pk
+    assert "repeats" not in received[0].body["event"]
+    last = events.order_by("id").last()
+    assert received[1].body["event"]["id"] == last.pk
+    assert received[1].body["event"]["repeats"] == 99
+    assert received[1].body["text"].splitlines()[:2] == [
+        "**KubeDoor admission.deny prod/shop/newsvc: 99 more**",
+        "- 99 more denials of shop/newsvc in the last minute",
+    ]
+    assert NotificationDelivery.objects.count() == 2
+
+
+def test_denials_written_by_two_workers_at_once_share_one_window(
+    transactional_db, client, webhook_state, webhook_process, monkeypatch
+):
+    # given two webhook workers' writers holding 50 denials of the same Deployment each
+    ClusterFactory(name="prod", admission_mode="enforce")
+    webhook_state.holder.refresh()
+    NotificationChannel.objects.create(
+        name="ops", kind="webhook", target="http://127.0.0.1:9/deny", actions=["admission.deny"]
+    )
+    queued: list[tuple] = []  # what would go to the broker after each commit
+    monkeypatch.setattr(audit_services, "_enqueue_delivery", lambda *args: queued.append(("deliver", *args)))
+    monkeypatch.setattr(audit_services, "_enqueue_repeats_summary", lambda *args: queued.append(("summary", *args)))
+    _deny_storm(client, 100)
+    writers = [AuditWriter(autostart=False), AuditWriter(autostart=False)]
+    for index, event in enumerate(list(webhook_state.writer.queue.queue)):
+        writers[index % 2].queue.put_nowait(event)
+    start = threading.Barrier(2)
+
+    def drain(writer: AuditWriter) -> None:
+        start.wait()
+        try:
+            writer.drain()
+        finally:
+            connections.close_all()
+
+    # when both write at the same moment, each in its own transaction and connection
+    threads = [threading.Thread(target=drain, args=(writer,)) for writer in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # then all 100 are written and exactly one delivery (with its window's summary) is queued
+    assert AuditEvent.objects.filter(action="admission.deny").count() == 100
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.repeats == 0
+    assert sorted(queued) == [("deliver", delivery.pk), ("summary", delivery.pk, 60.0)]
