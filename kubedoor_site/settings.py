@@ -176,6 +176,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"AdmissionModeEnum": "apps.control.choices.AdmissionMode"},
+    # The admission endpoint is routed only by the webhook process; this hook documents it here too.
+    "PREPROCESSING_HOOKS": ["apps.webhook.openapi.webhook_endpoints_add"],
+    # Pinned to what spectacular derived from the API alone, so /mutate… leaves tags and ids unchanged.
+    "SCHEMA_PATH_PREFIX": "/api",
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -215,11 +219,19 @@ KUBEDOOR_WEBHOOK_CA_INJECT_FROM = env.str("KUBEDOOR_WEBHOOK_CA_INJECT_FROM", def
 KUBEDOOR_PROCESS = env.str("KUBEDOOR_PROCESS", default="web")
 # What a review gets while the process has never loaded control data (database down at start).
 KUBEDOOR_WEBHOOK_ON_STORE_ERROR_DEFAULT = env.str("KUBEDOOR_WEBHOOK_ON_STORE_ERROR", default="allow")
+# How often the webhook process checks whether the control table changed (seconds).
+KUBEDOOR_WEBHOOK_SNAPSHOT_CHECK_SECONDS = env.float("KUBEDOOR_WEBHOOK_SNAPSHOT_CHECK_SECONDS", default=1.0)
 if KUBEDOOR_PROCESS == "webhook":
     ROOT_URLCONF = "apps.webhook.process_urls"
     MIDDLEWARE = []
 
 # --- Kubernetes -------------------------------------------------------------------------------
+# The user names KubeDoor's own processes have in the Kubernetes API (comma-separated). The webhook
+# lets their writes through unchanged: a scale carries an operator's decision, a restart carries the
+# table's values. The default is the ServiceAccount deploy/ creates (kubedoor/kubedoor).
+KUBEDOOR_SERVICE_ACCOUNT_USERNAMES = env.list(
+    "KUBEDOOR_SERVICE_ACCOUNT_USERNAMES", default=["system:serviceaccount:kubedoor:kubedoor"]
+)
 KUBEDOOR_K8S_TIMEOUT_SECONDS = env.float("KUBEDOOR_K8S_TIMEOUT_SECONDS", default=10.0)
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
@@ -242,3 +254,6 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default
 KUBEDOOR_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEDOOR_NOTIFY_TIMEOUT_SECONDS", default=5.0)
 KUBEDOOR_NOTIFY_MAX_RETRIES = env.int("KUBEDOOR_NOTIFY_MAX_RETRIES", default=3)
 KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS = env.float("KUBEDOOR_NOTIFY_RETRY_DELAY_SECONDS", default=10.0)
+# Repeated admission denials of one Deployment within this many seconds notify once, then one summary
+# ("N more denials of ns/name in the last minute") when the window closes; every denial is audited.
+KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS = env.float("KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS", default=60.0)

@@ -44,6 +44,23 @@ class NamespaceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class HpaManagedFilter(admin.SimpleListFilter):
+    """Whether an HPA targets the Deployment (found by the last collection)."""
+
+    title = _("HPA-managed")
+    parameter_name = "hpa_managed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> QuerySet[Microservice]:
+        if self.value() == "yes":
+            return queryset.exclude(hpa_name="")
+        if self.value() == "no":
+            return queryset.filter(hpa_name="")
+        return queryset
+
+
 class NullsLastChangeList(ChangeList):
     """Sorts measured columns with unmeasured (empty) rows last in both directions.
 
@@ -86,6 +103,7 @@ MEASURED_FIELDS = (
     "p95_mem_mib",
     "request_capped",
     "source_day",
+    "hpa_name",
     "is_present",
     "created_at",
     "updated_at",
@@ -108,17 +126,18 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         "request_mem_mib",
         "limit_mem_mib",
         "source_day",
+        "hpa_display",
         "is_present",
         curves_link,
     ]
     list_display_links = ["name"]
-    list_filter = ["cluster", NamespaceFilter, "is_present", "replicas_mode"]
+    list_filter = ["cluster", NamespaceFilter, "is_present", HpaManagedFilter, "replicas_mode"]
     search_fields = ["namespace", "name"]
     list_per_page = 100
     list_select_related = ["cluster"]
     ordering = ["-p95_cpu_pct", "namespace", "name"]
     fieldsets = [
-        (None, {"fields": ["cluster", "namespace", "name", "container", "replicas_mode"]}),
+        (None, {"fields": ["cluster", "namespace", "name", "container", "replicas_mode", "hpa_name"]}),
         (_("Replicas"), {"fields": ["pod_count_init", "pod_count", "pod_count_manual", "pod_count_ai"]}),
         (
             _("Resources"),
@@ -134,6 +153,10 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         ),
         (_("History"), {"fields": ["created_at", "updated_at", "updated_by"]}),
     ]
+
+    @admin.display(description=_("HPA"), ordering="hpa_name")
+    def hpa_display(self, obj: Microservice) -> str:
+        return obj.hpa_name or "—"
 
     @admin.display(description=_("P95 CPU %"), ordering="p95_cpu_pct")
     def p95_cpu_pct_display(self, obj: Microservice) -> str:

@@ -94,12 +94,15 @@ class MicroserviceOperationsMixin:
     ) -> bool:
         data = form.cleaned_data
         replicas = data.get("replicas")
+        temporary = bool(data.get("temporary"))
         actor = _actor(request)
         try:
             if data["schedule"] == ScheduleKind.NOW and len(services) == 1:
                 service = services[0]
                 if kind == OperationKind.SCALE:
-                    result = operations.microservice_scale(actor=actor, service=service, replicas=replicas)
+                    result = operations.microservice_scale(
+                        actor=actor, service=service, replicas=replicas, temporary=temporary
+                    )
                 else:
                     result = operations.microservice_restart(actor=actor, service=service)
                 _result_message(request, result)
@@ -109,6 +112,7 @@ class MicroserviceOperationsMixin:
                 kind=kind,
                 targets=services,
                 replicas=replicas,
+                temporary=temporary,
                 interval_seconds=data["interval_seconds"],
                 schedule=data["schedule"],
                 run_at=data.get("run_at"),
@@ -240,6 +244,7 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
                 kind=data["kind"],
                 targets=list(data["targets"]),
                 replicas=data.get("replicas"),
+                temporary=bool(data.get("temporary")),
                 interval_seconds=data.get("interval_seconds") or 0,
                 schedule=data["schedule"],
                 run_at=data.get("run_at"),
@@ -266,8 +271,8 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
                     "targets": cleaned.get("targets", operation.targets.all() if operation is not None else []),
                     **{
                         field: cleaned.get(field)
-                        for field in ("replicas", "interval_seconds", "schedule", "run_at", "cron", "time_zone")
-                        if field in cleaned
+                        for field in scheduling.EDITABLE_FIELDS
+                        if field not in ("targets", "enabled") and field in cleaned
                     },
                 }
                 time_changed = operation is None or any(

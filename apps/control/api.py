@@ -106,6 +106,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
             actor=api_actor(request),
             service=self.get_object(),
             replicas=params.validated_data.get("replicas"),
+            temporary=params.validated_data["temporary"],
             dry_run=params.validated_data["dry_run"],
         )
         return _operation_response(result)
@@ -130,9 +131,23 @@ class KubernetesFailed(exceptions.APIException):
     default_detail = _("The Kubernetes API call failed.")
 
 
+# A failed target's status: the object's own problems are the client's 4xx; 502 only when the
+# cluster cannot be reached or answers with a server error.
+ERROR_STATUS = {
+    "not_found": (status.HTTP_404_NOT_FOUND, "kubernetes_not_found"),
+    "conflict": (status.HTTP_409_CONFLICT, "kubernetes_conflict"),
+    "forbidden": (status.HTTP_403_FORBIDDEN, "kubernetes_forbidden"),
+    "invalid": (status.HTTP_422_UNPROCESSABLE_ENTITY, "kubernetes_invalid"),
+    "invalid_request": (status.HTTP_400_BAD_REQUEST, "invalid"),
+}
+
+
 def _operation_response(result: operations.TargetResult) -> Response:
     if not result.ok:
-        raise KubernetesFailed(result.error)
+        error = KubernetesFailed(result.error)
+        error.status_code, code = ERROR_STATUS.get(result.error_kind, (status.HTTP_502_BAD_GATEWAY, "kubernetes_error"))
+        error.detail = exceptions.ErrorDetail(result.error, code=code)
+        raise error
     return Response(result.as_dict())
 
 
@@ -154,6 +169,7 @@ class OperationViewSet(viewsets.ModelViewSet):
             kind=data["kind"],
             targets=data["targets"],
             replicas=data.get("replicas"),
+            temporary=data.get("temporary", False),
             interval_seconds=data.get("interval_seconds", 0),
             schedule=data.get("schedule", "now"),
             run_at=data.get("run_at"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 
 from apps.control.models import Microservice
@@ -9,7 +11,13 @@ class MicroserviceFilter(django_filters.FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name")
     namespace = django_filters.CharFilter()
     present = django_filters.BooleanFilter(field_name="is_present")
+    hpa_managed = django_filters.BooleanFilter(method="filter_hpa_managed", label="HPA-managed")
+
+    def filter_hpa_managed(self, queryset: Any, name: str, value: bool | None) -> Any:
+        if value is None:
+            return queryset
+        return queryset.exclude(hpa_name="") if value else queryset.filter(hpa_name="")
 
     class Meta:
         model = Microservice
-        fields = ["cluster", "namespace", "present", "replicas_mode"]
+        fields = ["cluster", "namespace", "present", "hpa_managed", "replicas_mode"]

@@ -58,6 +58,14 @@ class OperationScheduleForm(forms.Form):
         max_value=MAX_REPLICAS,
         help_text=_("Empty: each microservice's effective replicas."),
     )
+    temporary = forms.BooleanField(
+        label=_("temporary"),
+        required=False,
+        help_text=_(
+            "Leave the control table unchanged: the next deploy or restart applies its replicas again. "
+            "Unticked, the replicas become each microservice's specified pods."
+        ),
+    )
     interval_seconds = forms.IntegerField(
         label=_("interval between microservices (s)"), min_value=0, max_value=MAX_INTERVAL_SECONDS, initial=0
     )
@@ -66,6 +74,7 @@ class OperationScheduleForm(forms.Form):
         super().__init__(*args, **kwargs)
         if kind != "scale":
             del self.fields["replicas"]
+            del self.fields["temporary"]
 
 
 class ScheduledOperationForm(forms.ModelForm):
@@ -80,6 +89,7 @@ class ScheduledOperationForm(forms.ModelForm):
             "kind",
             "targets",
             "replicas",
+            "temporary",
             "interval_seconds",
             "schedule",
             "run_at",

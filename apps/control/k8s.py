@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 LIST_PAGE_SIZE = 500
 
 T = TypeVar("T")
@@ -121,6 +123,27 @@ class Scale:
     replicas: int
     status_replicas: int
     resource_version: str
+    warnings: tuple[str, ...] = ()  # the API server's Warning headers (admission webhooks' warnings)
+
+
+@dataclass(frozen=True)
+class HorizontalPodAutoscaler:
+    namespace: str
+    name: str
+    target_kind: str
+    target_name: str
+    min_replicas: int | None
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    major: int
+    minor: int
+    git_version: str
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return (self.major, self.minor) >= (major, minor)
 
 
 @dataclass(frozen=True)
@@ -271,6 +294,25 @@ def _json(response: Any) -> dict[str, Any]:
     return json.loads(data)
 
 
+_WARNING = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+
+
+def _warnings(response: Any) -> tuple[str, ...]:
+    """The texts of the response's ``Warning: 299 - "text"`` headers (RFC 7234), in order."""
+    headers = getattr(response, "headers", None)
+    if headers is None or not hasattr(headers, "getlist"):
+        return ()
+    texts: list[str] = []
+    for value in headers.getlist("Warning"):
+        try:  # the API server writes UTF-8 bytes; the HTTP client decoded them as latin-1
+            value = value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+        match = _WARNING.match(value)
+        texts.append(match.group(1).replace('\\"', '"') if match else value)
+    return tuple(texts)
+
+
 def _dry_run(dry_run: bool) -> dict[str, str]:
     return {"dry_run": "All"} if dry_run else {}
 
@@ -313,7 +355,7 @@ def _deployment(obj: Mapping[str, Any]) -> Deployment:
     )
 
 
-def _scale(obj: Mapping[str, Any], *, namespace: str, name: str) -> Scale:
+def _scale(obj: Mapping[str, Any], *, namespace: str, name: str, warnings: tuple[str, ...] = ()) -> Scale:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -323,6 +365,21 @@ def _scale(obj: Mapping[str, Any], *, namespace: str, name: str) -> Scale:
         replicas=int(spec.get("replicas") or 0),
         status_replicas=int(status.get("replicas") or 0),
         resource_version=str(meta.get("resourceVersion") or ""),
+        warnings=warnings,
+    )
+
+
+def _hpa(obj: Mapping[str, Any]) -> HorizontalPodAutoscaler:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    target = spec.get("scaleTargetRef") or {}
+    return HorizontalPodAutoscaler(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        target_kind=str(target.get("kind", "")),
+        target_name=str(target.get("name", "")),
+        min_replicas=spec.get("minReplicas"),
+        max_replicas=int(spec.get("maxReplicas") or 0),
     )
 
 
@@ -394,29 +451,73 @@ def deployment_list(
     return result
 
 
+def deployment_object_get(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The Deployment exactly as the API server stores it (for computing a patch against it)."""
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    return _call(
+        cluster,
+        f"deployment {namespace}/{name}",
+        lambda: _json(apps.read_namespaced_deployment(name, namespace, **_common())),
+    )
+
+
 def deployment_scale(*, cluster: Cluster, namespace: str, name: str, replicas: int, dry_run: bool = False) -> Scale:
-    """Set ``spec.replicas`` through the ``scale`` subresource (a JSON merge patch)."""
+    """Set ``spec.replicas`` through the ``scale`` subresource (a JSON merge patch).
+
+    The result is what the API server stored after admission, with the warnings it returned, so the
+    caller can tell when a webhook changed the count.
+    """
     if replicas < 0:
         raise ValueError("replicas must not be negative")
     apps = k8s_client.AppsV1Api(api_client(cluster))
     body = {"spec": {"replicas": replicas}}
     logger.info("scale %s/%s/%s to %s%s", cluster.name, namespace, name, replicas, " (dry run)" if dry_run else "")
-    obj = _call(
+    response = _call(
         cluster,
         f"scale deployment {namespace}/{name}",
+        lambda: apps.patch_namespaced_deployment_scale(
+            name, namespace, body, _content_type=MERGE_PATCH, **_dry_run(dry_run), **_common()
+        ),
+    )
+    return _scale(_json(response), namespace=namespace, name=name, warnings=_warnings(response))
+
+
+def deployment_json_patch(
+    *, cluster: Cluster, namespace: str, name: str, operations: list[dict[str, Any]], dry_run: bool = False
+) -> Deployment:
+    """Apply an RFC 6902 JSON patch (e.g. a restart that also carries the table's values)."""
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+    obj = _call(
+        cluster,
+        f"patch deployment {namespace}/{name}",
         lambda: _json(
-            apps.patch_namespaced_deployment_scale(
-                name, namespace, body, _content_type=MERGE_PATCH, **_dry_run(dry_run), **_common()
+            apps.patch_namespaced_deployment(
+                name, namespace, operations, _content_type=JSON_PATCH, **_dry_run(dry_run), **_common()
             )
         ),
     )
-    return _scale(obj, namespace=namespace, name=name)
+    return _deployment(obj)
 
 
 def restart_patch(*, at: datetime.datetime) -> dict[str, Any]:
     """The strategic merge patch ``kubectl rollout restart`` sends."""
     stamp = at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}
+
+
+def restart_operations(obj: Mapping[str, Any], *, at: datetime.datetime) -> list[dict[str, Any]]:
+    """The JSON patch that stamps the restart annotation on ``obj``'s pod template."""
+    stamp = restart_patch(at=at)["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT_ANNOTATION]
+    template = (obj.get("spec") or {}).get("template") or {}
+    metadata = template.get("metadata")
+    if not isinstance(metadata, dict):
+        return [
+            {"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}
+        ]
+    if not isinstance(metadata.get("annotations"), dict):
+        return [{"op": "add", "path": "/spec/template/metadata/annotations", "value": {RESTARTED_AT_ANNOTATION: stamp}}]
+    key = RESTARTED_AT_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    return [{"op": "add", "path": f"/spec/template/metadata/annotations/{key}", "value": stamp}]
 
 
 def deployment_restart(
@@ -454,6 +555,55 @@ def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namesp
         )
 
     return [_namespace(item) for item in _pages(fetch)]
+
+
+# --- autoscalers and the server ---------------------------------------------------------------
+
+
+def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> list[HorizontalPodAutoscaler]:
+    """``autoscaling/v2`` HorizontalPodAutoscalers in ``namespaces`` (all namespaces when empty); paged."""
+    autoscaling = k8s_client.AutoscalingV2Api(api_client(cluster))
+    result: list[HorizontalPodAutoscaler] = []
+    for namespace in namespaces or [None]:
+
+        def fetch(token: str | None, namespace: str | None = namespace) -> dict[str, Any]:
+            extra = {"_continue": token} if token else {}
+            if namespace is None:
+                return _call(
+                    cluster,
+                    "list horizontal pod autoscalers in all namespaces",
+                    lambda: _json(
+                        autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces(
+                            limit=LIST_PAGE_SIZE, **extra, **_common()
+                        )
+                    ),
+                )
+            return _call(
+                cluster,
+                f"list horizontal pod autoscalers in {namespace}",
+                lambda: _json(
+                    autoscaling.list_namespaced_horizontal_pod_autoscaler(
+                        namespace, limit=LIST_PAGE_SIZE, **extra, **_common()
+                    )
+                ),
+            )
+
+        result.extend(_hpa(item) for item in _pages(fetch))
+    return result
+
+
+def server_version_get(*, cluster: Cluster) -> ServerVersion:
+    """The API server's version (``/version``); minor versions like ``30+`` (EKS, GKE) count as 30."""
+    version = k8s_client.VersionApi(api_client(cluster))
+    obj = _call(cluster, "server version", lambda: _json(version.get_code(**_common())))
+
+    def number(value: Any) -> int:
+        digits = re.match(r"\d+", str(value or ""))
+        return int(digits.group(0)) if digits else 0
+
+    return ServerVersion(
+        major=number(obj.get("major")), minor=number(obj.get("minor")), git_version=str(obj.get("gitVersion", ""))
+    )
 
 
 # --- mutating webhook configurations ----------------------------------------------------------

@@ -232,6 +232,15 @@ class Microservice(models.Model):
     replicas_mode = models.CharField(
         _("replicas"), max_length=8, choices=ReplicasMode.choices, default=ReplicasMode.ENFORCE
     )
+    hpa_name = models.CharField(
+        _("HPA"),
+        max_length=253,
+        blank=True,
+        help_text=_(
+            "The HorizontalPodAutoscaler the last collection found targeting this Deployment; "
+            "admission then leaves its replicas to the HPA. Empty: none."
+        ),
+    )
     is_present = models.BooleanField(_("present"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True, db_index=True)
@@ -260,6 +269,10 @@ class Microservice(models.Model):
     @property
     def effective_replicas(self) -> int | None:
         return effective_replicas(manual=self.pod_count_manual, ai=self.pod_count_ai, measured=self.pod_count)
+
+    @property
+    def is_hpa_managed(self) -> bool:
+        return bool(self.hpa_name)
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -319,6 +332,14 @@ class ScheduledOperation(models.Model):
         blank=True,
         validators=[MaxValueValidator(MAX_REPLICAS)],
         help_text=_("Scale only. Empty: each target's effective replicas."),
+    )
+    temporary = models.BooleanField(
+        _("temporary"),
+        default=False,
+        help_text=_(
+            "Scale only. Leave the control table unchanged: the next deploy or restart applies the table's "
+            "replicas again. Otherwise the replicas become each target's specified pods."
+        ),
     )
     interval_seconds = models.PositiveIntegerField(
         _("interval between targets (s)"), default=0, validators=[MaxValueValidator(MAX_INTERVAL_SECONDS)]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import jsonpatch
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -22,8 +23,10 @@ from django.utils.translation import gettext as _
 from apps.audit.models import AuditResult, AuditSource
 from apps.audit.services import Actor, audit_event_record
 from apps.control import k8s
+from apps.control.choices import AdmissionMode
 from apps.control.models import MAX_REPLICAS, Microservice, OperationKind
 from apps.control.services import microservice_update
+from apps.webhook.services import admission_preview
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,11 @@ class TargetResult:
     after_replicas: int | None = None
     message: str = ""
     error: str = ""
+    # Why it failed, for the API's status code: not_found (404), conflict (409: changed meanwhile, or
+    # admission stored another count), forbidden, invalid, unavailable (502), invalid_request.
+    error_kind: str = ""
     dry_run: bool = False
+    temporary: bool = False
     at: str = field(default_factory=lambda: timezone.now().isoformat())
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +121,37 @@ def _target_replicas(service: Microservice, replicas: int | None) -> int:
     return effective
 
 
+ERROR_KINDS: tuple[tuple[type[k8s.K8sError], str], ...] = (
+    (k8s.K8sNotFound, "not_found"),
+    (k8s.K8sConflict, "conflict"),
+    (k8s.K8sForbidden, "forbidden"),
+    (k8s.K8sInvalid, "invalid"),
+)
+
+
+def error_kind(exc: k8s.K8sError) -> str:
+    for kind, label in ERROR_KINDS:
+        if isinstance(exc, kind):
+            return label
+    return "unavailable"
+
+
+def _overridden_message(*, wanted: int, stored: int, warnings: tuple[str, ...]) -> str:
+    """Why the API server stored another replica count than KubeDoor sent, naming who changed it."""
+    mine = [w for w in warnings if w.startswith("kubedoor")]
+    if mine:
+        who = _("KubeDoor's admission webhook rewrote it (%(warnings)s)") % {"warnings": "; ".join(mine)}
+    elif warnings:
+        who = _("an admission webhook changed it (%(warnings)s)") % {"warnings": "; ".join(warnings)}
+    else:
+        who = _("an admission webhook or controller changed it (no warning was returned)")
+    return _("asked for %(wanted)s replicas but the API server stored %(stored)s: %(who)s") % {
+        "wanted": wanted,
+        "stored": stored,
+        "who": who,
+    }
+
+
 def _record(*, actor: Actor, service: Microservice, action: str, result: TargetResult, before: Any, after: Any) -> None:
     outcome = (
         AuditResult.DRY_RUN if result.dry_run and result.ok else (AuditResult.OK if result.ok else AuditResult.ERROR)
@@ -132,73 +170,146 @@ def _record(*, actor: Actor, service: Microservice, action: str, result: TargetR
         )
 
 
+def _table_set_replicas(*, actor: Actor, service: Microservice, replicas: int) -> Microservice:
+    """A persistent scale: the specified pods become ``replicas`` (audited, committed on return)."""
+    if service.pod_count_manual == replicas:
+        return service
+    saved = microservice_update(actor=actor, service=service, data={"pod_count_manual": replicas})
+    saved.refresh_from_db()
+    return saved
+
+
 def microservice_scale(
-    *, actor: Actor, service: Microservice, replicas: int | None = None, dry_run: bool = False
+    *,
+    actor: Actor,
+    service: Microservice,
+    replicas: int | None = None,
+    temporary: bool = False,
+    dry_run: bool = False,
 ) -> TargetResult:
     """Scale one Deployment through its ``scale`` subresource to ``replicas`` or the row's effective replicas.
 
+    Persistent by default: a given ``replicas`` first becomes the row's specified pods (audited and
+    committed, so admission and the next deploy keep it), then the scale is sent. ``temporary`` leaves
+    the table alone; the webhook lets KubeDoor's own scale through, and the next deploy or restart
+    applies the table again. The stored replica count is read back from the API server's answer: when
+    admission (or anyone) stored another count, the target fails and the message says who changed it.
+
     Raises ``ValidationError`` (nothing sent) when no replica count can be found or it is out of
     range, ``PermissionDenied`` for a person without the scale permission. A Kubernetes failure is
-    returned as a failed ``TargetResult`` (and audited), not raised.
+    returned as a failed ``TargetResult`` (and audited), not raised. Must not run inside a transaction.
     """
     operation_permission_check(actor=actor, kind=OperationKind.SCALE)
     replicas_validate(replicas)
     wanted = _target_replicas(service, replicas)
     cluster = service.cluster
-    base = {"service_id": service.pk, "cluster": cluster.name, "namespace": service.namespace, "name": service.name}
+    base = {
+        "service_id": service.pk,
+        "cluster": cluster.name,
+        "namespace": service.namespace,
+        "name": service.name,
+        "kind": OperationKind.SCALE,
+        "dry_run": dry_run,
+        "temporary": temporary,
+    }
     before: int | None = None
-    try:
-        before = k8s.deployment_get(cluster=cluster, namespace=service.namespace, name=service.name).replicas
-        scale = k8s.deployment_scale(
-            cluster=cluster, namespace=service.namespace, name=service.name, replicas=wanted, dry_run=dry_run
-        )
-    except k8s.K8sError as exc:
-        logger.warning("scale %s/%s/%s → %s failed: %s", cluster.name, service.namespace, service.name, wanted, exc)
-        result = TargetResult(
-            **base, kind=OperationKind.SCALE, ok=False, before_replicas=before, error=exc.message, dry_run=dry_run
-        )
+
+    def finish(result: TargetResult, stored: int) -> TargetResult:
+        after = {"replicas": stored, "temporary": temporary}
         _record(
             actor=actor,
             service=service,
             action="microservice.scale",
             result=result,
             before={"replicas": before},
-            after={"replicas": wanted},
+            after=after,
         )
         return result
+
+    try:
+        before = k8s.deployment_get(cluster=cluster, namespace=service.namespace, name=service.name).replicas
+        if replicas is not None and not temporary and not dry_run:
+            service = _table_set_replicas(actor=actor, service=service, replicas=replicas)
+        scale = k8s.deployment_scale(
+            cluster=cluster, namespace=service.namespace, name=service.name, replicas=wanted, dry_run=dry_run
+        )
+    except k8s.K8sError as exc:
+        logger.warning("scale %s/%s/%s → %s failed: %s", cluster.name, service.namespace, service.name, wanted, exc)
+        failed = TargetResult(**base, ok=False, before_replicas=before, error=exc.message, error_kind=error_kind(exc))
+        return finish(failed, wanted)
+    if scale.replicas != wanted:
+        error = _overridden_message(wanted=wanted, stored=scale.replicas, warnings=scale.warnings)
+        logger.warning("scale %s/%s/%s → %s: %s", cluster.name, service.namespace, service.name, wanted, error)
+        overridden = TargetResult(
+            **base, ok=False, before_replicas=before, after_replicas=scale.replicas, error=error, error_kind="conflict"
+        )
+        return finish(overridden, scale.replicas)
     logger.info("scale %s/%s/%s %s → %s", cluster.name, service.namespace, service.name, before, scale.replicas)
-    result = TargetResult(
-        **base,
-        kind=OperationKind.SCALE,
-        ok=True,
-        before_replicas=before,
-        after_replicas=scale.replicas,
-        message=_("scaled from %(before)s to %(after)s") % {"before": before, "after": scale.replicas},
-        dry_run=dry_run,
-    )
-    _record(
-        actor=actor,
-        service=service,
-        action="microservice.scale",
-        result=result,
-        before={"replicas": before},
-        after={"replicas": scale.replicas},
-    )
-    return result
+    message = _("scaled from %(before)s to %(after)s") % {"before": before, "after": scale.replicas}
+    if temporary:
+        message += " " + _("(temporary: the next deploy or restart applies the control table again)")
+    done = TargetResult(**base, ok=True, before_replicas=before, after_replicas=scale.replicas, message=message)
+    return finish(done, scale.replicas)
+
+
+RESTART_ATTEMPTS = 3
+
+
+def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -> tuple[k8s.Deployment, list[str]]:
+    """A rolling restart whose patch also carries what admission would set (enforce mode).
+
+    The values come from the control row as the database holds it now, through the same decision the
+    webhook runs; the webhook lets KubeDoor's own writes through, so a "save & restart" takes effect
+    even before the webhook's snapshot has seen the save. A ``test`` of the resourceVersion makes the
+    patch apply only to the object it was computed from; a concurrent change is retried.
+    """
+    last: k8s.K8sError | None = None
+    for _attempt in range(RESTART_ATTEMPTS):
+        current = k8s.deployment_object_get(cluster=cluster, namespace=service.namespace, name=service.name)
+        restarted = jsonpatch.apply_patch(current, k8s.restart_operations(current, at=timezone.now()))
+        preview = admission_preview(cluster=cluster, deployment=restarted, old_deployment=current, mode="enforce")
+        operations = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"].get("resourceVersion")},
+            *jsonpatch.make_patch(current, preview["patched"]).patch,
+        ]
+        try:
+            deployment = k8s.deployment_json_patch(
+                cluster=cluster,
+                namespace=service.namespace,
+                name=service.name,
+                operations=operations,
+                dry_run=dry_run,
+            )
+        except (k8s.K8sConflict, k8s.K8sInvalid) as exc:  # changed since it was read
+            last = exc
+            continue
+        return deployment, list(preview["warnings"])
+    assert last is not None
+    raise last
 
 
 def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool = False) -> TargetResult:
-    """Roll the Deployment's pods like ``kubectl rollout restart``; failures are returned and audited."""
+    """Roll the Deployment's pods like ``kubectl rollout restart``; failures are returned and audited.
+
+    With admission in ``enforce`` the restart also applies the control table (replicas, requests and
+    limits of the controlled container): that is how saved values take effect.
+    """
     operation_permission_check(actor=actor, kind=OperationKind.RESTART)
     cluster = service.cluster
     base = {"service_id": service.pk, "cluster": cluster.name, "namespace": service.namespace, "name": service.name}
+    applied: list[str] = []
     try:
-        deployment = k8s.deployment_restart(
-            cluster=cluster, namespace=service.namespace, name=service.name, dry_run=dry_run
-        )
+        if cluster.admission_mode == AdmissionMode.ENFORCE:
+            deployment, applied = _restart_with_table(cluster=cluster, service=service, dry_run=dry_run)
+        else:
+            deployment = k8s.deployment_restart(
+                cluster=cluster, namespace=service.namespace, name=service.name, dry_run=dry_run
+            )
     except k8s.K8sError as exc:
         logger.warning("restart %s/%s/%s failed: %s", cluster.name, service.namespace, service.name, exc)
-        result = TargetResult(**base, kind=OperationKind.RESTART, ok=False, error=exc.message, dry_run=dry_run)
+        result = TargetResult(
+            **base, kind=OperationKind.RESTART, ok=False, error=exc.message, error_kind=error_kind(exc), dry_run=dry_run
+        )
         _record(actor=actor, service=service, action="microservice.restart", result=result, before=None, after=None)
         return result
     logger.info("restart %s/%s/%s at %s", cluster.name, service.namespace, service.name, deployment.restarted_at)
@@ -211,13 +322,16 @@ def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool =
         message=_("restarted at %(at)s") % {"at": deployment.restarted_at},
         dry_run=dry_run,
     )
+    after: dict[str, Any] = {"replicas": deployment.replicas, "restarted_at": deployment.restarted_at}
+    if applied:
+        after["control_table"] = applied
     _record(
         actor=actor,
         service=service,
         action="microservice.restart",
         result=result,
         before={"replicas": deployment.replicas},
-        after={"replicas": deployment.replicas, "restarted_at": deployment.restarted_at},
+        after=after,
     )
     return result
 
@@ -251,12 +365,20 @@ def microservice_save_and_restart(*, actor: Actor, service: Microservice, data: 
 
 
 def operation_target_run(
-    *, actor: Actor, kind: str, service: Microservice, replicas: int | None = None, dry_run: bool = False
+    *,
+    actor: Actor,
+    kind: str,
+    service: Microservice,
+    replicas: int | None = None,
+    temporary: bool = False,
+    dry_run: bool = False,
 ) -> TargetResult:
     """Run one target of a batch; a bad replica count becomes a failed result instead of an exception."""
     try:
         if kind == OperationKind.SCALE:
-            return microservice_scale(actor=actor, service=service, replicas=replicas, dry_run=dry_run)
+            return microservice_scale(
+                actor=actor, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
+            )
         return microservice_restart(actor=actor, service=service, dry_run=dry_run)
     except ValidationError as exc:
         message = "; ".join(str(m) for m in exc.messages)
@@ -268,6 +390,7 @@ def operation_target_run(
             kind=kind,
             ok=False,
             error=message,
+            error_kind="invalid_request",
             dry_run=dry_run,
         )
         _record(actor=actor, service=service, action=f"microservice.{kind}", result=result, before=None, after=None)
@@ -280,6 +403,7 @@ def operation_batch_run(
     kind: str,
     services: Sequence[Microservice],
     replicas: int | None = None,
+    temporary: bool = False,
     interval_seconds: float = 0,
     dry_run: bool = False,
     skip: Callable[[Microservice], TargetResult | None] | None = None,
@@ -303,7 +427,9 @@ def operation_batch_run(
             continue
         if acted and interval_seconds > 0:
             sleep(interval_seconds)
-        result = operation_target_run(actor=actor, kind=kind, service=service, replicas=replicas, dry_run=dry_run)
+        result = operation_target_run(
+            actor=actor, kind=kind, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
+        )
         acted = True
         results.append(result)
         if on_result is not None:

@@ -47,7 +47,17 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "apps.control.tasks.operation_run_task"
 SCHEDULER_ACTOR_NAME = "scheduler"
-EDITABLE_FIELDS = ("targets", "replicas", "interval_seconds", "schedule", "run_at", "cron", "time_zone", "enabled")
+EDITABLE_FIELDS = (
+    "targets",
+    "replicas",
+    "temporary",
+    "interval_seconds",
+    "schedule",
+    "run_at",
+    "cron",
+    "time_zone",
+    "enabled",
+)
 
 
 # --- pure helpers -----------------------------------------------------------------------------
@@ -98,6 +108,7 @@ def operation_snapshot(operation: ScheduledOperation) -> dict[str, Any]:
         "kind": operation.kind,
         "targets": [str(service) for service in targets_ordered(operation)],
         "replicas": operation.replicas,
+        "temporary": operation.temporary,
         "interval_seconds": operation.interval_seconds,
         "schedule": operation.schedule,
         "run_at": operation.run_at.isoformat() if operation.run_at else None,
@@ -138,6 +149,8 @@ def _validated(values: dict[str, Any], *, now: datetime.datetime, check_past: bo
     elif len({service.cluster_id for service in targets}) > 1:
         errors["targets"] = _("All targets must be in the same cluster.")
     replicas = values["replicas"]
+    if values.get("temporary") and kind == OperationKind.RESTART:
+        errors["temporary"] = _("Only a scale can be temporary.")
     if replicas is not None and kind == OperationKind.RESTART:
         errors["replicas"] = _("Replicas only apply to scale operations.")
     else:
@@ -187,6 +200,7 @@ def operation_validate(*, values: Mapping[str, Any], check_past: bool = True) ->
         "kind": values.get("kind"),
         "targets": list(values.get("targets") or []),
         "replicas": values.get("replicas"),
+        "temporary": bool(values.get("temporary")),
         "interval_seconds": values.get("interval_seconds", 0),
         "schedule": values.get("schedule", ScheduleKind.NOW),
         "run_at": values.get("run_at"),
@@ -272,6 +286,7 @@ def operation_schedule(
     kind: str,
     targets: Sequence[Microservice],
     replicas: int | None = None,
+    temporary: bool = False,
     interval_seconds: int = 0,
     schedule: str = ScheduleKind.NOW,
     run_at: datetime.datetime | None = None,
@@ -292,6 +307,7 @@ def operation_schedule(
             "kind": kind,
             "targets": list(targets),
             "replicas": replicas,
+            "temporary": temporary,
             "interval_seconds": interval_seconds,
             "schedule": schedule,
             "run_at": run_at,
@@ -306,6 +322,7 @@ def operation_schedule(
             kind=kind,
             cluster_id=values["targets"][0].cluster_id,
             replicas=values["replicas"],
+            temporary=bool(values["temporary"]),
             interval_seconds=values["interval_seconds"],
             schedule=values["schedule"],
             run_at=values["run_at"],
@@ -359,6 +376,7 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
             "kind": operation.kind,
             "targets": targets_ordered(operation),
             "replicas": operation.replicas,
+            "temporary": operation.temporary,
             "interval_seconds": operation.interval_seconds,
             "schedule": operation.schedule,
             "run_at": operation.run_at,
@@ -373,7 +391,7 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         values = _validated(merged, now=now, check_past=time_changed and merged["schedule"] == ScheduleKind.ONCE)
         if values["schedule"] == ScheduleKind.NOW and operation.schedule != ScheduleKind.NOW:
             raise ValidationError({"schedule": _("A scheduled operation cannot be turned into a run now.")})
-        for field in ("replicas", "interval_seconds", "schedule", "run_at", "cron", "time_zone"):
+        for field in ("replicas", "temporary", "interval_seconds", "schedule", "run_at", "cron", "time_zone"):
             setattr(operation, field, values[field])
         if "targets" in data:
             operation.cluster_id = values["targets"][0].cluster_id
@@ -491,6 +509,7 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
         kind=operation.kind,
         services=targets_ordered(operation),
         replicas=operation.replicas,
+        temporary=operation.temporary,
         interval_seconds=operation.interval_seconds,
         skip=lambda service: done.get(service.pk),
         on_result=persist,

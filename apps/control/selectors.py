@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db.models import F, QuerySet
 
+from apps.control import k8s
 from apps.control.models import Cluster, Microservice
+
+logger = logging.getLogger(__name__)
 
 
 def cluster_list() -> QuerySet[Cluster]:
@@ -41,3 +46,21 @@ def namespace_list(*, cluster: Cluster | None = None) -> list[str]:
     if cluster is not None:
         rows = rows.filter(cluster=cluster)
     return list(rows.order_by("namespace").values_list("namespace", flat=True).distinct())
+
+
+def hpa_targets_get(*, cluster: Cluster) -> dict[tuple[str, str], str] | None:
+    """(namespace, Deployment) → the name of the HPA that scales it, read through the Kubernetes door.
+
+    ``None`` when the HPAs cannot be listed (cluster unreachable, no permission): callers then keep
+    what they knew, rather than treating every Deployment as free of HPAs.
+    """
+    try:
+        hpas = k8s.hpa_list(cluster=cluster, namespaces=cluster.namespaces or None)
+    except k8s.K8sError as exc:
+        logger.warning("cluster %s: HPAs not read, HPA marks kept: %s", cluster.name, exc.message)
+        return None
+    targets: dict[tuple[str, str], str] = {}
+    for hpa in sorted(hpas, key=lambda h: (h.namespace, h.name)):
+        if hpa.target_kind == "Deployment" and hpa.target_name:
+            targets.setdefault((hpa.namespace, hpa.target_name), hpa.name)
+    return targets

@@ -61,6 +61,11 @@ class MicroserviceSerializer(serializers.ModelSerializer):
 
     cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
     effective_replicas = serializers.IntegerField(read_only=True, allow_null=True)
+    hpa_managed = serializers.BooleanField(
+        source="is_hpa_managed",
+        read_only=True,
+        help_text=_("An HPA targets the Deployment (hpa_name): admission leaves its replicas to the HPA."),
+    )
 
     class Meta:
         model = Microservice
@@ -90,6 +95,8 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             "request_capped",
             "source_day",
             "replicas_mode",
+            "hpa_name",
+            "hpa_managed",
             "is_present",
             "created_at",
             "updated_at",
@@ -104,6 +111,7 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             "p95_mem_mib",
             "request_capped",
             "source_day",
+            "hpa_name",
             "is_present",
             "created_at",
             "updated_at",
@@ -131,6 +139,8 @@ class MicroserviceSerializer(serializers.ModelSerializer):
                 data[name] = instance.cluster.name
             elif name in _DATETIME_FIELDS:
                 data[name] = _datetime_text(getattr(instance, name))
+            elif name == "hpa_managed":
+                data[name] = instance.is_hpa_managed
             elif name == "source_day":
                 data[name] = None if instance.source_day is None else instance.source_day.isoformat()
             else:
@@ -145,6 +155,14 @@ class ScaleRequestSerializer(serializers.Serializer):
     """``{"replicas": n}``; without it (or null) the row's effective replicas are used."""
 
     replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, required=False, allow_null=True)
+    temporary = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=_(
+            "Leave the control table unchanged (the next deploy or restart applies it again). "
+            "Default: the replicas become the service's specified pods."
+        ),
+    )
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
@@ -163,7 +181,9 @@ class TargetResultSerializer(serializers.Serializer):
     after_replicas = serializers.IntegerField(allow_null=True)
     message = serializers.CharField(allow_blank=True)
     error = serializers.CharField(allow_blank=True)
+    error_kind = serializers.CharField(allow_blank=True)
     dry_run = serializers.BooleanField()
+    temporary = serializers.BooleanField()
     at = serializers.CharField()
 
 
@@ -204,6 +224,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "cluster",
             "targets",
             "replicas",
+            "temporary",
             "interval_seconds",
             "schedule",
             "run_at",

@@ -67,6 +67,7 @@ MEASURED_FIELDS = (
     "request_capped",
     "source_day",
     "is_present",
+    "hpa_name",
 )
 PERSON_SOURCES = (AuditSource.ADMIN, AuditSource.API)
 # Up to this many new services each get a "new service found" notification; beyond it (a first
@@ -183,9 +184,19 @@ def _apply(
 
 
 def control_table_refresh(
-    *, cluster: Cluster, store: PeakStore, today: datetime.date, actor: Actor, run_id: int | None = None
+    *,
+    cluster: Cluster,
+    store: PeakStore,
+    today: datetime.date,
+    actor: Actor,
+    run_id: int | None = None,
+    hpa_targets: dict[tuple[str, str], str] | None = None,
 ) -> RefreshResult:
-    """Refresh the cluster's control rows from the last ``lookback_days`` days up to ``today``."""
+    """Refresh the cluster's control rows from the last ``lookback_days`` days up to ``today``.
+
+    ``hpa_targets`` maps (namespace, Deployment) to the HPA scaling it; every refreshed row's
+    ``hpa_name`` follows it. ``None`` (HPAs not read) keeps the rows' marks as they are.
+    """
     day_from = today - datetime.timedelta(days=cluster.lookback_days - 1)
     rows = [
         row
@@ -216,6 +227,8 @@ def control_table_refresh(
                 continue
             service = Microservice(cluster=cluster, namespace=key[0], name=key[1], updated_by=actor.name)
             _apply(cluster=cluster, service=service, day=day, day_rows=days[day], hand_set=set(), created=True)
+            if hpa_targets is not None:
+                service.hpa_name = hpa_targets.get(key, "")
             service.created_at = service.updated_at = now
             new_rows.append(service)
             continue
@@ -223,6 +236,8 @@ def control_table_refresh(
         _apply(
             cluster=cluster, service=service, day=day, day_rows=days[day], hand_set=hand.get(key, set()), created=False
         )
+        if hpa_targets is not None:
+            service.hpa_name = hpa_targets.get(key, "")
         after = _values(service, MEASURED_FIELDS)
         if before != after:
             diff_keys = [f for f in MEASURED_FIELDS if before[f] != after[f]]
@@ -284,6 +299,8 @@ def control_table_refresh(
         summary = result.summary()
         if run_id is not None:
             summary["run"] = run_id
+        if hpa_targets is not None:
+            summary["hpa_managed"] = sum(1 for key in services if key in hpa_targets)
         if result.unmanaged:
             summary["unmanaged_names"] = result.unmanaged[:100]
         audit_event_record(

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from apps.audit.models import AuditResult, AuditSource
 from apps.audit.services import Actor, audit_event_record
 from apps.control.models import Cluster
+from apps.control.selectors import hpa_targets_get
 from apps.metrics import peaks, promql
 from apps.metrics.clickhouse import ClickHouseError
 from apps.metrics.models import ACTIVE_STATES, CollectionRun, CollectionState
@@ -305,7 +306,10 @@ def collection_run(
                 run.days_collected.append(window.day.isoformat())
                 CollectionRun.objects.filter(pk=run.pk).update(days_collected=run.days_collected)
         today = peaks.local_today(now=now, time_zone=cluster.time_zone)
-        result = control_table_refresh(cluster=cluster, store=store, today=today, actor=actor, run_id=run.pk)
+        hpa_targets = hpa_targets_get(cluster=cluster)  # Kubernetes, before the refresh's transaction
+        result = control_table_refresh(
+            cluster=cluster, store=store, today=today, actor=actor, run_id=run.pk, hpa_targets=hpa_targets
+        )
     except (PrometheusError, ClickHouseError) as exc:
         return _fail(run, actor=actor, message=str(exc))
     except Exception as exc:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from apps.webhook.admission.decision import HPA_CONTROLLER_USERNAME
+
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
 IGNORE_LABEL = "kubedoor-ignore"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -25,6 +27,19 @@ class WebhookEndpoint:
     ca_bundle_pem: bytes = b""
     ca_inject_from: str = ""  # cert-manager Certificate "namespace/name"
     service_port: int = 443
+
+
+# The HPA controller's scale writes never reach the webhook where the API server evaluates
+# matchConditions (beta and on by default since 1.28, GA in 1.30); older servers reject the field,
+# and there the decision lets those writes through itself.
+MATCH_CONDITIONS_SINCE = (1, 28)
+SKIP_HPA_CONTROLLER = {
+    "name": "skip-hpa-controller-scale",
+    "expression": (
+        f"!(has(request.subResource) && request.subResource == 'scale' && "
+        f"request.userInfo.username == '{HPA_CONTROLLER_USERNAME}')"
+    ),
+}
 
 
 def configuration_name(cluster_name: str) -> str:
@@ -76,8 +91,13 @@ def configuration_build(
     timeout_seconds: int,
     endpoint: WebhookEndpoint,
     existing: dict[str, Any] | None = None,
+    match_conditions: bool = False,
 ) -> dict[str, Any]:
-    """The MutatingWebhookConfiguration for one cluster, exactly as sent to the API server."""
+    """The MutatingWebhookConfiguration for one cluster, exactly as sent to the API server.
+
+    ``match_conditions`` (the API server is 1.28 or newer) adds the condition that keeps the HPA
+    controller's scale writes away from the webhook.
+    """
     existing_ca = ""
     if existing:
         for webhook in existing.get("webhooks") or []:
@@ -88,31 +108,32 @@ def configuration_build(
     }
     if endpoint.ca_inject_from and not endpoint.ca_bundle_pem:
         metadata["annotations"] = {CA_INJECT_ANNOTATION: endpoint.ca_inject_from}
+    webhook: dict[str, Any] = {
+        "name": f"{cluster_name}.deployments.kubedoor.io",
+        "admissionReviewVersions": ["v1", "v1beta1"],
+        "clientConfig": _client_config(cluster_name, endpoint, existing_ca),
+        "rules": [
+            {
+                "apiGroups": ["apps"],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["deployments", "deployments/scale"],
+                "scope": "Namespaced",
+            }
+        ],
+        "namespaceSelector": namespace_selector(excluded_namespaces),
+        "failurePolicy": failure_policy,
+        "timeoutSeconds": timeout_seconds,
+        "sideEffects": "None",
+        "reinvocationPolicy": "Never",
+    }
+    if match_conditions:
+        webhook["matchConditions"] = [dict(SKIP_HPA_CONTROLLER)]
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [
-            {
-                "name": f"{cluster_name}.deployments.kubedoor.io",
-                "admissionReviewVersions": ["v1", "v1beta1"],
-                "clientConfig": _client_config(cluster_name, endpoint, existing_ca),
-                "rules": [
-                    {
-                        "apiGroups": ["apps"],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["deployments", "deployments/scale"],
-                        "scope": "Namespaced",
-                    }
-                ],
-                "namespaceSelector": namespace_selector(excluded_namespaces),
-                "failurePolicy": failure_policy,
-                "timeoutSeconds": timeout_seconds,
-                "sideEffects": "None",
-                "reinvocationPolicy": "Never",
-            }
-        ],
+        "webhooks": [webhook],
     }
 
 

@@ -47,6 +47,14 @@ def too_large() -> ReviewAnswer:
     return _error(413, "The AdmissionReview is too large.")
 
 
+def method_not_allowed() -> ReviewAnswer:
+    return _error(405, "POST an AdmissionReview.")
+
+
+def internal_error() -> ReviewAnswer:
+    return _error(500, "KubeDoor could not answer this request; see the webhook log.")
+
+
 def _cluster_for(
     name: str | None, snapshot_clusters: dict[str, Any] | None
 ) -> tuple[admission.ClusterSettings, Any, bool]:
@@ -165,7 +173,9 @@ def _endpoint() -> registration.WebhookEndpoint:
     )
 
 
-def webhook_configuration_for(*, cluster: Cluster, existing: dict[str, Any] | None = None) -> dict[str, Any]:
+def webhook_configuration_for(
+    *, cluster: Cluster, existing: dict[str, Any] | None = None, match_conditions: bool = False
+) -> dict[str, Any]:
     """The MutatingWebhookConfiguration ``kubedoor-<cluster>`` KubeDoor registers for ``cluster``."""
     try:
         return registration.configuration_build(
@@ -175,6 +185,7 @@ def webhook_configuration_for(*, cluster: Cluster, existing: dict[str, Any] | No
             timeout_seconds=cluster.webhook_timeout_seconds,
             endpoint=_endpoint(),
             existing=existing,
+            match_conditions=match_conditions,
         )
     except registration.RegistrationConfigError as exc:
         raise ValidationError(str(exc)) from exc
@@ -210,6 +221,18 @@ def admission_state_get(*, cluster: Cluster) -> dict[str, Any]:
     return state
 
 
+def _supports_match_conditions(cluster: Cluster) -> bool:
+    """Whether the API server takes ``matchConditions`` (1.28+); unknown (version unreadable) = no."""
+    try:
+        version = k8s.server_version_get(cluster=cluster)
+    except k8s.K8sError as exc:
+        logger.warning(
+            "cluster %s: server version not read, registering without matchConditions: %s", cluster.name, exc
+        )
+        return False
+    return version.at_least(*registration.MATCH_CONDITIONS_SINCE)
+
+
 def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
     """Turn admission off, to audit or to enforce (§6.1): register or delete ``kubedoor-<cluster>`` first.
 
@@ -226,7 +249,9 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
             detail = f"deleted {name}" if existed else f"{name} was not registered"
         else:
             existing = k8s.webhook_configuration_get(cluster=cluster, name=name)
-            body = webhook_configuration_for(cluster=cluster, existing=existing)
+            body = webhook_configuration_for(
+                cluster=cluster, existing=existing, match_conditions=_supports_match_conditions(cluster)
+            )
             k8s.webhook_configuration_apply(cluster=cluster, body=body)
             detail = f"{'updated' if existing else 'created'} {name}"
     except k8s.K8sError as exc:
@@ -279,6 +304,7 @@ def _control_row(service: Any) -> admission.ControlRow:
         request_mem_mib=service.request_mem_mib,
         limit_cpu_m=service.limit_cpu_m,
         limit_mem_mib=service.limit_mem_mib,
+        hpa_managed=service.is_hpa_managed,
     )
 
 

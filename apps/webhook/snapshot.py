@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Count, Max
 
@@ -53,6 +54,7 @@ def load_stamp() -> Stamp:
 def load_clusters() -> dict[str, ClusterControl]:
     """Every cluster's settings and control rows, in two queries."""
     settings: dict[int, ClusterSettings] = {}
+    own_usernames = frozenset(django_settings.KUBEDOOR_SERVICE_ACCOUNT_USERNAMES)
     names: dict[int, str] = {}
     for cluster in cluster_list().order_by():
         names[cluster.pk] = cluster.name
@@ -63,6 +65,7 @@ def load_clusters() -> dict[str, ClusterControl]:
             excluded_namespaces=frozenset(cluster.excluded_namespaces or ()),
             allow_unmanaged=cluster.allow_unmanaged,
             on_store_error=cluster.on_store_error,
+            own_usernames=own_usernames,
         )
     rows: dict[int, dict[tuple[str, str], ControlRow]] = {pk: {} for pk in settings}
     fields = (
@@ -78,9 +81,10 @@ def load_clusters() -> dict[str, ClusterControl]:
         "request_mem_mib",
         "limit_cpu_m",
         "limit_mem_mib",
+        "hpa_name",
     )
     for values in microservice_list().select_related(None).order_by().values_list(*fields):
-        cluster_id, namespace, name, container, measured, manual, ai, mode, rcpu, rmem, lcpu, lmem = values
+        cluster_id, namespace, name, container, measured, manual, ai, mode, rcpu, rmem, lcpu, lmem, hpa = values
         if cluster_id not in rows:
             continue  # created between the two queries; the next rebuild picks it up
         rows[cluster_id][(namespace, name)] = ControlRow(
@@ -93,6 +97,7 @@ def load_clusters() -> dict[str, ClusterControl]:
             request_mem_mib=rmem,
             limit_cpu_m=lcpu,
             limit_mem_mib=lmem,
+            hpa_managed=bool(hpa),
         )
     return {names[pk]: ClusterControl(settings=settings[pk], rows=rows[pk]) for pk in settings}
 
@@ -123,6 +128,8 @@ class SnapshotHolder:
         self.current: Snapshot | None = None
         self.last_error: str = ""
         self.attempted = False
+        # time.time() when the last successful check started: data committed before it is in ``current``.
+        self.checked_at: float | None = None
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -140,12 +147,14 @@ class SnapshotHolder:
         """
         with self._lock:
             self.attempted = True
+            started = time.time()
             try:
                 stamp = self.stamp_loader()
                 snapshot = self.current
                 stale = snapshot is None or self.clock() - snapshot.loaded_at >= self.max_age
                 if not force and not stale and snapshot is not None and snapshot.stamp == stamp:
                     self.last_error = ""
+                    self.checked_at = started
                     return False
                 clusters = self.loader()
             except DatabaseError as exc:
@@ -155,6 +164,7 @@ class SnapshotHolder:
                 return False
             self.current = Snapshot(clusters=clusters, stamp=stamp, loaded_at=self.clock())
             self.last_error = ""
+            self.checked_at = started
             logger.debug("control snapshot rebuilt: %d clusters", len(clusters))
             return True
 
@@ -199,4 +209,4 @@ class SnapshotHolder:
         connections.close_all()  # this thread's connections
 
 
-holder = SnapshotHolder()
+holder = SnapshotHolder(check_interval=django_settings.KUBEDOOR_WEBHOOK_SNAPSHOT_CHECK_SECONDS)

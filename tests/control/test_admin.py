@@ -74,6 +74,7 @@ def test_changelist_has_the_columns_and_banner(viewer, table):
         "request_mem_mib",
         "limit_mem_mib",
         "source_day",
+        "hpa_display",
         "is_present",
         "curves_link",
     ]

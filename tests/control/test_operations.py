@@ -28,27 +28,74 @@ def cart(k8s_standin, k8s_cluster):
     return MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="cart", pod_count=2)
 
 
-def test_scale_to_given_replicas_patches_the_scale_subresource_and_audits(k8s_standin, cart, operator):
+def test_scale_to_given_replicas_is_persistent_patches_the_scale_subresource_and_audits(k8s_standin, cart, operator):
     # when
     result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5)
 
-    # then
+    # then: the Deployment is scaled ...
     assert (result.ok, result.before_replicas, result.after_replicas, result.error) == (True, 2, 5, "")
     assert [(r.method, r.path, r.content_type, r.body) for r in k8s_standin.requests] == [
         ("GET", DEPLOYMENT_PATH.format("cart"), "application/json", None),
         ("PATCH", SCALE_PATH.format("cart"), "application/merge-patch+json", {"spec": {"replicas": 5}}),
     ]
-    event = AuditEvent.objects.get()
-    assert (event.action, event.actor, event.actor_name, event.source, event.result) == (
+    # ... and the control table's specified pods became 5 first (one event each)
+    cart.refresh_from_db()
+    assert cart.pod_count_manual == 5
+    update, scale = AuditEvent.objects.order_by("pk")
+    assert (update.action, update.before, update.after) == (
+        "microservice.update",
+        {"pod_count_manual": None, "effective_replicas": 2},
+        {"pod_count_manual": 5, "effective_replicas": 5},
+    )
+    assert (scale.action, scale.actor, scale.actor_name, scale.source, scale.result) == (
         "microservice.scale",
         operator,
         "operator1",
         "api",
         "ok",
     )
-    assert (event.cluster, event.namespace, event.name) == ("prod", "shop", "cart")
-    assert (event.before, event.after, event.request_id) == ({"replicas": 2}, {"replicas": 5}, "req-1")
-    assert event.message == "scaled from 2 to 5"
+    assert (scale.cluster, scale.namespace, scale.name) == ("prod", "shop", "cart")
+    assert (scale.before, scale.after, scale.request_id) == (
+        {"replicas": 2},
+        {"replicas": 5, "temporary": False},
+        "req-1",
+    )
+    assert scale.message == "scaled from 2 to 5"
+
+
+def test_a_temporary_scale_leaves_the_control_table_unchanged(k8s_standin, cart, operator):
+    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5, temporary=True)
+
+    assert (result.ok, result.after_replicas, result.temporary) == (True, 5, True)
+    cart.refresh_from_db()
+    assert cart.pod_count_manual is None
+    (scale,) = AuditEvent.objects.all()
+    assert (scale.action, scale.after) == ("microservice.scale", {"replicas": 5, "temporary": True})
+    assert scale.message == "scaled from 2 to 5 (temporary: the next deploy or restart applies the control table again)"
+
+
+def test_a_scale_the_api_server_stores_differently_fails_naming_who_changed_it(k8s_standin, cart, operator):
+    # given: the API server answers the scale with another count and the webhook's warning
+    scale = {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": "cart", "namespace": "shop", "resourceVersion": "9"},
+        "spec": {"replicas": 3},
+        "status": {"replicas": 3},
+    }
+    k8s_standin.respond("PATCH", SCALE_PATH.format("cart"), body=scale)
+
+    # when
+    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5, temporary=True)
+
+    # then
+    assert (result.ok, result.after_replicas, result.error_kind) == (False, 3, "conflict")
+    assert result.error == (
+        "asked for 5 replicas but the API server stored 3: "
+        "an admission webhook or controller changed it (no warning was returned)"
+    )
+    (event,) = AuditEvent.objects.all()
+    assert (event.result, event.message) == ("error", result.error)
 
 
 def test_scale_without_replicas_uses_the_effective_replicas(k8s_standin, cart, operator):
@@ -100,10 +147,13 @@ def test_kubernetes_errors_are_returned_and_audited_not_raised(k8s_standin, cart
     result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=3)
 
     assert result.ok is False
-    assert result.error == "cluster prod: scale deployment shop/cart: forbidden (no scale for you)"
-    event = AuditEvent.objects.get()
+    assert (result.error, result.error_kind) == (
+        "cluster prod: scale deployment shop/cart: forbidden (no scale for you)",
+        "forbidden",
+    )
+    event = AuditEvent.objects.get(action="microservice.scale")
     assert (event.action, event.result, event.message) == ("microservice.scale", "error", result.error)
-    assert (event.before, event.after) == ({"replicas": 2}, {"replicas": 3})
+    assert (event.before, event.after) == ({"replicas": 2}, {"replicas": 3, "temporary": False})
 
 
 def test_restart_sends_the_restart_annotation_and_audits(k8s_standin, cart, operator):
@@ -246,11 +296,11 @@ def test_batch_waits_the_interval_between_targets_only_and_continues_past_failur
     assert batch.failed == ["shop/b"]
     assert batch.results[1].error == 'cluster prod: deployment shop/b: not found (deployments.apps "b" not found)'
     assert [r.path for r in k8s_standin.calls("PATCH")] == [SCALE_PATH.format("a"), SCALE_PATH.format("c")]
-    assert list(AuditEvent.objects.order_by("id").values_list("name", "result")) == [
-        ("a", "ok"),
-        ("b", "error"),
-        ("c", "ok"),
-    ]
+    scales = AuditEvent.objects.filter(action="microservice.scale").order_by("id")
+    assert list(scales.values_list("name", "result")) == [("a", "ok"), ("b", "error"), ("c", "ok")]
+    # b's Deployment was not found before anything was written: its table row is unchanged
+    updates = AuditEvent.objects.filter(action="microservice.update").order_by("id")
+    assert list(updates.values_list("name", flat=True)) == ["a", "c"]
 
 
 def test_batch_interval_is_really_waited(k8s_standin, k8s_cluster, operator):

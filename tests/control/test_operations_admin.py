@@ -64,7 +64,8 @@ def test_scale_now_of_one_row_scales_at_once(operator, rows, k8s_standin):
     assert [(r.path, r.body) for r in k8s_standin.calls("PATCH")] == [
         ("/apis/apps/v1/namespaces/shop/deployments/a/scale", {"spec": {"replicas": 5}})
     ]
-    event = AuditEvent.objects.get()
+    update, event = AuditEvent.objects.order_by("id")
+    assert (update.action, update.after["pod_count_manual"]) == ("microservice.update", 5)
     assert (event.action, event.source, event.actor_name) == ("microservice.scale", "admin", "operator1")
 
 

@@ -36,13 +36,47 @@ def test_operator_scales_with_given_replicas(operator_api, cart, k8s_standin):
     body = response.json()
     assert (body["ok"], body["before_replicas"], body["after_replicas"], body["name"]) == (True, 2, 5, "cart")
     assert k8s_standin.calls("PATCH")[0].body == {"spec": {"replicas": 5}}
-    event = AuditEvent.objects.get()
+    update, event = AuditEvent.objects.order_by("id")
+    assert (update.action, update.after["pod_count_manual"]) == ("microservice.update", 5)
     assert (event.action, event.actor_name, event.source, event.result) == (
         "microservice.scale",
         "operator1",
         "api",
         "ok",
     )
+
+
+def test_a_temporary_scale_leaves_the_table_alone(operator_api, cart, k8s_standin):
+    response = operator_api.post(scale_url(cart), {"replicas": 5, "temporary": True}, format="json")
+
+    assert response.status_code == 200
+    assert (response.json()["after_replicas"], response.json()["temporary"]) == (5, True)
+    cart.refresh_from_db()
+    assert cart.pod_count_manual is None
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == ["microservice.scale"]
+
+
+def test_a_deployment_missing_in_the_cluster_is_404_naming_it_and_changes_nothing(operator_api, cart, k8s_standin):
+    k8s_standin.respond("GET", "/apis/apps/v1/namespaces/shop/deployments/cart", status=404)
+
+    response = operator_api.post(scale_url(cart), {"replicas": 4}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "kubernetes_not_found"
+    assert "deployment shop/cart: not found" in response.json()["detail"]
+    assert k8s_standin.calls("PATCH") == []
+    cart.refresh_from_db()
+    assert cart.pod_count_manual is None
+    assert list(AuditEvent.objects.values_list("action", "result")) == [("microservice.scale", "error")]
+
+
+def test_an_unreachable_cluster_is_502(operator_api, cart, k8s_standin):
+    k8s_standin.respond("GET", "/apis/apps/v1/namespaces/shop/deployments/cart", status=503)
+
+    response = operator_api.post(scale_url(cart), {"replicas": 4}, format="json")
+
+    assert response.status_code == 502
+    assert response.json()["code"] == "kubernetes_error"
 
 
 def test_scale_without_replicas_uses_the_effective_replicas(operator_api, cart, k8s_standin):
@@ -74,15 +108,15 @@ def test_scale_without_any_replica_count_is_400(operator_api, cart, k8s_standin)
     assert k8s_standin.requests == []
 
 
-def test_a_kubernetes_failure_is_502_with_a_readable_message_and_audited(operator_api, cart, k8s_standin):
+def test_a_kubernetes_conflict_is_409_with_a_readable_message_and_audited(operator_api, cart, k8s_standin):
     k8s_standin.respond("PATCH", "/apis/apps/v1/namespaces/shop/deployments/cart/scale", status=409)
 
-    response = operator_api.post(scale_url(cart), {"replicas": 4}, format="json")
+    response = operator_api.post(scale_url(cart), {"replicas": 4, "temporary": True}, format="json")
 
-    assert response.status_code == 502
+    assert response.status_code == 409
     assert response.json() == {
-        "status": 502,
-        "code": "kubernetes_error",
+        "status": 409,
+        "code": "kubernetes_conflict",
         "detail": "cluster prod: scale deployment shop/cart: conflict "
         "(scripted 409 for PATCH /apis/apps/v1/namespaces/shop/deployments/cart/scale)",
     }

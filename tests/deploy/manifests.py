@@ -38,6 +38,7 @@ EXPECTED_RULES_BASE = {
     ("apps", "deployments/scale", "patch", ()),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create", ()),
     ("", "namespaces", "list", ()),
+    ("autoscaling", "horizontalpodautoscalers", "list", ()),
 }
 
 

@@ -31,6 +31,9 @@ _HTTP_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 # deploy/README.md, "What KubeDoor may do in the cluster"). The test fails when this changes, in
 # either direction, so the list and the role are revisited together.
 GRANTED_BEYOND_THE_DOOR: set[tuple[str, str, str]] = set()  # the role is exactly what the door calls
+# Non-resource URLs every authenticated user may read (the built-in system:public-info-viewer role
+# grants /version): no rule of KubeDoor's role is needed for them.
+NON_RESOURCE_APIS = {"VersionApi"}
 
 
 def _permission_of(api_class: type, method: str, *, watched: bool = False) -> tuple[str, str, str]:
@@ -69,6 +72,7 @@ def _door_permissions() -> set[tuple[str, str, str]]:
         if isinstance(call.func, ast.Attribute)
         and re.fullmatch(r"[A-Za-z0-9]+Api", call.func.attr)
         and hasattr(k8s_client, call.func.attr)
+        and call.func.attr not in NON_RESOURCE_APIS
     }
     assert classes, "the door instantiates no Kubernetes API class"
     # Methods handed to a watch (watch.Watch().stream(api.list_..., ...)) or called with watch=True.

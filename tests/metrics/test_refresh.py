@@ -262,3 +262,26 @@ def test_a_big_first_collection_records_every_discovery(prod, store):
         100,
         D[1].isoformat(),
     )
+
+
+def test_hpa_marks_follow_the_hpas_read_and_stay_when_they_could_not_be_read(prod, store):
+    # given: two services, one of them scaled by an HPA
+    load(store, [peak(D[1], "api"), peak(D[1], "cart")])
+    targets = {("shop", "api"): "api-hpa"}
+
+    # when
+    result = control_table_refresh(cluster=prod, store=store, today=TODAY, actor=SYSTEM, hpa_targets=targets)
+
+    # then
+    marks = dict(Microservice.objects.values_list("name", "hpa_name"))
+    assert marks == {"api": "api-hpa", "cart": ""}
+    assert AuditEvent.objects.get(action="collection.run").after["hpa_managed"] == 1
+    assert result.added == 2
+
+    # when: the HPAs cannot be read (None), the marks stay; when the HPA is gone, the mark goes (audited)
+    refresh(prod, store)
+    assert dict(Microservice.objects.values_list("name", "hpa_name")) == marks
+    control_table_refresh(cluster=prod, store=store, today=TODAY, actor=SYSTEM, hpa_targets={})
+    assert dict(Microservice.objects.values_list("name", "hpa_name")) == {"api": "", "cart": ""}
+    event = AuditEvent.objects.get(action="microservice.refresh", name="api")
+    assert (event.before, event.after) == ({"hpa_name": "api-hpa"}, {"hpa_name": ""})

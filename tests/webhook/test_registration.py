@@ -38,7 +38,16 @@ def prod(k8s_standin, db):
     )
 
 
-def _expected(client_config, *, annotations=None, excluded=("kube-system", "kubedoor", "monitoring")):
+HPA_CONDITION = {
+    "name": "skip-hpa-controller-scale",
+    "expression": "!(has(request.subResource) && request.subResource == 'scale' && "
+    "request.userInfo.username == 'system:serviceaccount:kube-system:horizontal-pod-autoscaler')",
+}
+
+
+def _expected(
+    client_config, *, annotations=None, excluded=("kube-system", "kubedoor", "monitoring"), match_conditions=True
+):
     metadata = {
         "name": "kubedoor-prod",
         "labels": {"app.kubernetes.io/managed-by": "kubedoor", "kubedoor.io/cluster": "prod"},
@@ -74,6 +83,7 @@ def _expected(client_config, *, annotations=None, excluded=("kube-system", "kube
                 "timeoutSeconds": 3,
                 "sideEffects": "None",
                 "reinvocationPolicy": "Never",
+                **({"matchConditions": [HPA_CONDITION]} if match_conditions else {}),
             }
         ],
     }
@@ -258,3 +268,26 @@ def test_state_reports_an_unreachable_cluster(viewer_api, prod, k8s_standin):
 
 def test_unknown_cluster_is_404(admin_api, db):
     assert admin_api.post("/api/v1/clusters/nowhere/admission/", {"mode": "enforce"}, format="json").status_code == 404
+
+
+@pytest.mark.parametrize(("version", "conditions"), [("v1.28.0", True), ("v1.27.12", False), ("v1.31.1-eks-1", True)])
+def test_match_conditions_follow_the_servers_version(admin_api, prod, k8s_standin, ca_file, version, conditions):
+    k8s_standin.git_version = version
+
+    response = admin_api.post(URL, {"mode": "enforce"}, format="json")
+
+    assert response.status_code == 200, response.content
+    (write,) = _writes(k8s_standin)
+    assert write.body["webhooks"][0].get("matchConditions") == ([HPA_CONDITION] if conditions else None)
+    if conditions:
+        kubernetes_validate.validate(write.body, "1.30", strict=True)
+
+
+def test_an_unreadable_version_registers_without_match_conditions(admin_api, prod, k8s_standin, ca_file):
+    k8s_standin.respond("GET", "/version/", status=503)
+
+    response = admin_api.post(URL, {"mode": "enforce"}, format="json")
+
+    assert response.status_code == 200, response.content
+    (write,) = _writes(k8s_standin)
+    assert "matchConditions" not in write.body["webhooks"][0]

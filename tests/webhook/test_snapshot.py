@@ -71,6 +71,7 @@ def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
         excluded_namespaces=frozenset({"kube-system", "kubedoor"}),
         allow_unmanaged=True,
         on_store_error="deny",
+        own_usernames=frozenset({"system:serviceaccount:kubedoor:kubedoor"}),
     )
     rows = clusters["prod"].rows
     assert rows[("shop", "a")] == ControlRow(

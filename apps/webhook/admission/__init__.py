@@ -15,6 +15,7 @@ from apps.webhook.admission.decision import (
     AUDIT_DENY_PREFIX,
     AUDIT_PREFIX,
     DENY,
+    HPA_CONTROLLER_USERNAME,
     MODE_AUDIT,
     MODE_ENFORCE,
     MODE_OFF,
@@ -26,6 +27,7 @@ from apps.webhook.admission.decision import (
     Decision,
     controlled_container,
     decide,
+    replicas_controlled,
     response_body,
 )
 from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
@@ -41,6 +43,7 @@ __all__ = [
     "AUDIT_DENY_PREFIX",
     "AUDIT_PREFIX",
     "DENY",
+    "HPA_CONTROLLER_USERNAME",
     "MODE_AUDIT",
     "MODE_ENFORCE",
     "MODE_OFF",
@@ -59,6 +62,7 @@ __all__ = [
     "parse_quantity",
     "parse_review",
     "pointer",
+    "replicas_controlled",
     "response_body",
     "same_quantity",
 ]

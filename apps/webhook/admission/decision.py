@@ -31,6 +31,10 @@ ACTION_DENY = "admission.deny"
 ACTION_AUDIT = "admission.audit"
 ACTION_STORE_ERROR = "admission.store_error"
 
+# The user the HPA controller writes ``deployments/scale`` as (kube-controller-manager with
+# --use-service-account-credentials, the default of kubeadm and every managed Kubernetes).
+HPA_CONTROLLER_USERNAME = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+
 
 @dataclass(frozen=True)
 class ControlRow:
@@ -45,6 +49,7 @@ class ControlRow:
     request_mem_mib: int | None = None
     limit_cpu_m: int | None = None
     limit_mem_mib: int | None = None
+    hpa_managed: bool = False  # an HPA targets the Deployment: its replicas are the HPA's, never ours
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class ClusterSettings:
     excluded_namespaces: frozenset[str] = frozenset({"kube-system", "kubedoor"})
     allow_unmanaged: bool = False
     on_store_error: str = "allow"
+    # KubeDoor's own identities (settings.KUBEDOOR_SERVICE_ACCOUNT_USERNAMES): their scale writes carry
+    # an operator's decision and their restarts carry the table's values already, so they pass unchanged.
+    own_usernames: frozenset[str] = frozenset()
 
     def is_namespace_controlled(self, namespace: str) -> bool:
         if namespace in self.excluded_namespaces:
@@ -153,8 +161,13 @@ def controlled_container(containers: list[dict[str, Any]], *, row: ControlRow, d
     return 0 if containers else None
 
 
+def replicas_controlled(row: ControlRow) -> bool:
+    """Whether admission sets the row's replicas: not for ``ignore``, an HPA's Deployment, or no count."""
+    return row.replicas_mode == REPLICAS_MODE_ENFORCE and not row.hpa_managed and row.replicas is not None
+
+
 def _replicas_ops(obj: Any, row: ControlRow, warnings: list[str], before: dict, after: dict) -> list[dict]:
-    if row.replicas_mode != REPLICAS_MODE_ENFORCE or row.replicas is None:
+    if not replicas_controlled(row):
         return []
     spec = obj.get("spec") or {}
     current = spec.get("replicas")
@@ -301,6 +314,14 @@ def decide(
     if not cluster.is_namespace_controlled(review.namespace):
         return Decision()
     if cluster.admission_mode == MODE_OFF:
+        return Decision()
+    if review.username and review.username in cluster.own_usernames and review.operation == "UPDATE":
+        # KubeDoor's own scale (persistent or temporary) and restart (which already carries the
+        # table's values read from the database) pass unchanged: a stale snapshot must not undo them.
+        return Decision()
+    if review.is_scale and review.username == HPA_CONTROLLER_USERNAME:
+        # The HPA controller only scales Deployments an HPA targets (matchConditions skip these writes
+        # on Kubernetes >= 1.28; this is the same rule for older clusters).
         return Decision()
     decision = _enforce(review, row, cluster, store_available)
     if cluster.admission_mode == MODE_AUDIT:

@@ -30,6 +30,10 @@ ARGO = {
     "username": "system:serviceaccount:argocd:argocd-application-controller",
     "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated"],
 }
+KUBEDOOR = {
+    "username": "system:serviceaccount:kubedoor:kubedoor",
+    "groups": ["system:serviceaccounts", "system:serviceaccounts:kubedoor", "system:authenticated"],
+}
 HPA = {"username": "system:serviceaccount:kube-system:horizontal-pod-autoscaler", "groups": ["system:serviceaccounts"]}
 GC = {"username": "system:serviceaccount:kube-system:generic-garbage-collector", "groups": ["system:serviceaccounts"]}
 
@@ -306,6 +310,21 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         },
     )
 
+    # 2b. The same image update of a Deployment an HPA targets: resources patched, replicas kept as sent.
+    add(
+        "kubectl-update-image-hpa-managed",
+        review("UPDATE", new, old=old, uid="c0000102-0000-4000-8000-000000000102"),
+        {
+            "description": "UPDATE with a new image of an HPA-managed service",
+            "row": ROW | {"pod_count": 4, "hpa_name": "cart"},
+        },
+        {
+            "patched": patched(new, resources={0: RES_FULL}),
+            "warnings": res_warnings("cart", OLD_RES, RES_FULL),
+            "audit": {"action": "admission.patch", "result": "ok"},
+        },
+    )
+
     # 3. Helm upgrade of a Deployment with a mesh sidecar listed first: the container named like the
     # Deployment is controlled, the sidecar is untouched.
     sidecar_res = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
@@ -568,9 +587,10 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         {},
     )
 
-    # 14. An HPA scale on an enforced service: rewritten to the table's replicas.
+    # 14. The HPA controller's scale of a service KubeDoor has not marked HPA-managed (yet): it only
+    # scales Deployments an HPA targets, so it passes (on 1.28+ matchConditions skip the call).
     add(
-        "scale-hpa-enforced",
+        "scale-hpa-controller-passes",
         review(
             "UPDATE",
             sc_new,
@@ -580,12 +600,32 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="horizontal-pod-autoscaler",
         ),
-        {"description": "HPA scale with replicas_mode enforce", "row": ROW | {"pod_count": 4}},
-        {
-            "patched": {**sc_new, "spec": {"replicas": 4}},
-            "warnings": [w("spec.replicas 7 -> 4 (control table)")],
-            "audit": {"action": "admission.patch", "result": "ok"},
-        },
+        {"description": "HPA controller's scale with replicas_mode enforce", "row": ROW | {"pod_count": 4}},
+        {},
+    )
+
+    # 14b. A person's scale of a Deployment an HPA targets: its replicas are the HPA's, never the table's.
+    add(
+        "scale-hpa-managed-by-person",
+        review("UPDATE", sc_new, old=sc_old, uid="c0000114-0000-4000-8000-000000000114", sub_resource="scale"),
+        {"description": "kubectl scale of an HPA-managed service", "row": ROW | {"pod_count": 4, "hpa_name": "cart"}},
+        {},
+    )
+
+    # 14c. KubeDoor's own scale (an operator's temporary or persistent scale) passes unchanged.
+    add(
+        "scale-by-kubedoor-passes",
+        review(
+            "UPDATE",
+            sc_new,
+            old=sc_old,
+            uid="c0000214-0000-4000-8000-000000000214",
+            user=KUBEDOOR,
+            sub_resource="scale",
+            field_manager="kubedoor",
+        ),
+        {"description": "KubeDoor's own scale", "row": ROW | {"pod_count": 4}},
+        {},
     )
 
     # 15. Scale to exactly the effective replicas: allowed unchanged.
