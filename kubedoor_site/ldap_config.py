@@ -52,7 +52,7 @@ def ldap_settings(env: Mapping[str, str], *, base_backends: list[str]) -> dict[s
         ),
         "AUTH_LDAP_GROUP_TYPE": GroupOfNamesType(name_attr="cn"),
         # Mirror every LDAP group into Django except the role groups, which are assigned from the
-        # role mapping by DN (apps.control.ldap), never by LDAP group name.
+        # role mapping by DN (apps.accounts.ldap), never by LDAP group name.
         "AUTH_LDAP_MIRROR_GROUPS_EXCEPT": [role for role, _ in ROLE_VARIABLES],
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         "AUTH_LDAP_ROLE_GROUPS": role_groups,
@@ -61,5 +61,5 @@ def ldap_settings(env: Mapping[str, str], *, base_backends: list[str]) -> dict[s
         "AUTH_LDAP_USER_FLAGS_BY_GROUP": {"is_staff": any_role},
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
         "AUTH_LDAP_CONNECTION_OPTIONS": {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10},
-        "AUTHENTICATION_BACKENDS": ["apps.control.ldap.RoleLDAPBackend", *base_backends],
+        "AUTHENTICATION_BACKENDS": ["apps.accounts.ldap.RoleLDAPBackend", *base_backends],
     }

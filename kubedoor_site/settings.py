@@ -39,7 +39,7 @@ ALLOWED_HOSTS = env.list("KUBEDOOR_ALLOWED_HOSTS", default=["localhost", "127.0.
 CSRF_TRUSTED_ORIGINS = env.list("KUBEDOOR_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "kubedoor_site.apps.KubeDoorAdminConfig",  # django.contrib.admin with KubeDoor's AdminSite
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "apps.accounts",
     "apps.control",
     "apps.metrics",
     "apps.audit",

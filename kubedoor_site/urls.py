@@ -5,16 +5,16 @@ The admission endpoint (``/mutate…``) is not here: only the webhook process ro
 """
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from apps.control.views import language_set
+from apps.accounts.views import language_set
 from kubedoor_site import health
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("", include("apps.control.urls")),
     path("", include("apps.metrics.urls")),

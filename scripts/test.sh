@@ -55,6 +55,7 @@ step "ruff check" ruff check .
 step "ruff format --check" ruff format --check .
 step "manage.py check" python manage.py check
 step "makemigrations --check" python manage.py makemigrations --check --dry-run
+step "mypy" mypy apps kubedoor_site
 step "pytest" python -m pytest "$@"
 echo "make test: $(( $(date +%s) - t0 )) s wall"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 
+from apps.accounts.roles import roles_sync
 from apps.control.models import Cluster, Microservice
-from apps.control.roles import roles_sync
 
 
 class ClusterFactory(factory.django.DjangoModelFactory):

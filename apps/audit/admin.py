@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -18,6 +18,10 @@ from apps.audit.models import (
     default_channel_actions,
 )
 from apps.audit.services import Actor
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+    from django.utils.datastructures import _ListOrTuple
 
 
 @admin.register(AuditEvent)
@@ -42,7 +46,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "request_id",
         "remote_addr",
     ]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -113,8 +117,8 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        fields: list[str | _ListOrTuple[str]] = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
         if obj is not None and not self.has_change_permission(request, obj):
             fields.remove("target")  # viewers never see the secret, not even masked
         return fields
@@ -143,8 +147,8 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "event", "channel", "repeats", "state", "attempts", "last_error", "finished_at"]
     list_filter = ["state", "channel"]
     list_select_related = ["event", "channel"]
-    readonly_fields = ["event", "channel", "repeats", "state", "attempts", "last_error", "created_at", "finished_at"]
-    fields = readonly_fields
+    fields = ["event", "channel", "repeats", "state", "attempts", "last_error", "created_at", "finished_at"]
+    readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

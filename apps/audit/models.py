@@ -37,7 +37,8 @@ class AuditEvent(models.Model):
     """One change or decision: who did what to which object, before and after, and the result.
 
     Append-only: the model refuses updates and deletes, and neither admin nor API offers them.
-    Written by ``apps.audit.services.audit_event_record`` in the transaction of the change.
+    Written only by ``apps.audit.services`` (``audit_event_record``, or ``audit_events_record`` for many at
+    once), in the transaction of the change.
     """
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)

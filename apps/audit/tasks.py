@@ -9,12 +9,13 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.audit.delivery import DeliveryOutcome, notification_delivery_attempt
+from apps.audit.queue import NOTIFICATION_DELIVER_TASK, NOTIFICATION_REPEATS_SUMMARIZE_TASK
 from apps.audit.services import notification_repeats_summarize
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True)
+@shared_task(bind=True, acks_late=True, ignore_result=True, name=NOTIFICATION_DELIVER_TASK)
 def notification_deliver_task(self: Any, *, delivery_id: int) -> str:
     """One attempt to send a delivery; retried a bounded number of times, then recorded as failed.
 
@@ -28,7 +29,7 @@ def notification_deliver_task(self: Any, *, delivery_id: int) -> str:
     return outcome.value
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, name=NOTIFICATION_REPEATS_SUMMARIZE_TASK)
 def notification_repeats_summarize_task(*, first_delivery_id: int) -> str:
     """When a coalescing window closes: one summary of the events it held back, if any. Idempotent."""
     summary = notification_repeats_summarize(first_delivery_id=first_delivery_id)

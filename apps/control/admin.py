@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control import selectors, services
 from apps.control.admin_operations import MicroserviceOperationsMixin
 from apps.control.models import Cluster, Microservice
-from apps.metrics.dashboard_admin import curves_link
 
-admin.site.site_header = _("KubeDoor")
-admin.site.site_title = _("KubeDoor")
-admin.site.index_title = _("Resource control plane")
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
-def admin_actor(request: HttpRequest) -> Actor:
-    return Actor.from_request(request, source=AuditSource.ADMIN)
+@admin.display(description=_("curves"))
+def curves_link(obj: Microservice) -> str:
+    """A control-table column: the service's daily curves over its cluster's lookback.
+
+    The dashboard page belongs to the metrics app; it is reached by its URL name, not by import.
+    """
+    query = urlencode({"cluster": obj.cluster.name, "namespace": obj.namespace, "deployment": obj.name})
+    url = reverse("admin:metrics_dashboard_curves") + "?" + query
+    return format_html('<a class="kd-curves-link" href="{}">{}</a>', url, _("curves"))
 
 
 class NamespaceFilter(admin.SimpleListFilter):
@@ -50,7 +57,7 @@ class HpaManagedFilter(admin.SimpleListFilter):
     title = _("HPA-managed")
     parameter_name = "hpa_managed"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, StrOrPromise]]:
         return [("yes", _("Yes")), ("no", _("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> QuerySet[Microservice]:
@@ -84,8 +91,7 @@ class NullsLastChangeList(ChangeList):
     def get_ordering(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> list[Any]:
         ordering = []
         for field in super().get_ordering(request, queryset):
-            name = field.lstrip("-") if isinstance(field, str) else None
-            if name in self.nullable_fields:
+            if isinstance(field, str) and (name := field.lstrip("-")) in self.nullable_fields:
                 expression = F(name)
                 field = expression.desc(nulls_last=True) if field.startswith("-") else expression.asc(nulls_last=True)
             ordering.append(field)
@@ -188,19 +194,19 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         # Readonly fields are not in the form, so an operator cannot reach a request field here;
         # the service checks it again and would answer 403.
         if change:
-            saved = services.microservice_update(actor=admin_actor(request), service=obj, data=data)
+            saved = services.microservice_update(actor=Actor.for_admin(request), service=obj, data=data)
         else:
             saved = services.microservice_create(
-                actor=admin_actor(request), cluster=obj.cluster, namespace=obj.namespace, name=obj.name, **data
+                actor=Actor.for_admin(request), cluster=obj.cluster, namespace=obj.namespace, name=obj.name, **data
             )
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: Microservice) -> None:
-        services.microservice_delete(actor=admin_actor(request), service=obj)
+        services.microservice_delete(actor=Actor.for_admin(request), service=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> None:
         for service in queryset.select_related("cluster"):
-            services.microservice_delete(actor=admin_actor(request), service=service)
+            services.microservice_delete(actor=Actor.for_admin(request), service=service)
 
 
 class ClusterAdminForm(forms.ModelForm):
@@ -246,7 +252,7 @@ class ClusterAdminForm(forms.ModelForm):
         for field in services.CLUSTER_SECRET_FIELDS:
             if self.instance.pk and not self.cleaned_data.get(field):
                 self.cleaned_data[field] = getattr(Cluster.objects.get(pk=self.instance.pk), field)
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # private Django API, missing from django-stubs
 
 
 @admin.register(Cluster)
@@ -327,15 +333,15 @@ class ClusterAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Cluster, form: forms.ModelForm, change: bool) -> None:
         if change:
             data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
-            saved = services.cluster_update(actor=admin_actor(request), cluster=obj, data=data)
+            saved = services.cluster_update(actor=Actor.for_admin(request), cluster=obj, data=data)
         else:
             fields = {f: v for f, v in form.cleaned_data.items() if f in {fld.name for fld in Cluster._meta.fields}}
-            saved = services.cluster_create(actor=admin_actor(request), **fields)
+            saved = services.cluster_create(actor=Actor.for_admin(request), **fields)
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
-        services.cluster_delete(actor=admin_actor(request), cluster=obj)
+        services.cluster_delete(actor=Actor.for_admin(request), cluster=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         for cluster in queryset:
-            services.cluster_delete(actor=admin_actor(request), cluster=cluster)
+            services.cluster_delete(actor=Actor.for_admin(request), cluster=cluster)

@@ -5,7 +5,7 @@ Thin: every write goes through ``apps.control.operations`` or ``apps.control.sch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -14,21 +14,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control import operations, scheduling
 from apps.control.forms import OperationScheduleForm, ScheduledOperationForm
 from apps.control.models import Microservice, OperationKind, OperationState, ScheduledOperation, ScheduleKind
 
-KIND_LABELS = {OperationKind.SCALE: gettext_lazy("Scale"), OperationKind.RESTART: gettext_lazy("Restart")}
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.from_request(request, source=AuditSource.ADMIN)
+KIND_LABELS: dict[str, Promise] = {
+    OperationKind.SCALE: gettext_lazy("Scale"),
+    OperationKind.RESTART: gettext_lazy("Restart"),
+}
 
 
 def _form_errors(form: Any, exc: ValidationError) -> None:
@@ -49,7 +48,13 @@ def _result_message(request: HttpRequest, result: operations.TargetResult) -> No
         messages.error(request, _("Microservice %(target)s: %(outcome)s") % {"target": target, "outcome": result.error})
 
 
-class MicroserviceOperationsMixin:
+if TYPE_CHECKING:
+    _MicroserviceAdminBase = admin.ModelAdmin[Microservice]
+else:
+    _MicroserviceAdminBase = object
+
+
+class MicroserviceOperationsMixin(_MicroserviceAdminBase):
     """Scale and restart actions with an intermediate page, and the Save & scale / Save & restart buttons."""
 
     change_form_template = "admin/control/microservice/change_form.html"
@@ -78,7 +83,7 @@ class MicroserviceOperationsMixin:
         else:
             form = OperationScheduleForm(kind=kind, initial={"time_zone": services[0].cluster.time_zone})
         context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            **self.admin_site.each_context(request),
             "title": _("%(kind)s %(count)s microservice(s)") % {"kind": KIND_LABELS[kind], "count": len(services)},
             "form": form,
             "services": services,
@@ -95,7 +100,7 @@ class MicroserviceOperationsMixin:
         data = form.cleaned_data
         replicas = data.get("replicas")
         temporary = bool(data.get("temporary"))
-        actor = _actor(request)
+        actor = Actor.for_admin(request)
         try:
             if data["schedule"] == ScheduleKind.NOW and len(services) == 1:
                 service = services[0]
@@ -157,14 +162,15 @@ class MicroserviceOperationsMixin:
         }
         # The admin saves inside its own transaction: when this returns, the save is committed, so the
         # Kubernetes call below (and an admission webhook reading the row) sees it.
-        response = super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        response = super().changeform_view(request, object_id, form_url, extra_context)
         if kind is not None and response.status_code == 302:
+            assert object_id is not None  # kind is set only when saving an existing object
             service = Microservice.objects.select_related("cluster").get(pk=object_id)
             try:
                 if kind == OperationKind.SCALE:
-                    result = operations.microservice_scale(actor=_actor(request), service=service)
+                    result = operations.microservice_scale(actor=Actor.for_admin(request), service=service)
                 else:
-                    result = operations.microservice_restart(actor=_actor(request), service=service)
+                    result = operations.microservice_restart(actor=Actor.for_admin(request), service=service)
             except ValidationError as exc:
                 messages.error(request, " ".join(exc.messages))
             else:
@@ -237,10 +243,10 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
             changed = {field: data[field] for field in form.changed_data if field in scheduling.EDITABLE_FIELDS}
             if "targets" in changed:
                 changed["targets"] = list(changed["targets"])
-            saved = scheduling.operation_update(actor=_actor(request), operation=obj, data=changed)
+            saved = scheduling.operation_update(actor=Actor.for_admin(request), operation=obj, data=changed)
         else:
             saved = scheduling.operation_schedule(
-                actor=_actor(request),
+                actor=Actor.for_admin(request),
                 kind=data["kind"],
                 targets=list(data["targets"]),
                 replicas=data.get("replicas"),
@@ -302,7 +308,7 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
         count = 0
         for operation in queryset:
             try:
-                service(actor=_actor(request), operation=operation)
+                service(actor=Actor.for_admin(request), operation=operation)
             except (ValidationError, PermissionDenied) as exc:
                 messages.error(request, f"#{operation.pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
             else:

@@ -12,7 +12,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control import operations, scheduling, selectors, services
 from apps.control.filters import MicroserviceFilter
@@ -28,10 +27,6 @@ from apps.control.serializers import (
 from kubedoor_site.permissions import has_perms
 
 
-def api_actor(request: Any) -> Actor:
-    return Actor.from_request(request, source=AuditSource.API)
-
-
 class ClusterViewSet(viewsets.ModelViewSet):
     serializer_class = ClusterSerializer
     lookup_field = "name"
@@ -43,16 +38,16 @@ class ClusterViewSet(viewsets.ModelViewSet):
         return selectors.cluster_list()
 
     def perform_create(self, serializer: BaseSerializer[Cluster]) -> None:
-        serializer.instance = services.cluster_create(actor=api_actor(self.request), **serializer.validated_data)
+        serializer.instance = services.cluster_create(actor=Actor.for_api(self.request), **serializer.validated_data)
 
     def perform_update(self, serializer: BaseSerializer[Cluster]) -> None:
         assert serializer.instance is not None
         serializer.instance = services.cluster_update(
-            actor=api_actor(self.request), cluster=serializer.instance, data=serializer.validated_data
+            actor=Actor.for_api(self.request), cluster=serializer.instance, data=serializer.validated_data
         )
 
     def perform_destroy(self, instance: Cluster) -> None:
-        services.cluster_delete(actor=api_actor(self.request), cluster=instance)
+        services.cluster_delete(actor=Actor.for_api(self.request), cluster=instance)
 
 
 class MicroserviceViewSet(viewsets.ModelViewSet):
@@ -80,7 +75,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: BaseSerializer[Microservice]) -> None:
         data = dict(serializer.validated_data)
         serializer.instance = services.microservice_create(
-            actor=api_actor(self.request),
+            actor=Actor.for_api(self.request),
             cluster=data.pop("cluster"),
             namespace=data.pop("namespace"),
             name=data.pop("name"),
@@ -90,11 +85,11 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: BaseSerializer[Microservice]) -> None:
         assert serializer.instance is not None
         serializer.instance = services.microservice_update(
-            actor=api_actor(self.request), service=serializer.instance, data=serializer.validated_data
+            actor=Actor.for_api(self.request), service=serializer.instance, data=serializer.validated_data
         )
 
     def perform_destroy(self, instance: Microservice) -> None:
-        services.microservice_delete(actor=api_actor(self.request), service=instance)
+        services.microservice_delete(actor=Actor.for_api(self.request), service=instance)
 
     @extend_schema(request=ScaleRequestSerializer, responses={200: TargetResultSerializer})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("control.scale_microservice")])
@@ -103,7 +98,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         params = ScaleRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         result = operations.microservice_scale(
-            actor=api_actor(request),
+            actor=Actor.for_api(request),
             service=self.get_object(),
             replicas=params.validated_data.get("replicas"),
             temporary=params.validated_data["temporary"],
@@ -118,7 +113,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         params = RestartRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         result = operations.microservice_restart(
-            actor=api_actor(request), service=self.get_object(), dry_run=params.validated_data["dry_run"]
+            actor=Actor.for_api(request), service=self.get_object(), dry_run=params.validated_data["dry_run"]
         )
         return _operation_response(result)
 
@@ -126,7 +121,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
 class KubernetesFailed(exceptions.APIException):
     """Kubernetes refused or could not be reached; the message says which and why."""
 
-    status_code = status.HTTP_502_BAD_GATEWAY
+    status_code: int = status.HTTP_502_BAD_GATEWAY
     default_code = "kubernetes_error"
     default_detail = _("The Kubernetes API call failed.")
 
@@ -165,7 +160,7 @@ class OperationViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: BaseSerializer[ScheduledOperation]) -> None:
         data = dict(serializer.validated_data)
         serializer.instance = scheduling.operation_schedule(
-            actor=api_actor(self.request),
+            actor=Actor.for_api(self.request),
             kind=data["kind"],
             targets=data["targets"],
             replicas=data.get("replicas"),
@@ -182,10 +177,10 @@ class OperationViewSet(viewsets.ModelViewSet):
         assert serializer.instance is not None
         data = {key: value for key, value in serializer.validated_data.items() if key in self.request.data}
         serializer.instance = scheduling.operation_update(
-            actor=api_actor(self.request), operation=serializer.instance, data=data
+            actor=Actor.for_api(self.request), operation=serializer.instance, data=data
         )
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Cancel: the beat entry is removed; the operation stays listed as cancelled."""
-        operation = scheduling.operation_cancel(actor=api_actor(request), operation=self.get_object())
+        operation = scheduling.operation_cancel(actor=Actor.for_api(request), operation=self.get_object())
         return Response(self.get_serializer(operation).data, status=status.HTTP_200_OK)

@@ -564,7 +564,8 @@ def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> li
     """``autoscaling/v2`` HorizontalPodAutoscalers in ``namespaces`` (all namespaces when empty); paged."""
     autoscaling = k8s_client.AutoscalingV2Api(api_client(cluster))
     result: list[HorizontalPodAutoscaler] = []
-    for namespace in namespaces or [None]:
+    scopes: Sequence[str | None] = namespaces or [None]
+    for namespace in scopes:
 
         def fetch(token: str | None, namespace: str | None = namespace) -> dict[str, Any]:
             extra = {"_continue": token} if token else {}

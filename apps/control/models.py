@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.control.choices import (
@@ -19,6 +20,7 @@ from apps.control.choices import (
     PeakDayMode,
     ReplicasMode,
 )
+from apps.control.namespaces import namespace_is_controlled
 
 # Kubernetes object names: DNS-1123 labels for namespaces, subdomains for Deployments.
 dns_label_validator = RegexValidator(
@@ -172,9 +174,9 @@ class Cluster(models.Model):
             raise ValidationError({"peak_end": _("The peak window must end after it starts, on the same day.")})
 
     def is_namespace_controlled(self, namespace: str) -> bool:
-        if namespace in self.excluded_namespaces:
-            return False
-        return not self.namespaces or namespace in self.namespaces
+        return namespace_is_controlled(
+            namespace=namespace, namespaces=self.namespaces, excluded=self.excluded_namespaces
+        )
 
 
 class Microservice(models.Model):
@@ -227,6 +229,10 @@ class Microservice(models.Model):
     request_capped = models.BooleanField(
         _("request capped at limit"), default=False, help_text=_("The last refresh lowered a request to the limit.")
     )
+    # Whether a person (admin or API) set the request last: refreshes leave it alone, and clearing it by hand
+    # hands it back to collection (§5.4). Written by apps.control.services, never in a form or an audit snapshot.
+    request_cpu_m_by_hand = models.BooleanField(_("CPU request set by hand"), default=False, editable=False)
+    request_mem_mib_by_hand = models.BooleanField(_("memory request set by hand"), default=False, editable=False)
 
     source_day = models.DateField(_("source day"), null=True, blank=True)
     replicas_mode = models.CharField(
@@ -275,7 +281,7 @@ class Microservice(models.Model):
         return bool(self.hpa_name)
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str | Promise] = {}
         if self.request_cpu_m is not None and self.limit_cpu_m is not None and self.limit_cpu_m < self.request_cpu_m:
             errors["limit_cpu_m"] = _("The CPU limit must not be below the CPU request.")
         if (
@@ -420,21 +426,3 @@ class OperationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} of #{self.operation_id}"
-
-
-class UserPreference(models.Model):
-    """Per-user settings of the UI. An empty language follows the browser's Accept-Language."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kubedoor_preference", verbose_name=_("user")
-    )
-    language = models.CharField(
-        _("language"), max_length=16, blank=True, choices=[("", _("as the browser asks")), *settings.LANGUAGES]
-    )
-
-    class Meta:
-        verbose_name = _("user preference")
-        verbose_name_plural = _("user preferences")
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.language or 'browser'})"

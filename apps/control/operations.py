@@ -203,7 +203,7 @@ def microservice_scale(
     replicas_validate(replicas)
     wanted = _target_replicas(service, replicas)
     cluster = service.cluster
-    base = {
+    base: dict[str, Any] = {
         "service_id": service.pk,
         "cluster": cluster.name,
         "namespace": service.namespace,
@@ -296,7 +296,12 @@ def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool =
     """
     operation_permission_check(actor=actor, kind=OperationKind.RESTART)
     cluster = service.cluster
-    base = {"service_id": service.pk, "cluster": cluster.name, "namespace": service.namespace, "name": service.name}
+    base: dict[str, Any] = {
+        "service_id": service.pk,
+        "cluster": cluster.name,
+        "namespace": service.namespace,
+        "name": service.name,
+    }
     applied: list[str] = []
     try:
         if cluster.admission_mode == AdmissionMode.ENFORCE:

@@ -1,74 +1,9 @@
-"""The three roles of DESIGN §10 as Django groups, and the permissions each holds.
+"""Where the roles lived before they moved to ``apps.accounts.roles``.
 
-The admin and the API both check these Django permissions, so one table decides both.
-``roles_sync`` is run by data migrations (and again whenever a later migration adds models):
-permissions that do not exist yet are skipped, so an app added later calls it again.
+Kept only for the historical data migrations that import ``roles_sync`` from here (control 0002 and
+0004, metrics 0002), so those files stay as they ran. New code imports ``apps.accounts.roles``.
 """
 
-from __future__ import annotations
+from apps.accounts.roles import roles_sync
 
-from typing import Any
-
-VIEWER = "viewer"
-OPERATOR = "operator"
-ADMIN = "admin"
-ROLES = (VIEWER, OPERATOR, ADMIN)
-
-_VIEWER_PERMS = (
-    "control.view_cluster",
-    "control.view_microservice",
-    "control.view_scheduledoperation",
-    "metrics.view_dailypeak",
-    "metrics.view_collectionrun",
-    "audit.view_auditevent",
-    "audit.view_notificationchannel",
-)
-_OPERATOR_PERMS = (
-    *_VIEWER_PERMS,
-    "control.change_microservice",
-    "control.scale_microservice",
-    "control.restart_microservice",
-    "control.add_scheduledoperation",
-    "control.change_scheduledoperation",
-    "control.delete_scheduledoperation",
-    "metrics.add_collectionrun",
-)
-_ADMIN_PERMS = (
-    *_OPERATOR_PERMS,
-    "control.add_cluster",
-    "control.change_cluster",
-    "control.delete_cluster",
-    "control.change_admission_mode",
-    "control.add_microservice",
-    "control.delete_microservice",
-    "control.change_microservice_requests",
-    "audit.add_notificationchannel",
-    "audit.change_notificationchannel",
-    "audit.delete_notificationchannel",
-    "django_celery_beat.view_periodictask",
-    "auth.view_user",
-    "auth.view_group",
-    "authtoken.view_tokenproxy",
-)
-
-ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}
-
-
-def roles_sync(apps: Any, schema_editor: Any = None) -> None:
-    """Create the role groups and set their permissions exactly (usable as a RunPython)."""
-    from django.contrib.auth.management import create_permissions
-
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, names in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        wanted = []
-        for dotted in names:
-            app_label, codename = dotted.split(".", 1)
-            wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
-        group.permissions.set(wanted)
+__all__ = ["roles_sync"]

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, Cluster, Microservice, ScheduledOperation
+from apps.control.scheduling import targets_ordered
 from apps.control.services import CLUSTER_SECRET_FIELDS, redact_url
 
 
@@ -190,7 +191,8 @@ class TargetResultSerializer(serializers.Serializer):
 class RunAtField(serializers.CharField):
     """An ISO 8601 date-time; without an offset it is read in the operation's ``time_zone`` by the service."""
 
-    def to_internal_value(self, data: Any) -> datetime.datetime:
+    # A CharField whose value is the parsed date-time; the stubs fix a CharField's value type to str.
+    def to_internal_value(self, data: Any) -> datetime.datetime:  # type: ignore[override]
         text = super().to_internal_value(data)
         try:
             value = parse_datetime(text)
@@ -207,7 +209,7 @@ class RunAtField(serializers.CharField):
 class OperationSerializer(serializers.ModelSerializer):
     """A scheduled operation: written with kind, targets, replicas, interval and schedule; read with its state."""
 
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster: serializers.SlugRelatedField[Cluster] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     targets = serializers.PrimaryKeyRelatedField(many=True, queryset=Microservice.objects.all())
     replicas = serializers.IntegerField(min_value=0, max_value=MAX_REPLICAS, required=False, allow_null=True)
     interval_seconds = serializers.IntegerField(min_value=0, max_value=MAX_INTERVAL_SECONDS, required=False, default=0)
@@ -248,8 +250,6 @@ class OperationSerializer(serializers.ModelSerializer):
         return fields
 
     def to_representation(self, instance: ScheduledOperation) -> dict[str, Any]:
-        from apps.control.scheduling import targets_ordered
-
         data = super().to_representation(instance)
         data["targets"] = [service.pk for service in targets_ordered(instance)]
         return data

@@ -11,10 +11,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils.translation import gettext as _
-from django_celery_beat.models import PeriodicTask
 
+from apps.audit.models import AuditSource
 from apps.audit.services import Actor, audit_event_record
+from apps.control.collection_schedule import collection_schedule_delete, collection_schedule_sync
 from apps.control.models import Cluster, Microservice
+from kubedoor_site.beat import periodic_tasks_delete
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ MICROSERVICE_EDITABLE_FIELDS = (
 )
 # Fields only admins may change (operators edit specified pods and limits, DESIGN §10).
 MICROSERVICE_REQUEST_FIELDS = ("request_cpu_m", "request_mem_mib")
+# Who sets a request "by hand" (``request_*_by_hand``): a person, through the admin or the API.
+REQUEST_BY_HAND_SOURCES = (AuditSource.ADMIN, AuditSource.API)
 # Cluster fields never written into audit events or shown to non-admins.
 CLUSTER_SECRET_FIELDS = ("kubeconfig", "prometheus_token")
 
@@ -82,20 +86,13 @@ def _check_request_permission(*, user: Any, fields: Iterable[str]) -> None:
 # --- clusters ---------------------------------------------------------------------------------
 
 
-def _collection_schedule_sync(cluster: Cluster) -> None:
-    # Imported here: the metrics app builds on the control app, not the other way round.
-    from apps.metrics.services import collection_schedule_sync
-
-    collection_schedule_sync(cluster=cluster)
-
-
 @transaction.atomic
 def cluster_create(*, actor: Actor, **fields: Any) -> Cluster:
     """Register a cluster, with its daily collection entry in beat when ``collect_enabled``."""
     cluster = Cluster(**fields)
     cluster.full_clean()
     cluster.save()
-    _collection_schedule_sync(cluster)
+    collection_schedule_sync(cluster=cluster)
     audit_event_record(actor=actor, action="cluster.create", cluster=cluster.name, after=cluster_snapshot(cluster))
     return cluster
 
@@ -111,7 +108,7 @@ def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -
         setattr(cluster, field, value)
     cluster.full_clean()
     cluster.save()
-    _collection_schedule_sync(cluster)
+    collection_schedule_sync(cluster=cluster)
     changed_before, changed_after = _changes(before, cluster_snapshot(cluster))
     if changed_after:
         audit_event_record(
@@ -123,16 +120,14 @@ def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -
 @transaction.atomic
 def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
     """Delete a cluster with its control rows and operations, and every beat entry that served them."""
-    from apps.metrics.services import collection_schedule_delete  # see _collection_schedule_sync
-
     before = cluster_snapshot(cluster)
     before["microservices"] = cluster.microservices.count()
     name = cluster.name
     collection_schedule_delete(cluster_name=name)
     # The cluster's scheduled operations go with it (cascade); their beat entries must too.
-    PeriodicTask.objects.filter(
-        pk__in=cluster.scheduled_operations.exclude(periodic_task=None).values("periodic_task")
-    ).delete()
+    periodic_tasks_delete(
+        names=cluster.scheduled_operations.exclude(periodic_task=None).values_list("periodic_task__name", flat=True)
+    )
     cluster.delete()
     audit_event_record(actor=actor, action="cluster.delete", cluster=name, before=before)
 
@@ -149,6 +144,7 @@ def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name:
         raise ValidationError({field: _("This field cannot be set.") for field in sorted(unknown)})
     service = Microservice(cluster=cluster, namespace=namespace, name=name, updated_by=actor.name, **fields)
     service.full_clean()
+    _requests_by_hand_mark(actor=actor, service=service, fields=MICROSERVICE_REQUEST_FIELDS)
     service.save()
     audit_event_record(
         actor=actor,
@@ -181,6 +177,7 @@ def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[st
         setattr(service, field, data[field])
     service.updated_by = actor.name
     service.full_clean()
+    _requests_by_hand_mark(actor=actor, service=service, fields=changed)
     service.save()
     changed_before, changed_after = _changes(before, microservice_snapshot(service))
     changed_after.pop("updated_at", None)
@@ -197,6 +194,15 @@ def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[st
         after=changed_after,
     )
     return service
+
+
+def _requests_by_hand_mark(*, actor: Actor, service: Microservice, fields: Iterable[str]) -> None:
+    """A request a person writes stays theirs until they clear it: refreshes leave it alone (DESIGN §5.4)."""
+    if actor.source not in REQUEST_BY_HAND_SOURCES:
+        return
+    for field in fields:
+        if field in MICROSERVICE_REQUEST_FIELDS:
+            setattr(service, f"{field}_by_hand", getattr(service, field) is not None)
 
 
 @transaction.atomic

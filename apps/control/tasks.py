@@ -8,11 +8,12 @@ from typing import Any
 from celery import shared_task
 
 from apps.control import scheduling
+from apps.control.queue import OPERATION_RUN_TASK
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, name=scheduling.RUN_TASK)
+@shared_task(bind=True, acks_late=True, ignore_result=True, name=OPERATION_RUN_TASK)
 def operation_run_task(self: Any, *, operation_id: int) -> dict[str, Any] | None:
     """Run one scheduled operation. The message's task id is the run id, so a redelivery does not act twice.
 

@@ -7,30 +7,27 @@ Both are thin: starting a collection calls ``services.collection_start``; the ar
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
 from apps.metrics.models import ACTIVE_STATES, CollectionRun, DailyPeak
 from apps.metrics.promql import STATISTICS
+from apps.metrics.store import PeakRow
 
 PEAKS_PER_PAGE = 100
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.from_request(request, source=AuditSource.ADMIN)
 
 
 class CollectForm(forms.Form):
@@ -104,7 +101,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 run = services.collection_start(
-                    cluster=form.cleaned_data["cluster"], days=form.cleaned_data["days"], actor=_actor(request)
+                    cluster=form.cleaned_data["cluster"], days=form.cleaned_data["days"], actor=Actor.for_admin(request)
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -170,7 +167,7 @@ class DailyPeakAdmin(admin.ModelAdmin):
             "deployment": request.GET.get("deployment", ""),
         }
         form = PeakFilterForm(data)
-        page = None
+        page: Page[PeakRow] | None = None
         day = None
         if form.is_valid():
             day = form.cleaned_data["day"]
@@ -181,7 +178,8 @@ class DailyPeakAdmin(admin.ModelAdmin):
                 namespace=form.cleaned_data["namespace"],
                 deployment=form.cleaned_data["deployment"],
             )
-            page = Paginator(rows, PEAKS_PER_PAGE).get_page(request.GET.get("page"))
+            # PeakPage counts and slices like a sequence, which is all the paginator uses.
+            page = Paginator(cast("Sequence[PeakRow]", rows), PEAKS_PER_PAGE).get_page(request.GET.get("page"))
         context = {
             **self.admin_site.each_context(request),
             "title": _("Daily peaks"),
@@ -194,7 +192,3 @@ class DailyPeakAdmin(admin.ModelAdmin):
             "next_day": (day + datetime.timedelta(days=1)).isoformat() if day else "",
         }
         return TemplateResponse(request, "admin/metrics/dailypeak/by_date.html", context)
-
-
-# The Dashboard pages hook into admin.site when their module is imported.
-from apps.metrics import dashboard_admin  # noqa: E402, F401

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
-from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
 from apps.metrics.models import CollectionRun
 from apps.metrics.services import DEFAULT_CONCURRENCY, MAX_DAYS
+from apps.metrics.store import PeakRow
 from kubedoor_site.pagination import PageNumberPagination
 from kubedoor_site.permissions import has_perms
 
-MAX_PEAK_RANGE_DAYS = 400
+# The archive list shows the last 10 days unless asked otherwise (the dashboard shows the lookback).
+PEAK_DEFAULT_DAYS = 10
 
 
 class CollectionRunSerializer(serializers.ModelSerializer):
@@ -86,7 +85,7 @@ class CollectionRunViewSet(
             cluster=serializer.validated_data["cluster"],
             days=serializer.validated_data["days"],
             concurrency=serializer.validated_data["concurrency"],
-            actor=Actor.from_request(request, source=AuditSource.API),
+            actor=Actor.for_api(request),
         )
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -122,14 +121,14 @@ class PeakQuerySerializer(serializers.Serializer):
     deployment = serializers.CharField(required=False, default="", max_length=253)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        today = timezone.localdate()
-        day_to = attrs.get("day_to") or today
-        day_from = attrs.get("day_from") or day_to - datetime.timedelta(days=9)
-        if day_from > day_to:
-            raise serializers.ValidationError({"day_from": _("The range must start before it ends.")})
-        if (day_to - day_from).days >= MAX_PEAK_RANGE_DAYS:
-            raise serializers.ValidationError({"day_from": _("Ask for at most 400 days at a time.")})
-        attrs.update(day_from=day_from, day_to=day_to)
+        # a bad range raises Django's ValidationError naming day_from; DRF turns it into the field's error
+        span = selectors.day_range_get(
+            cluster=attrs["cluster"],
+            day_from=attrs.get("day_from"),
+            day_to=attrs.get("day_to"),
+            default_days=PEAK_DEFAULT_DAYS,
+        )
+        attrs.update(day_from=span.day_from, day_to=span.day_to)
         return attrs
 
 
@@ -153,5 +152,7 @@ class PeakListView(APIView):
             deployment=data["deployment"],
         )
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
+        # PeakPage counts and slices like a sequence, which is all the paginator uses.
+        page = paginator.paginate_queryset(cast("Sequence[PeakRow]", rows), request, view=self)
+        assert page is not None  # page_size is set on PageNumberPagination, so DRF always pages
         return paginator.get_paginated_response(PeakSerializer([row.as_dict() for row in page], many=True).data)

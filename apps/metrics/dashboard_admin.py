@@ -2,30 +2,26 @@
 
 The pages are thin shells: a form for the cluster and the day range, and SVG charts the bundled
 ``kubedoor/charts.js`` draws from ``GET /api/v1/dashboard/…`` (nothing is loaded from the internet).
-They are added to ``admin.site`` by :func:`install` — two URLs in front of the site's own and an
-entry in the index's "Metrics" section — because the dashboard has no model of its own. Reading
-needs ``metrics.view_dailypeak``, like the API.
+The dashboard has no model of its own, so ``kubedoor_site.admin_site.KubeDoorAdminSite`` routes
+its two pages (:func:`dashboard_view`, :func:`curves_view`) and puts :func:`app_list_entry` in the
+index's "Metrics" section. Reading needs ``metrics.view_dailypeak``, like the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
 from django.contrib.admin import AdminSite
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from apps.control.models import Cluster, Microservice
-from apps.metrics import dashboard
-from apps.metrics.dashboard_api import MAX_RANGE_DAYS, cluster_today, default_day_from
+from apps.metrics import dashboard, selectors
 
 PERMISSION = "metrics.view_dailypeak"
 
@@ -38,17 +34,17 @@ class RangeForm(forms.Form):
     day_to = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         cluster = data.get("cluster")
         if cluster is None:
             return data
-        day_to = data.get("day_to") or cluster_today(cluster)
-        day_from = data.get("day_from") or default_day_from(cluster, day_to)
-        if day_from > day_to:
-            raise forms.ValidationError(_("The range must start before it ends."))
-        if (day_to - day_from).days >= MAX_RANGE_DAYS:
-            raise forms.ValidationError(_("Ask for at most %(days)s days at a time.") % {"days": MAX_RANGE_DAYS})
-        data.update(day_from=day_from, day_to=day_to)
+        try:
+            span = selectors.day_range_get(cluster=cluster, day_from=data.get("day_from"), day_to=data.get("day_to"))
+        except ValidationError as exc:
+            # shown above the form, as a whole-form error, like before the rule moved to the selector
+            raise forms.ValidationError(exc.messages) from exc
+        data.update(day_from=span.day_from, day_to=span.day_to)
         return data
 
 
@@ -145,14 +141,8 @@ def curves_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/metrics/dashboard_curves.html", context)
 
 
-@admin.display(description=_("curves"))
-def curves_link(obj: Microservice) -> str:
-    """A control-table column: the service's daily curves over its cluster's lookback."""
-    url = curves_url(cluster=obj.cluster.name, namespace=obj.namespace, deployment=obj.name)
-    return format_html('<a class="kd-curves-link" href="{}">{}</a>', url, _("curves"))
-
-
-def _app_list_entry(request: HttpRequest) -> dict[str, Any]:
+def app_list_entry() -> dict[str, Any]:
+    """The Dashboard's entry in the admin index, as one more "model" of the Metrics section."""
     return {
         "name": _("Dashboard"),
         "object_name": "Dashboard",
@@ -161,41 +151,3 @@ def _app_list_entry(request: HttpRequest) -> dict[str, Any]:
         "add_url": None,
         "view_only": True,
     }
-
-
-def install(site: AdminSite) -> None:
-    """Put the dashboard's two pages into ``site``'s URLs and its index (once)."""
-    if getattr(site, "_kubedoor_dashboard", False):
-        return
-    site._kubedoor_dashboard = True  # type: ignore[attr-defined]
-    original_get_urls: Callable[[], list[URLPattern]] = site.get_urls
-    original_get_app_list = site.get_app_list
-
-    def get_urls() -> list[Any]:
-        return [
-            path(
-                "metrics/dashboard/",
-                site.admin_view(lambda request: dashboard_view(site, request)),
-                name="metrics_dashboard",
-            ),
-            path(
-                "metrics/dashboard/curves/",
-                site.admin_view(lambda request: curves_view(site, request)),
-                name="metrics_dashboard_curves",
-            ),
-            *original_get_urls(),
-        ]
-
-    def get_app_list(request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
-        apps = original_get_app_list(request, app_label)
-        if request.user.has_perm(PERMISSION):
-            for app in apps:
-                if app["app_label"] == "metrics":
-                    app["models"].insert(0, _app_list_entry(request))
-        return apps
-
-    site.get_urls = get_urls  # type: ignore[method-assign]
-    site.get_app_list = get_app_list  # type: ignore[method-assign]
-
-
-install(admin.site)

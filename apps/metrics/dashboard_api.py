@@ -8,8 +8,6 @@ the archive is a 404.
 
 from __future__ import annotations
 
-import datetime
-import zoneinfo
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -24,24 +22,8 @@ from rest_framework.views import APIView
 
 from apps.control import selectors as control_selectors
 from apps.control.models import Cluster
-from apps.metrics import dashboard
+from apps.metrics import dashboard, selectors
 from kubedoor_site.permissions import has_perms
-
-MAX_RANGE_DAYS = 400
-
-
-def cluster_today(cluster: Cluster) -> datetime.date:
-    """Today in the cluster's time zone: the days of the archive are the cluster's days."""
-    try:
-        zone = zoneinfo.ZoneInfo(cluster.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = datetime.UTC
-    return datetime.datetime.now(zone).date()
-
-
-def default_day_from(cluster: Cluster, day_to: datetime.date) -> datetime.date:
-    """The cluster's lookback (the days its control table is derived from), ending on ``day_to``."""
-    return day_to - datetime.timedelta(days=max(1, cluster.lookback_days) - 1)
 
 
 class RangeQuerySerializer(serializers.Serializer):
@@ -50,15 +32,11 @@ class RangeQuerySerializer(serializers.Serializer):
     day_to = serializers.DateField(required=False, help_text=_("last day (default: today in the cluster's zone)"))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        day_to = attrs.get("day_to") or cluster_today(attrs["cluster"])
-        day_from = attrs.get("day_from") or default_day_from(attrs["cluster"], day_to)
-        if day_from > day_to:
-            raise serializers.ValidationError({"day_from": _("The range must start before it ends.")})
-        if (day_to - day_from).days >= MAX_RANGE_DAYS:
-            raise serializers.ValidationError(
-                {"day_from": _("Ask for at most %(days)s days at a time.") % {"days": MAX_RANGE_DAYS}}
-            )
-        attrs.update(day_from=day_from, day_to=day_to)
+        # a bad range raises Django's ValidationError naming day_from; DRF turns it into the field's error
+        span = selectors.day_range_get(
+            cluster=attrs["cluster"], day_from=attrs.get("day_from"), day_to=attrs.get("day_to")
+        )
+        attrs.update(day_from=span.day_from, day_to=span.day_to)
         return attrs
 
 

@@ -1,9 +1,9 @@
 """Import from KubeDoor 0.2's ClickHouse: ``k8s_res_control`` → control table, ``k8s_resources`` → archive.
 
 0.2 wrote -1 for "not set"; those become null. ``env`` selects the cluster. The import is idempotent:
-control rows are created or updated to the imported values (only changed rows are written and
-audited as ``microservice.import``), and an archive day is (re)written only when KubeDoor itself has
-not collected it yet — days already collected are kept and reported. 0.2 had no container
+control rows are created or updated to the imported values by ``microservices_import_apply`` (only
+changed rows are written and audited as ``microservice.import``), and an archive day is (re)written
+only when KubeDoor itself has not collected it yet — days already collected are kept and reported. 0.2 had no container
 dimension, so an archived row's container is the Deployment's name, the window is the cluster's
 peak window of that day, and ``step_seconds = 0`` marks the row as imported.
 """
@@ -12,34 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from collections import defaultdict
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.models import AuditEvent, AuditResult
 from apps.audit.services import Actor, audit_event_record
-from apps.control.models import Cluster, Microservice
+from apps.control.measurements import MicroserviceImported, microservices_import_apply
+from apps.control.models import Cluster
 from apps.metrics import clickhouse as ch
 from apps.metrics import peaks
 from apps.metrics.store import PeakRow, PeakStore
 
 IMPORTED_STEP = 0
-CONTROL_FIELDS = (
-    "pod_count_init",
-    "pod_count",
-    "pod_count_manual",
-    "pod_count_ai",
-    "p95_cpu_pct",
-    "p95_mem_pct",
-    "request_cpu_m",
-    "request_mem_mib",
-    "limit_cpu_m",
-    "limit_mem_mib",
-)
 
 
 @dataclasses.dataclass
@@ -64,24 +50,22 @@ def _null(value: Any, *, kind: type = float, digits: int | None = None) -> Any:
     return round(float(value), digits) if digits is not None else float(value)
 
 
-def _control_values(row: tuple) -> dict[str, Any]:
-    (_ns, _dep, init, count, manual, ai, cpu_pct, mem_pct, req_cpu, req_mem, lim_cpu, lim_mem) = row
-    return {
-        "pod_count_init": _null(init, kind=int) or 0,
-        "pod_count": _null(count, kind=int) or 0,
-        "pod_count_manual": _null(manual, kind=int),
-        "pod_count_ai": _null(ai, kind=int),
-        "p95_cpu_pct": _null(cpu_pct, digits=3),
-        "p95_mem_pct": _null(mem_pct, digits=3),
-        "request_cpu_m": _null(req_cpu, kind=int),
-        "request_mem_mib": _null(req_mem, kind=int),
-        "limit_cpu_m": _null(lim_cpu, kind=int),
-        "limit_mem_mib": _null(lim_mem, kind=int),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+def _control_row(row: tuple) -> MicroserviceImported:
+    (namespace, deployment, init, count, manual, ai, cpu_pct, mem_pct, req_cpu, req_mem, lim_cpu, lim_mem) = row
+    return MicroserviceImported(
+        namespace=namespace,
+        name=deployment,
+        pod_count_init=_null(init, kind=int) or 0,
+        pod_count=_null(count, kind=int) or 0,
+        pod_count_manual=_null(manual, kind=int),
+        pod_count_ai=_null(ai, kind=int),
+        p95_cpu_pct=_null(cpu_pct, digits=3),
+        p95_mem_pct=_null(mem_pct, digits=3),
+        request_cpu_m=_null(req_cpu, kind=int),
+        request_mem_mib=_null(req_mem, kind=int),
+        limit_cpu_m=_null(lim_cpu, kind=int),
+        limit_mem_mib=_null(lim_mem, kind=int),
+    )
 
 
 def kubedoor_import(
@@ -136,70 +120,10 @@ def kubedoor_import(
         result.days_written.append(day.isoformat())
 
     # --- control table
-    existing_rows = {(s.namespace, s.name): s for s in Microservice.objects.filter(cluster=cluster)}
-    new_rows: list[Microservice] = []
-    changed: list[tuple[Microservice, dict[str, Any], dict[str, Any]]] = []
-    for row in control:
-        namespace, deployment = row[0], row[1]
-        if not cluster.is_namespace_controlled(namespace):
-            continue
-        values = _control_values(row)
-        service = existing_rows.get((namespace, deployment))
-        if service is None:
-            new_rows.append(
-                Microservice(cluster=cluster, namespace=namespace, name=deployment, updated_by=actor.name, **values)
-            )
-            continue
-        diff = [field for field in CONTROL_FIELDS if getattr(service, field) != values[field]]
-        if not diff:
-            result.unchanged += 1
-            continue
-        before = {field: getattr(service, field) for field in diff}
-        for field in diff:
-            setattr(service, field, values[field])
-        changed.append((service, before, {field: values[field] for field in diff}))
-    result.created = len(new_rows)
-    result.updated = len(changed)
-
+    rows = [_control_row(row) for row in control if cluster.is_namespace_controlled(row[0])]
     with transaction.atomic():
-        Microservice.objects.bulk_create(new_rows, batch_size=1000)
-        now = timezone.now()
-        for service, _, _ in changed:
-            service.updated_at = now
-            service.updated_by = actor.name
-        Microservice.objects.bulk_update(
-            [service for service, _, _ in changed], [*CONTROL_FIELDS, "updated_at", "updated_by"], batch_size=1000
-        )
-        events = [
-            AuditEvent(
-                actor=actor.user,
-                actor_name=actor.name,
-                source=actor.source,
-                action="microservice.import",
-                cluster=cluster.name,
-                namespace=service.namespace,
-                name=service.name,
-                before=None,
-                after=_jsonable({field: getattr(service, field) for field in CONTROL_FIELDS}),
-                result=AuditResult.OK,
-            )
-            for service in new_rows
-        ] + [
-            AuditEvent(
-                actor=actor.user,
-                actor_name=actor.name,
-                source=actor.source,
-                action="microservice.import",
-                cluster=cluster.name,
-                namespace=service.namespace,
-                name=service.name,
-                before=_jsonable(before),
-                after=_jsonable(after),
-                result=AuditResult.OK,
-            )
-            for service, before, after in changed
-        ]
-        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        applied = microservices_import_apply(cluster=cluster, rows=rows, actor=actor)
+        result.created, result.updated, result.unchanged = applied.created, applied.updated, applied.unchanged
         audit_event_record(
             actor=actor,
             action="kubedoor.import",

@@ -8,7 +8,7 @@ import math
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 # Statistics carry float noise (0.88 × 1000 = 880.0000000000006); round before ceil so 880 stays 880.
 CEIL_DIGITS = 6
@@ -81,12 +81,20 @@ def cap_at_limit(request: int | None, limit: int | None) -> tuple[int | None, bo
 
 
 class PeakLike(Protocol):
-    day: datetime.date
-    namespace: str
-    deployment: str
-    container: str
-    pod_count: int | None
-    p95_cpu_cores: float | None
+    """What the choices below read of a row; read-only, so a ``StatRow`` (a named tuple) is one."""
+
+    @property
+    def day(self) -> datetime.date: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def deployment(self) -> str: ...
+    @property
+    def container(self) -> str: ...
+    @property
+    def pod_count(self) -> int | None: ...
+    @property
+    def p95_cpu_cores(self) -> float | None: ...
 
 
 def _load(rows: Iterable[PeakLike]) -> float:
@@ -98,9 +106,12 @@ def _load(rows: Iterable[PeakLike]) -> float:
     return total
 
 
-def group_by_service(rows: Iterable[PeakLike]) -> dict[tuple[str, str], dict[datetime.date, list[PeakLike]]]:
+Row = TypeVar("Row", bound=PeakLike)
+
+
+def group_by_service(rows: Iterable[Row]) -> dict[tuple[str, str], dict[datetime.date, list[Row]]]:
     """(namespace, deployment) → day → container rows."""
-    services: dict[tuple[str, str], dict[datetime.date, list[PeakLike]]] = defaultdict(lambda: defaultdict(list))
+    services: dict[tuple[str, str], dict[datetime.date, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         services[(row.namespace, row.deployment)][row.day].append(row)
     return services

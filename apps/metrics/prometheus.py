@@ -96,7 +96,7 @@ class PrometheusClient:
         """Evaluate ``expr`` at ``at``; a vector (or scalar) result as samples, NaN values dropped."""
         data = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
         result_type = data.get("resultType")
-        result = data.get("result")
+        result: Any = data.get("result")  # the JSON payload, shaped by result_type
         if result_type == "vector":
             samples = [Sample(labels=dict(item["metric"]), value=float(item["value"][1])) for item in result]
         elif result_type == "scalar":

@@ -1,14 +1,67 @@
-"""Reads of the metrics app: collection runs and the daily-peak archive (whichever store holds it)."""
+"""Reads of the metrics app: collection runs, the daily-peak archive (whichever store holds it) and
+the day range every archive reader asks for."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import zoneinfo
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from apps.metrics.models import CollectionRun
 from apps.metrics.store import PeakRow, PeakStore, peak_store
+
+if TYPE_CHECKING:
+    from apps.control.models import Cluster
+
+MAX_RANGE_DAYS = 400
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """The archive days ``day_from`` … ``day_to``, both included, in the cluster's calendar."""
+
+    day_from: datetime.date
+    day_to: datetime.date
+
+
+def cluster_today(cluster: Cluster) -> datetime.date:
+    """Today in the cluster's time zone: the days of the archive are the cluster's days."""
+    zone: datetime.tzinfo
+    try:
+        zone = zoneinfo.ZoneInfo(cluster.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = datetime.UTC
+    return datetime.datetime.now(zone).date()
+
+
+def day_range_get(
+    *,
+    cluster: Cluster,
+    day_from: datetime.date | None = None,
+    day_to: datetime.date | None = None,
+    default_days: int | None = None,
+    max_days: int = MAX_RANGE_DAYS,
+) -> DayRange:
+    """The day range asked for, its missing ends filled in: the one rule of the dashboard and the archive.
+
+    ``day_to`` defaults to today in the cluster's time zone; ``day_from`` to ``default_days`` days
+    ending on ``day_to`` (``None``: the cluster's lookback, the days its control table is derived
+    from). Raises ``ValidationError`` naming ``day_from`` when the range ends before it starts or
+    spans ``max_days`` days or more.
+    """
+    day_to = day_to or cluster_today(cluster)
+    days = default_days if default_days is not None else max(1, cluster.lookback_days)
+    day_from = day_from or day_to - datetime.timedelta(days=days - 1)
+    if day_from > day_to:
+        raise ValidationError({"day_from": _("The range must start before it ends.")})
+    if (day_to - day_from).days >= max_days:
+        raise ValidationError({"day_from": _("Ask for at most %(days)s days at a time.") % {"days": max_days}})
+    return DayRange(day_from=day_from, day_to=day_to)
 
 
 def collection_run_list(*, cluster: str | None = None, state: str | None = None) -> QuerySet[CollectionRun]:

@@ -11,7 +11,6 @@ error; the day being collected is not written, so earlier data stays intact.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -25,12 +24,14 @@ from django.utils.translation import gettext as _
 
 from apps.audit.models import AuditResult, AuditSource
 from apps.audit.services import Actor, audit_event_record
+from apps.control.collection_schedule import collection_schedule_delete, collection_schedule_sync  # noqa: F401
 from apps.control.models import Cluster
 from apps.control.selectors import hpa_targets_get
 from apps.metrics import peaks, promql
 from apps.metrics.clickhouse import ClickHouseError
 from apps.metrics.models import ACTIVE_STATES, CollectionRun, CollectionState
 from apps.metrics.prometheus import PrometheusClient, PrometheusError, Sample
+from apps.metrics.queue import collection_run_enqueue
 from apps.metrics.refresh import control_table_refresh
 from apps.metrics.store import PeakRow, PeakStore, peak_store
 
@@ -40,7 +41,6 @@ DEFAULT_CONCURRENCY = 4
 MAX_DAYS = 400
 # A queued or running collection older than this is taken as abandoned (its worker died).
 STALE_AFTER = datetime.timedelta(hours=6)
-SCHEDULE_TASK = "apps.metrics.tasks.collection_scheduled_task"
 SCHEDULED_DAYS = 2
 
 ROUNDING = {
@@ -136,9 +136,7 @@ def collection_start(
 
 
 def _enqueue(run_id: int) -> None:
-    from apps.metrics.tasks import collection_run_task
-
-    collection_run_task.delay(run_id=run_id)
+    collection_run_enqueue(run_id=run_id)
 
 
 # --- run ------------------------------------------------------------------------------------------
@@ -349,64 +347,8 @@ def _fail(run: CollectionRun, *, actor: Actor, message: str) -> CollectionRun:
 
 
 # --- schedule -------------------------------------------------------------------------------------
-
-
-def collection_time(cluster: Cluster) -> datetime.time:
-    """When the daily collection runs: ``collect_at``, else 15 minutes after the window ends."""
-    if cluster.collect_at is not None:
-        return cluster.collect_at
-    end = datetime.datetime.combine(datetime.date(2000, 1, 1), cluster.peak_end) + datetime.timedelta(minutes=15)
-    return end.time()
-
-
-def schedule_name(cluster_name: str) -> str:
-    return f"kubedoor-collect-{cluster_name}"
-
-
-def collection_schedule_sync(*, cluster: Cluster) -> Any:
-    """Create, update or delete the cluster's daily django-celery-beat entry (call after saving a cluster).
-
-    With ``collect_enabled`` the PeriodicTask ``kubedoor-collect-<cluster>`` runs
-    ``collection_scheduled_task`` every day at ``collection_time`` in the cluster's time zone;
-    without it the entry is deleted. Returns the PeriodicTask or ``None``.
-    """
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
-    name = schedule_name(cluster.name)
-    if not cluster.collect_enabled:
-        PeriodicTask.objects.filter(name=name).delete()
-        return None
-    at = collection_time(cluster)
-    schedule, _created = CrontabSchedule.objects.get_or_create(
-        minute=str(at.minute),
-        hour=str(at.hour),
-        day_of_week="*",
-        day_of_month="*",
-        month_of_year="*",
-        timezone=cluster.time_zone,
-    )
-    task, _created = PeriodicTask.objects.update_or_create(
-        name=name,
-        defaults={
-            "task": SCHEDULE_TASK,
-            "crontab": schedule,
-            "interval": None,
-            "clocked": None,
-            "solar": None,
-            "one_off": False,
-            "enabled": True,
-            "kwargs": json.dumps({"cluster": cluster.name}),
-            "description": f"Daily peak collection of {cluster.name}",
-        },
-    )
-    return task
-
-
-def collection_schedule_delete(*, cluster_name: str) -> None:
-    """Remove a deleted cluster's daily beat entry (call from ``cluster_delete``)."""
-    from django_celery_beat.models import PeriodicTask
-
-    PeriodicTask.objects.filter(name=schedule_name(cluster_name)).delete()
+# The cluster's daily beat entry is kept by the cluster services (``apps.control.collection_schedule``,
+# whose sync and delete are re-exported above); the entry fires this:
 
 
 def collection_scheduled(*, cluster_name: str) -> CollectionRun | None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.control.collection_schedule import COLLECTION_SCHEDULED_TASK
 from apps.metrics import services
+from apps.metrics.queue import COLLECTION_RUN_TASK
 
 
-@shared_task(acks_late=True, max_retries=0)
+@shared_task(acks_late=True, max_retries=0, name=COLLECTION_RUN_TASK)
 def collection_run_task(*, run_id: int) -> str:
     """Run a recorded collection; re-delivery re-collects (day_replace is idempotent)."""
     run = services.collection_run(run_id=run_id)
     return run.state
 
 
-@shared_task(acks_late=True, max_retries=0)
+@shared_task(acks_late=True, max_retries=0, name=COLLECTION_SCHEDULED_TASK)
 def collection_scheduled_task(*, cluster: str) -> str | None:
-    """The daily beat entry of a cluster (see ``collection_schedule_sync``)."""
+    """The daily beat entry of a cluster (see ``apps.control.collection_schedule``)."""
     run = services.collection_scheduled(cluster_name=cluster)
     return None if run is None else run.state

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.control.admin import admin_actor
+from apps.audit.services import Actor
 from apps.control.choices import AdmissionMode
 from apps.webhook import registration, services
 from apps.webhook.models import Admission
@@ -85,7 +85,7 @@ class AdmissionAdmin(admin.ModelAdmin):
                 context |= {"mode": mode, "mode_label": AdmissionMode(mode).label}
                 return TemplateResponse(request, "admin/webhook/admission/confirm.html", context)
             try:
-                services.admission_mode_set(actor=admin_actor(request), cluster=cluster, mode=mode)
+                services.admission_mode_set(actor=Actor.for_admin(request), cluster=cluster, mode=mode)
             except services.AdmissionRegistrationError as exc:
                 messages.error(request, exc.message)
             except ValidationError as exc:

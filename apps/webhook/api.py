@@ -13,7 +13,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control.choices import AdmissionMode
 from apps.control.selectors import cluster_list
@@ -51,10 +50,6 @@ class PreviewSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=[AdmissionMode.AUDIT, AdmissionMode.ENFORCE], required=False)
 
 
-def _actor(request: Request) -> Actor:
-    return Actor.from_request(request, source=AuditSource.API)
-
-
 class ClusterAdmissionView(APIView):
     """GET the admission mode and the registration the cluster really has; POST a new mode (admins)."""
 
@@ -76,7 +71,7 @@ class ClusterAdmissionView(APIView):
         data = AdmissionModeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            services.admission_mode_set(actor=_actor(request), cluster=cluster, mode=data.validated_data["mode"])
+            services.admission_mode_set(actor=Actor.for_api(request), cluster=cluster, mode=data.validated_data["mode"])
         except services.AdmissionRegistrationError as exc:
             raise KubernetesRefused(exc.message) from exc
         return Response(services.admission_state_get(cluster=cluster))

@@ -9,7 +9,6 @@ A full queue drops new events the same way instead of slowing admission down.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import queue
@@ -18,12 +17,11 @@ import time
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
-from apps.audit.models import AuditEvent, AuditSource, NotificationChannel
-from apps.audit.services import Actor, audit_event_record
+from apps.audit.models import AuditSource
+from apps.audit.services import Actor, AuditDraft, JsonText, audit_events_record, audit_json_text
 from apps.webhook import metrics
 from apps.webhook.admission import ACTION_DENY
 
@@ -32,6 +30,7 @@ logger = logging.getLogger(__name__)
 WEBHOOK_ACTOR = Actor.system("webhook", source=AuditSource.WEBHOOK)
 BATCH = 500
 BATCH_WINDOW = 0.25  # seconds an event may wait for others before its batch is written
+COPY_PAUSE_EVERY = 100  # rows: the request threads take the GIL between chunks of a batch's COPY
 
 
 class AuditWriter:
@@ -69,8 +68,8 @@ class AuditWriter:
             cluster,
             namespace,
             name,
-            None if before is None else _dumps(before),
-            None if after is None else _dumps(after),
+            None if before is None else audit_json_text(before),
+            None if after is None else audit_json_text(after),
             result,
             message,
         )
@@ -112,42 +111,21 @@ class AuditWriter:
 
     @staticmethod
     def _write(batch: list[QueuedEvent]) -> None:
-        """Write one batch in one transaction.
+        """Write one batch in one transaction, through ``audit_events_record``.
 
-        Events some enabled notification channel subscribes to go through ``audit_event_record``,
-        which also queues their notifications. The others — nearly all of them — are bulk-loaded:
-        ``audit_event_record`` costs two queries per event (~2 ms here), more than deciding the review
-        itself, so at admission rates PostgreSQL gets them by COPY (~30 µs an event) and other
-        databases by one multi-row INSERT, with exactly the fields ``audit_event_record`` would set.
+        It bulk-loads the events no channel subscribes to — nearly all of them (COPY on PostgreSQL,
+        ~30 µs an event, where one event with its notifications costs two queries, ~2 ms here, more
+        than deciding the review itself) — and writes the others one by one with their notifications.
 
         Denials are notified with coalescing: a controller retrying a denied Deployment can send the
         same denial many times a second, so repeats of one Deployment within
         ``KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS`` are all written but notified once, plus one summary
-        (``audit_event_record(notify_coalesce_seconds=...)``; the window lives in the database, so
-        it holds across workers and replicas).
+        (``AuditDraft.notify_coalesce_seconds``; the window lives in the database, so it holds across
+        workers and replicas).
         """
         window = settings.KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS
         with transaction.atomic():
-            channels = list(NotificationChannel.objects.filter(enabled=True))
-            plain: list[QueuedEvent] = []
-            for event in batch:
-                if any(channel.wants(action=event.action, result=event.result) for channel in channels):
-                    audit_event_record(
-                        actor=WEBHOOK_ACTOR,
-                        action=event.action,
-                        cluster=event.cluster,
-                        namespace=event.namespace,
-                        name=event.name,
-                        before=_loads(event.before),
-                        after=_loads(event.after),
-                        result=event.result,
-                        message=event.message,
-                        notify_coalesce_seconds=window if event.action == ACTION_DENY else None,
-                    )
-                else:
-                    plain.append(event)
-            if plain:
-                _bulk_load(plain)
+            audit_events_record(drafts=[_draft(event, window) for event in batch], pause_every=COPY_PAUSE_EVERY)
 
     def drain(self) -> int:
         """Write everything queued, in the calling thread; returns the number of events written."""
@@ -210,68 +188,22 @@ class QueuedEvent(NamedTuple):
     message: str
 
 
-_dumps = DjangoJSONEncoder(separators=(",", ":")).encode  # one encoder, not one per event
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _row(event: QueuedEvent) -> tuple[Any, ...]:
-    """The values of COPY_FIELDS for one event: what ``audit_event_record`` would store."""
-    return (
-        event.at,
-        WEBHOOK_ACTOR.name,
-        WEBHOOK_ACTOR.source,
-        event.action,
-        event.cluster,
-        event.namespace,
-        event.name,
-        event.before,
-        event.after,
-        event.result,
-        event.message,
-        "",
+def _draft(event: QueuedEvent, window: float) -> AuditDraft:
+    """What the view decided, as the webhook's audit event (its time is the decision's, not the write's)."""
+    return AuditDraft(
+        action=event.action,
+        actor_name=WEBHOOK_ACTOR.name,
+        source=WEBHOOK_ACTOR.source,
+        cluster=event.cluster,
+        namespace=event.namespace,
+        name=event.name,
+        before=None if event.before is None else JsonText(event.before),
+        after=None if event.after is None else JsonText(event.after),
+        result=event.result,
+        message=event.message,
+        at=event.at,
+        notify_coalesce_seconds=window if event.action == ACTION_DENY else None,
     )
-
-
-COPY_FIELDS = (
-    "at",
-    "actor_name",
-    "source",
-    "action",
-    "cluster",
-    "namespace",
-    "name",
-    "before",
-    "after",
-    "result",
-    "message",
-    "request_id",
-)
-
-
-def _bulk_load(batch: list[QueuedEvent]) -> None:
-    connection = connections[AuditEvent.objects.db]
-    if connection.vendor != "postgresql":
-        AuditEvent.objects.bulk_create(
-            AuditEvent(
-                **(
-                    dict(zip(COPY_FIELDS, _row(e), strict=True))
-                    | {"before": _loads(e.before), "after": _loads(e.after)}
-                )
-            )
-            for e in batch
-        )
-        return
-    meta = AuditEvent._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in COPY_FIELDS)
-    statement = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"  # names from the model
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for index, event in enumerate(batch):
-            if index % 100 == 99:
-                time.sleep(0)  # let request threads take the GIL between chunks
-            copy.write_row(_row(event))
 
 
 writer = AuditWriter()

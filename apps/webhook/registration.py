@@ -100,8 +100,8 @@ def configuration_build(
     """
     existing_ca = ""
     if existing:
-        for webhook in existing.get("webhooks") or []:
-            existing_ca = ((webhook or {}).get("clientConfig") or {}).get("caBundle") or existing_ca
+        for existing_webhook in existing.get("webhooks") or []:
+            existing_ca = ((existing_webhook or {}).get("clientConfig") or {}).get("caBundle") or existing_ca
     metadata: dict[str, Any] = {
         "name": configuration_name(cluster_name),
         "labels": {"app.kubernetes.io/managed-by": "kubedoor", "kubedoor.io/cluster": cluster_name},

@@ -4,6 +4,9 @@ Each webhook process holds every cluster's settings and control rows in memory. 
 checks a cheap version stamp (row count and latest ``updated_at`` of clusters and rows) at most every
 ``check_interval`` seconds and rebuilds when it changed, and rebuilds anyway every ``max_age`` seconds.
 When the database is unreachable the last snapshot keeps serving; the request path never queries.
+
+``cluster_settings_from`` and ``control_row_from`` are the one place a Cluster and a Microservice become
+the decision's ``ClusterSettings`` and ``ControlRow``: the snapshot and the preview both build them here.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 from django.db import DatabaseError, close_old_connections, connections
@@ -23,6 +26,9 @@ from django.db.models import Count, Max
 from apps.control.models import effective_replicas
 from apps.control.selectors import cluster_list, microservice_list
 from apps.webhook.admission import ClusterSettings, ControlRow
+
+if TYPE_CHECKING:
+    from apps.control.models import Cluster
 
 logger = logging.getLogger(__name__)
 
@@ -51,54 +57,70 @@ def load_stamp() -> Stamp:
     return (clusters["n"], clusters["at"], rows["n"], rows["at"])
 
 
+# The Microservice columns a control row is built from: all the snapshot loads of the table.
+CONTROL_ROW_FIELDS = (
+    "namespace",
+    "name",
+    "container",
+    "pod_count",
+    "pod_count_manual",
+    "pod_count_ai",
+    "replicas_mode",
+    "request_cpu_m",
+    "request_mem_mib",
+    "limit_cpu_m",
+    "limit_mem_mib",
+    "hpa_name",
+)
+
+
+def cluster_settings_from(cluster: Cluster, *, admission_mode: str | None = None) -> ClusterSettings:
+    """The cluster as the decision reads it; ``admission_mode`` replaces the cluster's (the preview's)."""
+    return ClusterSettings(
+        name=cluster.name,
+        admission_mode=cluster.admission_mode if admission_mode is None else admission_mode,
+        namespaces=frozenset(cluster.namespaces or ()),
+        excluded_namespaces=frozenset(cluster.excluded_namespaces or ()),
+        allow_unmanaged=cluster.allow_unmanaged,
+        on_store_error=cluster.on_store_error,
+        own_usernames=frozenset(django_settings.KUBEDOOR_SERVICE_ACCOUNT_USERNAMES),
+    )
+
+
+def control_row_from(service: Any) -> ControlRow:
+    """The control row of a Microservice, or of a ``values_list(*CONTROL_ROW_FIELDS, named=True)`` row
+    (the snapshot's, which spares building model instances): both carry the same attribute names."""
+    return ControlRow(
+        namespace=service.namespace,
+        name=service.name,
+        container=service.container,
+        replicas=effective_replicas(
+            manual=service.pod_count_manual, ai=service.pod_count_ai, measured=service.pod_count
+        ),
+        replicas_mode=service.replicas_mode,
+        request_cpu_m=service.request_cpu_m,
+        request_mem_mib=service.request_mem_mib,
+        limit_cpu_m=service.limit_cpu_m,
+        limit_mem_mib=service.limit_mem_mib,
+        hpa_managed=bool(service.hpa_name),
+    )
+
+
 def load_clusters() -> dict[str, ClusterControl]:
     """Every cluster's settings and control rows, in two queries."""
     settings: dict[int, ClusterSettings] = {}
-    own_usernames = frozenset(django_settings.KUBEDOOR_SERVICE_ACCOUNT_USERNAMES)
     names: dict[int, str] = {}
     for cluster in cluster_list().order_by():
         names[cluster.pk] = cluster.name
-        settings[cluster.pk] = ClusterSettings(
-            name=cluster.name,
-            admission_mode=cluster.admission_mode,
-            namespaces=frozenset(cluster.namespaces or ()),
-            excluded_namespaces=frozenset(cluster.excluded_namespaces or ()),
-            allow_unmanaged=cluster.allow_unmanaged,
-            on_store_error=cluster.on_store_error,
-            own_usernames=own_usernames,
-        )
+        settings[cluster.pk] = cluster_settings_from(cluster)
     rows: dict[int, dict[tuple[str, str], ControlRow]] = {pk: {} for pk in settings}
-    fields = (
-        "cluster_id",
-        "namespace",
-        "name",
-        "container",
-        "pod_count",
-        "pod_count_manual",
-        "pod_count_ai",
-        "replicas_mode",
-        "request_cpu_m",
-        "request_mem_mib",
-        "limit_cpu_m",
-        "limit_mem_mib",
-        "hpa_name",
+    values = (
+        microservice_list().select_related(None).order_by().values_list("cluster_id", *CONTROL_ROW_FIELDS, named=True)
     )
-    for values in microservice_list().select_related(None).order_by().values_list(*fields):
-        cluster_id, namespace, name, container, measured, manual, ai, mode, rcpu, rmem, lcpu, lmem, hpa = values
-        if cluster_id not in rows:
+    for row in values:
+        if row.cluster_id not in rows:
             continue  # created between the two queries; the next rebuild picks it up
-        rows[cluster_id][(namespace, name)] = ControlRow(
-            namespace=namespace,
-            name=name,
-            container=container,
-            replicas=effective_replicas(manual=manual, ai=ai, measured=measured),
-            replicas_mode=mode,
-            request_cpu_m=rcpu,
-            request_mem_mib=rmem,
-            limit_cpu_m=lcpu,
-            limit_mem_mib=lmem,
-            hpa_managed=bool(hpa),
-        )
+        rows[row.cluster_id][(row.namespace, row.name)] = control_row_from(row)
     return {names[pk]: ClusterControl(settings=settings[pk], rows=rows[pk]) for pk in settings}
 
 

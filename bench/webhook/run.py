@@ -20,8 +20,10 @@ Every answer is checked (HTTP 200, allowed, a JSONPatch); each body is built so 
 At each load level the targets take turns in rounds (4 × 5 s): requests add up over the rounds, p50 and
 p99 are the medians of the rounds', max is the overall max. Every round is printed too, with each
 gunicorn worker's share of the reviews it answered in that round (webhook: the per-process counter
-files of PROMETHEUS_MULTIPROC_DIR; floor: the 8-byte counters of floor.py), and the database-stopped
-round beside the normal one of the same round. Results print as Markdown for bench/README.md.
+files of PROMETHEUS_MULTIPROC_DIR; floor: the 8-byte counters of floor.py) and the workers' CPU time per
+review (user + system time of the master's children, all their threads, from /proc, around the round),
+and the database-stopped round beside the normal one of the same round. Results print as Markdown for
+bench/README.md. bench/webhook/cpu.py breaks a review's CPU down in-process, without HTTP.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -289,6 +292,18 @@ class Server:
                     counts[pid] = counts.get(pid, 0.0) + value
         return counts
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of the gunicorn workers (the master's children), all threads."""
+        total = 0
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields[1]) == self.process.pid:  # ppid
+                total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / CLOCK_TICKS
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -300,8 +315,13 @@ class Server:
 
 def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
     before = server.worker_counts()
+    cpu_before = server.cpu_seconds()
     result = _wrk(server, connections=connections, seconds=seconds, listing=listing, path=path)
+    cpu_after = server.cpu_seconds()
     after = server.worker_counts()
+    # The workers' CPU per answered review: what bounds the throughput of a CPU-bound server, and far
+    # less sensitive to other jobs on the machine than reviews/s.
+    result["cpu_us"] = (cpu_after - cpu_before) / max(1, result["requests"]) * 1e6
     result["by_pid"] = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     result["workers"] = sorted(result["by_pid"].values(), reverse=True)
     return result
@@ -336,6 +356,7 @@ def merge(slices: list[dict]) -> dict:
     for key in ("p50_us", "p99_us"):
         merged[key] = statistics.median(r[key] for r in slices)
     merged["max_us"] = max(r["max_us"] for r in slices)
+    merged["cpu_us"] = statistics.median(r["cpu_us"] for r in slices)
     by_pid: dict[str, float] = {}
     for r in slices:
         for pid, n in r["by_pid"].items():
@@ -350,7 +371,7 @@ def show(target: str, connections: int, r: dict) -> None:
     print(
         f"  {target:<16} c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
         f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
-        f"errors {errors}  workers {shares(r['workers'])}",
+        f"errors {errors}  CPU {r['cpu_us']:.0f} µs/review  workers {shares(r['workers'])}",
         flush=True,
     )
 
@@ -450,23 +471,27 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
-    print("\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | answers checked | bad | worker shares % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | CPU µs/review | answers checked | bad "
+        "| worker shares % |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for target, results in all_results.items():
         for connections, r in results.items():
             print(
                 f"| {target} | {connections} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
-                f"| {r['max_us'] / 1000:.2f} | {r['ok'] + r['bad']} | {r['bad']} | {shares(r['workers'])} |"
+                f"| {r['max_us'] / 1000:.2f} | {r['cpu_us']:.0f} | {r['ok'] + r['bad']} | {r['bad']} "
+                f"| {shares(r['workers'])} |"
             )
     print("\nEvery round (targets take turns within a round; worker shares of that round's reviews, largest first):\n")
-    print("| connections | round | " + " | ".join(f"{t} reviews/s · p99 ms · shares" for t in targets) + " |")
+    print("| connections | round | " + " | ".join(f"{t} reviews/s · p99 ms · CPU µs · shares" for t in targets) + " |")
     print("|---|---|" + "---|" * len(targets))
     for c in args.connections:
         for index in range(args.rounds):
             cells = []
             for target in targets:
                 r = all_results[target][c]["rounds"][index]
-                cells.append(f"{r['rps']:.0f} · {r['p99_us'] / 1000:.1f} · {shares(r['workers'])}")
+                cells.append(f"{r['rps']:.0f} · {r['p99_us'] / 1000:.1f} · {r['cpu_us']:.0f} · {shares(r['workers'])}")
             print(f"| {c} | {index + 1} | " + " | ".join(cells) + " |")
     if "webhook" in all_results and "webhook-db-down" in all_results:
         print("\nDatabase stopped vs running, round by round (target: p99 within 1.25x):\n")
@@ -480,9 +505,10 @@ def main() -> None:
     if "floor" in all_results and "webhook" in all_results:
         print(
             "\n| connections | webhook/floor reviews/s (≥ 0.6) | webhook/floor p99 (≤ 1.5) "
-            "| db-down/webhook p99 (≤ 1.25) | TLS webhook/floor reviews/s | TLS webhook/floor p99 |"
+            "| floor/webhook CPU per review | db-down/webhook p99 (≤ 1.25) | TLS webhook/floor reviews/s "
+            "| TLS webhook/floor p99 |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for c in args.connections:
             f, w = all_results["floor"][c], all_results["webhook"][c]
             down = all_results.get("webhook-db-down", {}).get(c)
@@ -491,7 +517,8 @@ def main() -> None:
             tls_rps = f"{wt['rps'] / ft['rps']:.2f}" if ft and wt else "-"
             tls_p99 = f"{wt['p99_us'] / ft['p99_us']:.2f}" if ft and wt else "-"
             rps, p99 = w["rps"] / f["rps"], w["p99_us"] / f["p99_us"]
-            print(f"| {c} | {rps:.2f} | {p99:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
+            cpu = f["cpu_us"] / w["cpu_us"]
+            print(f"| {c} | {rps:.2f} | {p99:.2f} | {cpu:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
 
 
 if __name__ == "__main__":

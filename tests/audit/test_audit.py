@@ -1,10 +1,21 @@
 """The audit trail: one event per write, in the change's transaction, and append-only."""
 
-import pytest
-from django.db import transaction
+import datetime
+import decimal
 
-from apps.audit.models import AuditEvent
-from apps.audit.services import Actor, audit_event_record
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
+from apps.audit.services import (
+    AUDIT_COLUMNS,
+    Actor,
+    AuditDraft,
+    JsonText,
+    audit_event_record,
+    audit_events_record,
+)
 from apps.control import services
 from apps.control.models import Microservice
 
@@ -112,3 +123,78 @@ def test_admins_cannot_write_events_through_the_api_either(admin_api):
     assert admin_api.delete(f"/api/v1/audit-events/{event.pk}/").status_code == 403
     assert admin_api.patch(f"/api/v1/audit-events/{event.pk}/", {"action": "x"}, format="json").status_code == 403
     assert AuditEvent.objects.get().action == "cluster.create"
+
+
+# --- the bulk record ----------------------------------------------------------------------------
+
+COLUMNS = ["actor_id", "actor_name", "source", "action", "cluster", "namespace", "name", "before", "after", "result",
+           "message", "request_id", "remote_addr"]  # fmt: skip
+
+
+def test_the_draft_declares_every_column_writers_fill():
+    stored = {field.attname for field in AuditEvent._meta.concrete_fields if not field.primary_key}
+    assert set(AUDIT_COLUMNS) == stored
+    assert len(AUDIT_COLUMNS) == len(stored)
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_bulk_recorded_rows_equal_single_recorded_ones(admin_user, monkeypatch, vendor):
+    # given the same event, with values JSON has no type for, written one way and the other
+    actor = Actor(user=admin_user, name="admin1", source="api", request_id="req-1", remote_addr="10.1.2.3")
+    event = {
+        "action": "microservice.refresh",
+        "cluster": "prod",
+        "namespace": "shop",
+        "name": "cart",
+        "before": {"source_day": datetime.date(2026, 3, 9), "share": decimal.Decimal("0.25")},
+        "after": {"source_day": datetime.date(2026, 3, 10), "share": None},
+        "message": "refresh",
+    }
+    reference = audit_event_record(actor=actor, **event)
+    at = timezone.now() - datetime.timedelta(minutes=5)
+    if vendor != "postgresql":
+        monkeypatch.setattr(connection, "vendor", vendor)  # Django's bulk_create, on this database
+    # when
+    written = audit_events_record(
+        drafts=[AuditDraft.by(actor, **event, at=at), AuditDraft.by(actor, **event, notify=False)]
+    )
+    # then
+    assert written == 2
+    first, second = AuditEvent.objects.exclude(pk=reference.pk).order_by("id")
+    for loaded in (first, second):
+        assert {f: getattr(loaded, f) for f in COLUMNS} == {f: getattr(reference, f) for f in COLUMNS}
+    assert first.before == {"source_day": "2026-03-09", "share": "0.25"}
+    assert first.at == at
+    assert second.at > at
+
+
+def test_bulk_record_takes_json_text_as_it_is():
+    audit_events_record(
+        drafts=[AuditDraft(action="admission.patch", actor_name="webhook", source="webhook", after=JsonText('{"a":1}'))]
+    )
+    assert AuditEvent.objects.get().after == {"a": 1}
+
+
+def test_bulk_record_notifies_the_drafts_a_channel_wants_and_no_others(db):
+    # given a channel subscribed to changes of control rows
+    channel = NotificationChannel.objects.create(
+        name="ops", kind="slack", target="http://127.0.0.1:9/hook", actions=["microservice.*"]
+    )
+    system = Actor.system()
+    drafts = [
+        AuditDraft.by(system, action="microservice.scale", name="wanted"),
+        AuditDraft.by(system, action="microservice.scale", name="quiet", notify=False),
+        AuditDraft.by(system, action="microservice.scale", name="dry", result="dry_run"),
+        AuditDraft.by(system, action="cluster.create", name="unwanted"),
+    ]
+    # when
+    audit_events_record(drafts=drafts)
+    # then all are written, only the first is notified
+    assert AuditEvent.objects.count() == 4
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.channel, delivery.event.name) == (channel, "wanted")
+
+
+def test_bulk_record_of_nothing_writes_nothing(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert audit_events_record(drafts=[]) == 0

@@ -156,7 +156,7 @@ def demo(transactional_db) -> Any:
     from django.core.management import call_command
 
     from apps.control.models import Cluster
-    from apps.metrics.dashboard_api import cluster_today
+    from apps.metrics.selectors import cluster_today
 
     call_command("kubedoor_demo", stdout=io.StringIO())
     cluster = Cluster.objects.get(name="demo")

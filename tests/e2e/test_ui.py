@@ -15,7 +15,7 @@ import trustme
 
 from apps.control.models import Cluster, Microservice
 from apps.metrics import dashboard
-from apps.metrics.dashboard_api import cluster_today, default_day_from
+from apps.metrics.selectors import cluster_today, day_range_get
 from tests.e2e.conftest import DEMO_DAYS, log_in, shot
 from tests.factories import ClusterFactory, UserFactory
 from tests.services.k8s_standin import standin_cluster
@@ -64,13 +64,13 @@ def test_log_in_filter_sort_and_open_a_services_curves(live_server, new_page, de
     with page.expect_navigation():
         first.locator("a.kd-curves-link").click()
     page.wait_for_selector("#kd-curves[data-loaded='true']")
-    today = cluster_today(demo)
+    lookback = day_range_get(cluster=demo)
     expected = dashboard.dashboard_curves(
         cluster="demo",
         namespace="payments",
         deployment=name,
-        day_from=default_day_from(demo, today),
-        day_to=today,
+        day_from=lookback.day_from,
+        day_to=lookback.day_to,
     )
     assert len(expected) == demo.lookback_days - 1 == 9
     assert page.locator("#kd-chart-cpu circle.kd-point").count() == 9

@@ -8,7 +8,9 @@ import pytest
 
 from apps.audit.models import AuditEvent
 from apps.metrics.models import CollectionRun
+from apps.metrics.selectors import cluster_today
 from apps.metrics.store import OrmStore
+from tests.factories import ClusterFactory
 from tests.metrics.test_store import make_row
 
 D1 = datetime.date(2026, 3, 1)
@@ -148,3 +150,21 @@ def test_peaks_need_a_known_cluster_and_a_sane_range(viewer_api, prod):
         ).status_code
         == 400
     )
+
+
+def test_peaks_default_to_the_last_10_days_ending_today_in_the_clusters_zone(viewer_api):
+    # given a cluster whose day starts well before the server's (UTC+14), with peaks around its today
+    far = ClusterFactory(name="far", time_zone="Pacific/Kiritimati", lookback_days=3)
+    today = cluster_today(far)
+    store = OrmStore()
+    for offset in (0, 9, 10):
+        day = today - datetime.timedelta(days=offset)
+        store.day_replace(cluster="far", day=day, rows=[make_row(cluster="far", day=day)])
+    # when
+    response = viewer_api.get("/api/v1/peaks/", {"cluster": "far"})
+    # then the last 10 days of the cluster's calendar, whatever its lookback
+    assert response.status_code == 200
+    assert [r["day"] for r in response.data["results"]] == [
+        (today - datetime.timedelta(days=9)).isoformat(),
+        today.isoformat(),
+    ]

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import jsonpointer
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from apps.webhook.admission import (
     AdmissionParseError,
@@ -19,6 +21,7 @@ from apps.webhook.admission import (
     pointer,
     response_body,
 )
+from apps.webhook.admission.review import json_loads
 from tests.webhook.conftest import load_case
 
 ROW = ControlRow(namespace="shop", name="cart", replicas=3, request_cpu_m=250, request_mem_mib=256)
@@ -152,3 +155,80 @@ def test_parse_rejects_what_is_not_a_review(mutate, reason):
 def test_parse_rejects_non_json():
     with pytest.raises(AdmissionParseError, match="the body is not JSON"):
         parse_review(b'{"apiVersion": ')
+
+
+# --- json_loads: orjson where it agrees with the standard library, the standard library elsewhere ----
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()  # NaN and ±Infinity included: json.dumps writes them as literals orjson refuses
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _outcome(loads, text):
+    """The value (repr: 1 and 1.0 differ, NaN equals NaN) or the exception (type and message)."""
+    try:
+        return "value", repr(loads(text))
+    except (ValueError, RecursionError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, compact=st.booleans())
+def test_json_loads_gives_what_the_standard_library_gives_for_json(value, compact):
+    text = json.dumps(value, separators=(",", ":") if compact else None, ensure_ascii=False).encode()
+    assert _outcome(json_loads, text) == _outcome(json.loads, text)
+
+
+def _within_64_bits(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**64
+    if isinstance(value, list):
+        return all(_within_64_bits(item) for item in value)
+    if isinstance(value, dict):
+        return all(_within_64_bits(item) for item in value.values())
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200) | st.text(max_size=60).map(str.encode))
+def test_json_loads_gives_what_the_standard_library_gives_for_any_bytes(body):
+    try:
+        assume(_within_64_bits(json.loads(body)))  # see test_json_loads_reads_integers_beyond_64_bits_as_floats
+    except (ValueError, RecursionError):
+        pass
+    assert _outcome(json_loads, body) == _outcome(json.loads, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"NaN",
+        b"[Infinity, -Infinity]",
+        b"1e400",
+        b'"\\ud800"',  # a lone surrogate
+        b"\xef\xbb\xbf{}",  # a byte order mark
+        '{"a": 1}'.encode("utf-16"),
+        b"[1,]",
+        b'{"a": 1} x',
+        b"[" * 1030 + b"]" * 1030,  # deeper than orjson's limit: the standard library's RecursionError
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps(load_case("kubectl-update-image")[0]).encode(),
+    ],
+)
+def test_json_loads_falls_back_to_the_standard_library_where_orjson_refuses(body):
+    assert _outcome(json_loads, body) == _outcome(json.loads, body)
+
+
+def test_json_loads_reads_integers_beyond_64_bits_as_floats():
+    # the one documented difference; the API server never sends such a number (Go's int64 fields)
+    assert json_loads(b"[18446744073709551615, -9223372036854775808]") == [2**64 - 1, -(2**63)]
+    assert json_loads(b"18446744073709551616") == 1.8446744073709552e19
+    assert isinstance(json_loads(b"18446744073709551616"), float)
+    assert json.loads(b"18446744073709551616") == 2**64

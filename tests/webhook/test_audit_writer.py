@@ -64,6 +64,22 @@ def test_events_a_channel_wants_are_notified_and_dry_runs_are_not(db):
     assert sorted(notified) == ["cart", "other"]
 
 
+def test_a_notified_event_keeps_the_time_of_the_decision_too(db):
+    # given a channel that wants the event
+    NotificationChannel.objects.create(
+        name="ops", kind="slack", target="http://127.0.0.1:9/hook", actions=["admission.*"], results=[]
+    )
+    writer = AuditWriter(autostart=False)
+    at = timezone.now() - datetime.timedelta(seconds=3)
+    writer.submit(**EVENT, at=at)
+    # when
+    assert writer.drain() == 1
+    # then it went the notifying way, with the decision's time and the same columns as audit_event_record
+    event = AuditEvent.objects.get()
+    assert NotificationDelivery.objects.get().event == event
+    assert (event.at, event.before, event.actor_name, event.source) == (at, EVENT["before"], "webhook", "webhook")
+
+
 @pytest.fixture
 def eager_celery():
     """Queued tasks run in-process, at once: deliveries reach the loopback receiver inside the test."""

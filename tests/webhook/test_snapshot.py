@@ -11,10 +11,11 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.control.models import Microservice
 from apps.webhook import metrics
 from apps.webhook.admission import ClusterSettings, ControlRow
 from apps.webhook.audit_writer import AuditWriter
-from apps.webhook.snapshot import SnapshotHolder
+from apps.webhook.snapshot import SnapshotHolder, cluster_settings_from, control_row_from
 from tests.factories import ClusterFactory, MicroserviceFactory
 from tests.services import free_port
 from tests.webhook.conftest import load_case
@@ -88,6 +89,32 @@ def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
     assert (rows[("shop", "c")].replicas, rows[("shop", "c")].replicas_mode) == (None, "ignore")
     assert rows[("shop", "c")].limit_cpu_m is None
     assert clusters["empty"].rows == {}
+
+
+def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_models(db):
+    # given rows covering every source of replicas, an HPA and unset resources
+    prod = ClusterFactory(name="prod", admission_mode="audit", namespaces=["shop"], on_store_error="deny")
+    MicroserviceFactory(cluster=prod, namespace="shop", name="a", pod_count=4, pod_count_ai=6, pod_count_manual=None)
+    MicroserviceFactory(cluster=prod, namespace="shop", name="b", pod_count=0, pod_count_manual=None, hpa_name="b")
+    MicroserviceFactory(cluster=prod, namespace="shop", name="c", container="app", request_mem_mib=None)
+    holder = SnapshotHolder(autostart=False)
+    # when
+    holder.refresh()
+    # then the snapshot (built from value rows) holds what the preview builds from model instances
+    control = holder.current.clusters["prod"]
+    assert control.settings == cluster_settings_from(prod)
+    for service in Microservice.objects.filter(cluster=prod):
+        assert control.rows[(service.namespace, service.name)] == control_row_from(service)
+    assert control.rows[("shop", "a")].replicas == 6
+    assert (control.rows[("shop", "b")].replicas, control.rows[("shop", "b")].hpa_managed) == (None, True)
+    assert cluster_settings_from(prod, admission_mode="enforce") == ClusterSettings(
+        name="prod",
+        admission_mode="enforce",
+        namespaces=frozenset({"shop"}),
+        excluded_namespaces=frozenset({"kube-system", "kubedoor"}),
+        on_store_error="deny",
+        own_usernames=frozenset({"system:serviceaccount:kubedoor:kubedoor"}),
+    )
 
 
 def test_refresh_rebuilds_when_rows_change_and_when_stale(db):

@@ -65,6 +65,12 @@ def tls_webhook(transactional_db, tmp_path):
     )
     try:
         wait_for_port(port, process=process)
+        # Each worker binds its socket before it loads Django (gunicorn_conf.py), so on a loaded machine
+        # a first connection can wait several seconds. Wait until new connections, which the kernel
+        # spreads over both workers, are answered: the tests' 5 s timeouts then time the webhook, not
+        # its start-up.
+        for _ in range(8):
+            httpx.get(f"https://127.0.0.1:{port}/healthz", verify=_client_context(ca), timeout=60)
         yield {"port": port, "ca": ca, "cert": cert_path, "key": key_path}
     finally:
         stop_process(process)

@@ -81,7 +81,7 @@ def test_too_large_is_refused_from_content_length_without_reading(rf):
     response = views.AdmissionReviewView.as_view()(request, cluster="prod")
     # then
     assert response.status_code == 413
-    assert json.loads(response.rendered_content) == {"status": 413, "detail": "The AdmissionReview is too large."}
+    assert json.loads(response.content) == {"status": 413, "detail": "The AdmissionReview is too large."}
 
 
 def test_answer_is_the_service_bytes_as_json_whatever_the_request_accepts(client, prod, webhook_state, webhook_process):
@@ -187,6 +187,24 @@ def test_webhook_process_settings_route_its_own_map_with_no_middleware():
     env = os.environ | {"KUBEDOOR_PROCESS": "webhook", "DJANGO_SETTINGS_MODULE": "kubedoor_site.settings"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["apps.webhook.process_urls", "0"]
+
+
+def test_webhook_process_has_no_per_request_database_or_cache_receivers(db):
+    # given the webhook process's WSGI module loaded (apps/webhook/wsgi.py), against the test database
+    code = (
+        "import apps.webhook.wsgi; from django.core import signals; from django.core.cache import close_caches; "
+        "from django.core.handlers.base import reset_urlconf; from django.db import close_old_connections; "
+        "print(signals.request_started.has_listeners(), "
+        "signals.request_finished.disconnect(close_old_connections), "
+        "signals.request_finished.disconnect(close_caches), signals.request_finished.disconnect(reset_urlconf))"
+    )
+    db = connection.settings_dict
+    env = os.environ | {"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    # when
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # then nothing runs when a request starts, and only Django's URLconf reset when it ends: the request
+    # thread never opens a connection (the snapshot and audit threads keep their own)
+    assert done.stdout.split() == ["False", "False", "False", "True"]
 
 
 def test_webhook_process_probes(client, prod, webhook_process):

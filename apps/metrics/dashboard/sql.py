@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from apps.metrics.dashboard.results import BOARDS, TOP_N, DataSpan, RawCurve, RawSummary, as_date
+from apps.metrics.dashboard.results import BOARDS, TOP_N, DataSpan, RawCurve, RawSummary, RawTotals, as_date
 
 # Inner columns carry a ``d_`` prefix: ClickHouse substitutes aliases everywhere, so an outer alias
 # named like an inner column would refer to itself.
@@ -167,7 +167,7 @@ class ClickHouseDashboard:
         params = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
         (row,) = self.executor.execute(DASHBOARD_SUMMARY_SQL, params)
         namespaces, *totals = row[:9]
-        namespace_rows = [(entry[0], list(entry[1:])) for entry in row[9]]
+        namespace_rows: list[tuple[str, RawTotals]] = [(entry[0], list(entry[1:])) for entry in row[9]]
         top = [
             (board, namespace, deployment, as_date(day), value)
             for board, entries in zip(BOARDS, row[10:], strict=True)

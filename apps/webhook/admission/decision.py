@@ -9,10 +9,12 @@ the preview API and the tests share exactly one rule.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from apps.control.namespaces import namespace_is_controlled
 from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
 from apps.webhook.admission.review import Review
 
@@ -67,9 +69,9 @@ class ClusterSettings:
     own_usernames: frozenset[str] = frozenset()
 
     def is_namespace_controlled(self, namespace: str) -> bool:
-        if namespace in self.excluded_namespaces:
-            return False
-        return not self.namespaces or namespace in self.namespaces
+        return namespace_is_controlled(
+            namespace=namespace, namespaces=self.namespaces, excluded=self.excluded_namespaces
+        )
 
 
 @dataclass
@@ -218,7 +220,7 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
             final["requests"][key] = limit
             warnings.append(f"container {cname} requests.{key} {request} lowered to the limit {limit}")
 
-    base = ("spec", "template", "spec", "containers", index)
+    resources_path = pointer("spec", "template", "spec", "containers", index, "resources")
     ops: list[dict[str, Any]] = []
     changes: list[tuple[str, str, Any, Any]] = []
     for part in ("requests", "limits"):
@@ -229,14 +231,15 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
     if not changes:
         return []
     if not isinstance(container.get("resources"), dict):
-        ops.append({"op": "add", "path": pointer(*base, "resources"), "value": {}})
+        ops.append({"op": "add", "path": resources_path, "value": {}})
     made: set[str] = set()
     for part, key, old, new in changes:
+        # part and key are requests/limits and cpu/memory: nothing in them to escape
         if not isinstance(resources.get(part), dict) and part not in made:
-            ops.append({"op": "add", "path": pointer(*base, "resources", part), "value": {}})
+            ops.append({"op": "add", "path": f"{resources_path}/{part}", "value": {}})
             made.add(part)
         op = "replace" if old is not None else "add"
-        ops.append({"op": op, "path": pointer(*base, "resources", part, key), "value": new})
+        ops.append({"op": op, "path": f"{resources_path}/{part}/{key}", "value": new})
         warnings.append(f"container {cname} {part}.{key} {_show(old)} -> {new}")
         before.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = old
         after.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = new
@@ -364,7 +367,9 @@ def response_body(*, review: Review, decision: Decision) -> dict[str, Any]:
         response["status"] = {"code": decision.code or 403, "message": decision.message}
     if decision.patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(decision.patch, separators=(",", ":")).encode()).decode()
+        # orjson writes what json.dumps(separators=(",", ":")) does for a patch: ASCII pointers,
+        # control-table integers and quantity strings.
+        response["patch"] = base64.b64encode(orjson.dumps(decision.patch)).decode()
     if decision.warnings:
         response["warnings"] = decision.warnings
     return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}

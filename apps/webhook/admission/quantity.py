@@ -26,13 +26,13 @@ _SUFFIXES = {
 
 def parse_quantity(value: Any) -> Decimal | None:
     """A Kubernetes quantity ("250m", "1.5", "512Mi", "1e3") as a Decimal; None when unreadable."""
+    if isinstance(value, str):
+        return _parse_quantity_text(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return Decimal(str(value))
-    if not isinstance(value, str):
-        return None
-    return _parse_quantity_text(value)
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -61,7 +61,13 @@ def same_quantity(a: Any, b: Any) -> bool:
 
 def pointer(*segments: str | int) -> str:
     """An RFC 6901 JSON pointer: "~" becomes "~0" and "/" becomes "~1" in every segment."""
-    return "".join("/" + str(segment).replace("~", "~0").replace("/", "~1") for segment in segments)
+    return "".join(["/" + _escaped(str(segment)) for segment in segments])
+
+
+def _escaped(segment: str) -> str:
+    if "~" in segment or "/" in segment:
+        return segment.replace("~", "~0").replace("/", "~1")
+    return segment
 
 
 def cpu_text(millicores: int) -> str:

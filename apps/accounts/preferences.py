@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from apps.control.models import UserPreference
+from apps.accounts.models import UserPreference
 
 SESSION_KEY = "kubedoor_language"
 

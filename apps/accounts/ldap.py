@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django_auth_ldap.backend import LDAPBackend, _LDAPUser
 
-from apps.control.roles import ROLES
+from apps.accounts.roles import ROLES
 
 
 class RoleLDAPBackend(LDAPBackend):

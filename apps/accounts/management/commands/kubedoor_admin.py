@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from apps.control.roles import ADMIN
+from apps.accounts.roles import ADMIN
 
 
 class Command(BaseCommand):

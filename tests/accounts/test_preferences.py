@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from apps.control.models import UserPreference
+from apps.accounts.models import UserPreference
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Small plain views of the control app (outside the admin's model pages)."""
+"""Plain views of the accounts app (outside the admin's model pages): the language preference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from apps.control.preferences import SESSION_KEY, user_language_set
+from apps.accounts.preferences import SESSION_KEY, user_language_set
 
 
 @require_POST

@@ -1,0 +1,36 @@
+"""Webhook services, one module per job, every public name importable from here.
+
+- :mod:`~apps.webhook.services.answer`: answering an AdmissionReview from the snapshot (the hot path);
+- :mod:`~apps.webhook.services.admission_mode`: admission off / audit / enforce, registered in Kubernetes;
+- :mod:`~apps.webhook.services.preview`: what the webhook would answer for a Deployment.
+"""
+
+from apps.webhook.services.admission_mode import (
+    AdmissionRegistrationError,
+    admission_mode_set,
+    admission_state_get,
+    webhook_configuration_for,
+)
+from apps.webhook.services.answer import (
+    MAX_BODY_BYTES,
+    ReviewAnswer,
+    admission_review_handle,
+    internal_error,
+    method_not_allowed,
+    too_large,
+)
+from apps.webhook.services.preview import admission_preview
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "AdmissionRegistrationError",
+    "ReviewAnswer",
+    "admission_mode_set",
+    "admission_preview",
+    "admission_review_handle",
+    "admission_state_get",
+    "internal_error",
+    "method_not_allowed",
+    "too_large",
+    "webhook_configuration_for",
+]

@@ -1,0 +1,49 @@
+"""KubeDoor's admin site: Django's, with the KubeDoor titles and the Dashboard pages.
+
+Installed as ``admin.site`` through ``kubedoor_site.apps.KubeDoorAdminConfig.default_site``, so
+``@admin.register`` and ``admin.site.urls`` work as with Django's own site. The Dashboard has no
+model of its own: its two pages are routed here, in front of the site's own URLs, and it gets an
+entry at the top of the index's "Metrics" section for users who may read the archive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver, path
+from django.utils.translation import gettext_lazy as _
+
+from apps.metrics import dashboard_admin
+
+
+class KubeDoorAdminSite(admin.AdminSite):
+    site_header = _("KubeDoor")
+    site_title = _("KubeDoor")
+    index_title = _("Resource control plane")
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [
+            path("metrics/dashboard/", self.admin_view(self.dashboard_view), name="metrics_dashboard"),
+            path(
+                "metrics/dashboard/curves/",
+                self.admin_view(self.dashboard_curves_view),
+                name="metrics_dashboard_curves",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        app_list = super().get_app_list(request, app_label)
+        if request.user.has_perm(dashboard_admin.PERMISSION):
+            for app in app_list:
+                if app["app_label"] == "metrics":
+                    app["models"].insert(0, dashboard_admin.app_list_entry())
+        return app_list
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_admin.dashboard_view(self, request)
+
+    def dashboard_curves_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_admin.curves_view(self, request)
