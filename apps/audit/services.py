@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
-import operator
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
@@ -92,8 +90,7 @@ def audit_json(value: Any) -> Any:
     return json.loads(audit_json_text(value))
 
 
-@dataclass(frozen=True, slots=True)
-class AuditDraft:
+class AuditDraft(NamedTuple):
     """One event to append: the columns of ``AuditEvent`` every writer fills (``AUDIT_COLUMNS`` is read from
     here, not listed again), plus how subscribed channels hear of it.
 
@@ -101,6 +98,9 @@ class AuditDraft:
     ``notify`` False writes the event without notifying anyone (the per-row events of a refresh or an
     import); ``notify_coalesce_seconds`` notifies repeats of the action on the same object within that
     many seconds once, then one summary (``notifications_queue``).
+
+    An immutable named tuple rather than a frozen dataclass: the webhook's writer makes one per admission
+    decision, and a frozen dataclass of these 16 fields takes ~7 µs to build, a named tuple ~2 µs.
     """
 
     action: str
@@ -134,13 +134,16 @@ class AuditDraft:
         )
 
 
-# How a draft is announced is not stored; every other field of the draft is a column of AuditEvent (attname).
+# Every field of a draft but the last two (how it is announced) is a column of AuditEvent (its attname).
 AUDIT_NOT_STORED = ("notify", "notify_coalesce_seconds")
-AUDIT_COLUMNS: tuple[str, ...] = tuple(
-    field.name for field in dataclasses.fields(AuditDraft) if field.name not in AUDIT_NOT_STORED
-)
-_draft_columns = operator.attrgetter(*AUDIT_COLUMNS)
+AUDIT_COLUMNS: tuple[str, ...] = AuditDraft._fields[: -len(AUDIT_NOT_STORED)]
+if AuditDraft._fields[len(AUDIT_COLUMNS) :] != AUDIT_NOT_STORED:
+    raise ImportError("AuditDraft must end with the fields that are not stored")
 _AT, _BEFORE, _AFTER = (AUDIT_COLUMNS.index(name) for name in ("at", "before", "after"))
+
+
+def _draft_columns(draft: AuditDraft) -> tuple[Any, ...]:
+    return draft[: len(AUDIT_COLUMNS)]
 
 
 def audit_event_record(
