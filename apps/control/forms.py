@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
 from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, ScheduledOperation, ScheduleKind
+from apps.control.scheduling import EDITABLE_FIELDS
 
 
 class LocalDateTimeField(forms.DateTimeField):
@@ -85,18 +86,7 @@ class ScheduledOperationForm(forms.ModelForm):
 
     class Meta:
         model = ScheduledOperation
-        fields = [
-            "kind",
-            "targets",
-            "replicas",
-            "temporary",
-            "interval_seconds",
-            "schedule",
-            "run_at",
-            "cron",
-            "time_zone",
-            "enabled",
-        ]
+        fields = ["kind", *EDITABLE_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

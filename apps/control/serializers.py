@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, Cluster, Microservice, ScheduledOperation
-from apps.control.scheduling import targets_ordered
+from apps.control.scheduling import EDITABLE_FIELDS, targets_ordered
 from apps.control.services import CLUSTER_SECRET_FIELDS, redact_url
 
 
@@ -224,15 +224,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "id",
             "kind",
             "cluster",
-            "targets",
-            "replicas",
-            "temporary",
-            "interval_seconds",
-            "schedule",
-            "run_at",
-            "cron",
-            "time_zone",
-            "enabled",
+            *EDITABLE_FIELDS,
             "state",
             "created_by",
             "created_at",
