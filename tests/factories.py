@@ -28,8 +28,8 @@ class MicroserviceFactory(factory.django.DjangoModelFactory):
     cluster = factory.SubFactory(ClusterFactory)
     namespace = "shop"
     name = factory.Sequence(lambda n: f"svc-{n}")
-    pod_count = 2
-    pod_count_init = 2
+    replicas_measured = 2
+    replicas_initial = 2
     request_cpu_m = 250
     request_mem_mib = 256
     limit_cpu_m = 1000

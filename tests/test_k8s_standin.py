@@ -64,7 +64,7 @@ def test_create_of_a_registered_deployment_is_stored_with_the_control_rows_value
 ):
     # given: enforce mode registered through KubeDoor's service, and cart's row in the control table
     enforce(admitting_cluster)
-    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", replicas_specified=3)
     k8s_standin.add_namespace("shop")
     webhook_process.wait_fresh()
 
@@ -155,7 +155,7 @@ def test_the_scale_subresource_reaches_the_webhook_as_a_scale_and_the_patched_re
 ):
     # given: cart runs 3 replicas; the control table says 4
     enforce(admitting_cluster)
-    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", pod_count_manual=4)
+    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", replicas_specified=4)
     before = k8s_standin.add_deployment("shop", "cart", replicas=3)
     webhook_process.wait_fresh()
 
@@ -208,7 +208,7 @@ def test_a_webhook_that_is_down_follows_the_failure_policy(admitting_cluster, k8
     admitting_cluster.failure_policy = policy
     admitting_cluster.save()
     enforce(admitting_cluster)
-    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", replicas_specified=3)
     k8s_standin.add_namespace("shop")
     dead = free_port()
     k8s_standin.route_webhooks(to=f"http://127.0.0.1:{dead}")
@@ -546,7 +546,7 @@ def test_dry_run_and_delete(k8s_standin, fake_webhooks):
 def test_audit_events_of_the_webhook_land_before_the_next_test(admitting_cluster, k8s_standin, webhook_process):
     """The fixture's teardown waits for them; here they are already visible once awaited."""
     enforce(admitting_cluster)
-    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="cart", replicas_specified=3)
     k8s_standin.add_deployment("shop", "cart", replicas=2)
     webhook_process.wait_fresh()
 

@@ -16,6 +16,17 @@ def test_openapi_schema_validates(tmp_path):
     assert set(schema["paths"]["/api/v1/audit-events/{id}/"]) == {"get", "parameters"} or set(
         schema["paths"]["/api/v1/audit-events/{id}/"]
     ) == {"get"}
+    row = schema["components"]["schemas"]["Microservice"]["properties"]
+    assert row["replicas_measured"].get("deprecated") is None
+    assert {
+        name: row[name].get("deprecated")
+        for name in ("pod_count_init", "pod_count", "pod_count_manual", "pod_count_ai")
+    } == {
+        "pod_count_init": True,
+        "pod_count": True,
+        "pod_count_manual": True,
+        "pod_count_ai": True,
+    }
 
 
 @pytest.mark.django_db

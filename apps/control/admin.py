@@ -79,7 +79,7 @@ class NullsLastChangeList(ChangeList):
         {
             "p95_cpu_pct",
             "p95_mem_pct",
-            "pod_count_manual",
+            "replicas_specified",
             "source_day",
             "request_cpu_m",
             "limit_cpu_m",
@@ -99,10 +99,10 @@ class NullsLastChangeList(ChangeList):
 
 
 # Fields operators may edit; admins may edit every field of MICROSERVICE_EDITABLE_FIELDS.
-OPERATOR_EDITABLE_FIELDS = ("pod_count_manual", "limit_cpu_m", "limit_mem_mib")
+OPERATOR_EDITABLE_FIELDS = ("replicas_specified", "limit_cpu_m", "limit_mem_mib")
 MEASURED_FIELDS = (
-    "pod_count_init",
-    "pod_count",
+    "replicas_initial",
+    "replicas_measured",
     "p95_cpu_pct",
     "p95_mem_pct",
     "p95_cpu_cores",
@@ -123,8 +123,8 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
     list_display = [
         "namespace",
         "name",
-        "pod_count",
-        "pod_count_manual",
+        "replicas_measured",
+        "replicas_specified",
         "p95_cpu_pct_display",
         "request_cpu_m",
         "limit_cpu_m",
@@ -144,7 +144,10 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
     ordering = ["-p95_cpu_pct", "namespace", "name"]
     fieldsets = [
         (None, {"fields": ["cluster", "namespace", "name", "container", "replicas_mode", "hpa_name"]}),
-        (_("Replicas"), {"fields": ["pod_count_init", "pod_count", "pod_count_manual", "pod_count_ai"]}),
+        (
+            _("Replicas"),
+            {"fields": ["replicas_initial", "replicas_measured", "replicas_specified", "replicas_recommended"]},
+        ),
         (
             _("Resources"),
             {"fields": ["request_cpu_m", "limit_cpu_m", "request_mem_mib", "limit_mem_mib", "request_capped"]},

@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from apps.audit.services import Actor
 from apps.control import operations, scheduling, selectors, services
-from apps.control.filters import MicroserviceFilter
+from apps.control.filters import AliasOrderingFilter, MicroserviceFilter
 from apps.control.models import Cluster, Microservice, ScheduledOperation
 from apps.control.serializers import (
+    REPLICAS_ALIASES,
     ClusterSerializer,
     MicroserviceSerializer,
     OperationSerializer,
@@ -53,12 +56,14 @@ class ClusterViewSet(viewsets.ModelViewSet):
 class MicroserviceViewSet(viewsets.ModelViewSet):
     serializer_class = MicroserviceSerializer
     filterset_class = MicroserviceFilter
+    filter_backends = [DjangoFilterBackend, SearchFilter, AliasOrderingFilter]
     search_fields = ["namespace", "name"]
+    ordering_aliases = REPLICAS_ALIASES
     ordering_fields = [
         "namespace",
         "name",
-        "pod_count",
-        "pod_count_manual",
+        "replicas_measured",
+        "replicas_specified",
         "p95_cpu_pct",
         "p95_mem_pct",
         "request_cpu_m",

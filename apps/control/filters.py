@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from rest_framework.filters import OrderingFilter
 
 from apps.control.models import Microservice
 
@@ -21,3 +22,14 @@ class MicroserviceFilter(django_filters.FilterSet):
     class Meta:
         model = Microservice
         fields = ["cluster", "namespace", "present", "hpa_managed", "replicas_mode"]
+
+
+class AliasOrderingFilter(OrderingFilter):
+    """DRF's ordering, also taking the view's ``ordering_aliases`` (an old field name → its field)."""
+
+    def remove_invalid_fields(self, queryset: Any, fields: Any, view: Any, request: Any) -> list[str]:
+        aliases: dict[str, str] = getattr(view, "ordering_aliases", {})
+        named = [
+            ("-" if term.startswith("-") else "") + aliases.get(term.lstrip("-"), term.lstrip("-")) for term in fields
+        ]
+        return super().remove_invalid_fields(queryset, named, view, request)

@@ -6,7 +6,7 @@ lookback and hands them to ``microservices_measurements_apply``; the import of K
 rows to ``microservices_import_apply``. With a person's edits (``apps.control.services``) these are the
 only writers of the control table.
 
-What a refresh never overwrites: ``pod_count_manual``, ``pod_count_ai``, ``replicas_mode``, a set
+What a refresh never overwrites: ``replicas_specified``, ``replicas_recommended``, ``replicas_mode``, a set
 ``container`` (whoever set it), the per-service headroom/floor overrides, the limits of an existing row
 (observed limits are copied only into a new row), and a request a person set (``request_*_by_hand``,
 set by ``apps.control.services`` when an admin or API user writes the request, cleared when they clear
@@ -37,7 +37,7 @@ from apps.control.services import MICROSERVICE_REQUEST_FIELDS
 # The fields a refresh writes (and audits when they change).
 MEASURED_FIELDS = (
     "container",
-    "pod_count",
+    "replicas_measured",
     "p95_cpu_pct",
     "p95_mem_pct",
     "p95_cpu_cores",
@@ -52,7 +52,7 @@ MEASURED_FIELDS = (
 # What the "new service found" event of a discovered row says.
 DISCOVERED_FIELDS = (
     "container",
-    "pod_count",
+    "replicas_measured",
     "request_cpu_m",
     "request_mem_mib",
     "limit_cpu_m",
@@ -103,7 +103,7 @@ class MicroserviceMeasurement:
     source_day: datetime.date | None = None
     container: str = ""
     is_container_chosen: bool = False
-    pod_count: int = 0
+    replicas_measured: int = 0
     p95_cpu_cores: float | None = None
     p95_mem_mib: float | None = None
     p95_cpu_pct: float | None = None
@@ -132,10 +132,10 @@ class MicroserviceImported:
 
     namespace: str
     name: str
-    pod_count_init: int
-    pod_count: int
-    pod_count_manual: int | None
-    pod_count_ai: int | None
+    replicas_initial: int
+    replicas_measured: int
+    replicas_specified: int | None
+    replicas_recommended: int | None
     p95_cpu_pct: float | None
     p95_mem_pct: float | None
     request_cpu_m: int | None
@@ -197,7 +197,7 @@ def microservices_measurements_apply(
                     cluster=cluster,
                     namespace=measurement.namespace,
                     name=measurement.name,
-                    pod_count_init=values["pod_count"],
+                    replicas_initial=values["replicas_measured"],
                     limit_cpu_m=measurement.limit_cpu_m,
                     limit_mem_mib=measurement.limit_mem_mib,
                     updated_by=actor.name,
@@ -254,7 +254,7 @@ def _measured(row: dict[str, Any], measurement: MicroserviceMeasurement) -> dict
     if measurement.is_container_chosen and not after["container"]:
         after["container"] = measurement.container
     after["source_day"] = measurement.source_day
-    after["pod_count"] = measurement.pod_count
+    after["replicas_measured"] = measurement.replicas_measured
     after["p95_cpu_cores"] = measurement.p95_cpu_cores
     after["p95_mem_mib"] = measurement.p95_mem_mib
     after["p95_cpu_pct"] = measurement.p95_cpu_pct

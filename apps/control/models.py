@@ -198,13 +198,23 @@ class Microservice(models.Model):
         help_text=_("Empty: the container named like the Deployment, else the first."),
     )
 
-    pod_count_init = models.PositiveIntegerField(_("initial pod"), default=0)
-    pod_count = models.PositiveIntegerField(_("today pod"), default=0)
-    pod_count_manual = models.PositiveIntegerField(
-        _("specified pod"), null=True, blank=True, validators=[MaxValueValidator(MAX_REPLICAS)]
+    # The replicas columns keep KubeDoor 0.2's names (pod_count, pod_count_manual, …); the API
+    # answers with both names (README "API field names").
+    replicas_initial = models.PositiveIntegerField(_("initial pod"), default=0, db_column="pod_count_init")
+    replicas_measured = models.PositiveIntegerField(_("today pod"), default=0, db_column="pod_count")
+    replicas_specified = models.PositiveIntegerField(
+        _("specified pod"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_REPLICAS)],
+        db_column="pod_count_manual",
     )
-    pod_count_ai = models.PositiveIntegerField(
-        _("recommended pod"), null=True, blank=True, validators=[MaxValueValidator(MAX_REPLICAS)]
+    replicas_recommended = models.PositiveIntegerField(
+        _("recommended pod"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_REPLICAS)],
+        db_column="pod_count_ai",
     )
 
     p95_cpu_pct = models.FloatField(_("P95 CPU %"), null=True, blank=True)
@@ -274,7 +284,9 @@ class Microservice(models.Model):
 
     @property
     def effective_replicas(self) -> int | None:
-        return effective_replicas(manual=self.pod_count_manual, ai=self.pod_count_ai, measured=self.pod_count)
+        return effective_replicas(
+            manual=self.replicas_specified, ai=self.replicas_recommended, measured=self.replicas_measured
+        )
 
     @property
     def is_hpa_managed(self) -> bool:

@@ -172,9 +172,9 @@ def _record(*, actor: Actor, service: Microservice, action: str, result: TargetR
 
 def _table_set_replicas(*, actor: Actor, service: Microservice, replicas: int) -> Microservice:
     """A persistent scale: the specified pods become ``replicas`` (audited, committed on return)."""
-    if service.pod_count_manual == replicas:
+    if service.replicas_specified == replicas:
         return service
-    saved = microservice_update(actor=actor, service=service, data={"pod_count_manual": replicas})
+    saved = microservice_update(actor=actor, service=service, data={"replicas_specified": replicas})
     saved.refresh_from_db()
     return saved
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, Cluster, Microservice, ScheduledOperation
@@ -57,10 +58,34 @@ def _datetime_text(value: datetime.datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+# The replicas fields' API names before they were renamed (KubeDoor 0.2's column names), kept as
+# aliases so clients do not break: reads carry both names, writes take either, ordering takes either.
+REPLICAS_ALIASES = {
+    "pod_count_init": "replicas_initial",
+    "pod_count": "replicas_measured",
+    "pod_count_manual": "replicas_specified",
+    "pod_count_ai": "replicas_recommended",
+}
+
+
+def _alias_field(new: str, *, read_only: bool) -> serializers.IntegerField:
+    help_text = _("Deprecated alias of %(field)s.") % {"field": new}
+    if read_only:
+        return serializers.IntegerField(source=new, read_only=True, help_text=help_text)
+    return serializers.IntegerField(
+        source=new, required=False, allow_null=True, min_value=0, max_value=MAX_REPLICAS, help_text=help_text
+    )
+
+
+@extend_schema_serializer(deprecate_fields=list(REPLICAS_ALIASES))
 class MicroserviceSerializer(serializers.ModelSerializer):
     """A control row: written with the editable fields, read back with every field and ``effective_replicas``."""
 
     cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    pod_count_init = _alias_field("replicas_initial", read_only=True)
+    pod_count = _alias_field("replicas_measured", read_only=True)
+    pod_count_manual = _alias_field("replicas_specified", read_only=False)
+    pod_count_ai = _alias_field("replicas_recommended", read_only=False)
     effective_replicas = serializers.IntegerField(read_only=True, allow_null=True)
     hpa_managed = serializers.BooleanField(
         source="is_hpa_managed",
@@ -76,10 +101,11 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             "namespace",
             "name",
             "container",
-            "pod_count_init",
-            "pod_count",
-            "pod_count_manual",
-            "pod_count_ai",
+            "replicas_initial",
+            "replicas_measured",
+            "replicas_specified",
+            "replicas_recommended",
+            *REPLICAS_ALIASES,
             "effective_replicas",
             "p95_cpu_pct",
             "p95_mem_pct",
@@ -104,8 +130,8 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             "updated_by",
         ]
         read_only_fields = [
-            "pod_count_init",
-            "pod_count",
+            "replicas_initial",
+            "replicas_measured",
             "p95_cpu_pct",
             "p95_mem_pct",
             "p95_cpu_cores",
@@ -127,6 +153,18 @@ class MicroserviceSerializer(serializers.ModelSerializer):
                 fields[name].read_only = True
         return fields
 
+    def to_internal_value(self, data: Any) -> Any:
+        """A write may name a replicas field by its new name or its alias, not both with different values."""
+        if isinstance(data, dict):
+            conflicts = {
+                alias: _("%(alias)s and %(field)s disagree; send one of them.") % {"alias": alias, "field": new}
+                for alias, new in REPLICAS_ALIASES.items()
+                if alias in data and new in data and data[alias] != data[new]
+            }
+            if conflicts:
+                raise serializers.ValidationError(conflicts)
+        return super().to_internal_value(data)
+
     def to_representation(self, instance: Microservice) -> dict[str, Any]:
         """The row as DRF's generic field machinery would render it, built directly.
 
@@ -142,6 +180,8 @@ class MicroserviceSerializer(serializers.ModelSerializer):
                 data[name] = _datetime_text(getattr(instance, name))
             elif name == "hpa_managed":
                 data[name] = instance.is_hpa_managed
+            elif name in REPLICAS_ALIASES:
+                data[name] = getattr(instance, REPLICAS_ALIASES[name])
             elif name == "source_day":
                 data[name] = None if instance.source_day is None else instance.source_day.isoformat()
             else:

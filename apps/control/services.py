@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 # Fields of a control row that a person edits (everything else is measured by collection).
 MICROSERVICE_EDITABLE_FIELDS = (
     "container",
-    "pod_count_manual",
-    "pod_count_ai",
+    "replicas_specified",
+    "replicas_recommended",
     "request_cpu_m",
     "request_mem_mib",
     "limit_cpu_m",
@@ -139,7 +139,7 @@ def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
 def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name: str, **fields: Any) -> Microservice:
     """Register a Deployment in the control table."""
     _check_request_permission(user=actor.user, fields=[f for f, v in fields.items() if v is not None])
-    unknown = set(fields) - set(MICROSERVICE_EDITABLE_FIELDS) - {"pod_count", "pod_count_init", "is_present"}
+    unknown = set(fields) - set(MICROSERVICE_EDITABLE_FIELDS) - {"replicas_measured", "replicas_initial", "is_present"}
     if unknown:
         raise ValidationError({field: _("This field cannot be set.") for field in sorted(unknown)})
     service = Microservice(cluster=cluster, namespace=namespace, name=name, updated_by=actor.name, **fields)

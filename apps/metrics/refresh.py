@@ -93,7 +93,7 @@ def deployment_measure(
         source_day=day,
         container=container,
         is_container_chosen=chosen,
-        pod_count=row.pod_count or 0,
+        replicas_measured=row.pod_count or 0,
         p95_cpu_cores=row.p95_cpu_cores,
         p95_mem_mib=row.p95_mem_mib,
         p95_cpu_pct=row.p95_cpu_pct,

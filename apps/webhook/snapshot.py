@@ -62,9 +62,9 @@ CONTROL_ROW_FIELDS = (
     "namespace",
     "name",
     "container",
-    "pod_count",
-    "pod_count_manual",
-    "pod_count_ai",
+    "replicas_measured",
+    "replicas_specified",
+    "replicas_recommended",
     "replicas_mode",
     "request_cpu_m",
     "request_mem_mib",
@@ -95,7 +95,7 @@ def control_row_from(service: Any) -> ControlRow:
         name=service.name,
         container=service.container,
         replicas=effective_replicas(
-            manual=service.pod_count_manual, ai=service.pod_count_ai, measured=service.pod_count
+            manual=service.replicas_specified, ai=service.replicas_recommended, measured=service.replicas_measured
         ),
         replicas_mode=service.replicas_mode,
         request_cpu_m=service.request_cpu_m,

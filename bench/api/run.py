@@ -67,7 +67,7 @@ def seed(rows: int) -> str:
                 cluster=cluster,
                 namespace=f"ns-{i % 20:02d}",
                 name=f"svc-{i:05d}",
-                pod_count=rng.randint(1, 12),
+                replicas_measured=rng.randint(1, 12),
                 p95_cpu_pct=round(rng.uniform(1, 99), 1),
                 p95_mem_pct=round(rng.uniform(1, 99), 1),
                 request_cpu_m=rng.randint(10, 4000),

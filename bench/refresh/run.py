@@ -67,7 +67,9 @@ def main() -> None:
         Microservice.objects.filter(cluster=cluster).delete()
         Microservice.objects.bulk_create(
             [
-                Microservice(cluster=cluster, namespace=ns, name=svc, limit_cpu_m=2000, limit_mem_mib=4096, pod_count=2)
+                Microservice(
+                    cluster=cluster, namespace=ns, name=svc, limit_cpu_m=2000, limit_mem_mib=4096, replicas_measured=2
+                )
                 for ns, svc in services
             ],
             batch_size=2000,

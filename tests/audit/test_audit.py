@@ -75,7 +75,9 @@ def test_change_and_event_share_one_transaction(service, admin_user):
     def change_then_fail() -> None:
         with transaction.atomic():
             services.microservice_update(
-                actor=Actor(user=admin_user, name="admin1", source="api"), service=service, data={"pod_count_manual": 7}
+                actor=Actor(user=admin_user, name="admin1", source="api"),
+                service=service,
+                data={"replicas_specified": 7},
             )
             assert AuditEvent.objects.count() == 1
             raise RuntimeError("roll back")
@@ -83,14 +85,14 @@ def test_change_and_event_share_one_transaction(service, admin_user):
     with pytest.raises(RuntimeError):
         change_then_fail()
     # then both are gone
-    assert Microservice.objects.get(pk=service.pk).pod_count_manual is None
+    assert Microservice.objects.get(pk=service.pk).replicas_specified is None
     assert AuditEvent.objects.count() == 0
 
 
 def test_api_lists_events_with_filters_and_cannot_write(viewer_api, service, admin_user, operator):
     # given
     admin = Actor(user=admin_user, name="admin1", source="api")
-    services.microservice_update(actor=admin, service=service, data={"pod_count_manual": 3})
+    services.microservice_update(actor=admin, service=service, data={"replicas_specified": 3})
     services.microservice_update(
         actor=Actor(user=operator, name="operator1", source="admin"), service=service, data={"limit_cpu_m": 1200}
     )

@@ -65,8 +65,8 @@ def test_changelist_has_the_columns_and_banner(viewer, table):
     assert headers == [
         "namespace",
         "name",
-        "pod_count",
-        "pod_count_manual",
+        "replicas_measured",
+        "replicas_specified",
         "p95_cpu_pct_display",
         "request_cpu_m",
         "limit_cpu_m",
@@ -117,20 +117,20 @@ def test_operator_edits_specified_pods_and_limits_but_requests_are_read_only(ope
     url = f"{CHANGELIST}{service.pk}/change/"
     html = client.get(url).content.decode()
     editable = form_fields(html) - {"csrfmiddlewaretoken", "_save", "_continue", "_addanother"}
-    assert editable == {"pod_count_manual", "limit_cpu_m", "limit_mem_mib"}
+    assert editable == {"replicas_specified", "limit_cpu_m", "limit_mem_mib"}
 
     # when the operator saves, even with request fields forged into the POST
     response = client.post(
-        url, {"pod_count_manual": "6", "limit_cpu_m": "1500", "limit_mem_mib": "1024", "request_cpu_m": "999"}
+        url, {"replicas_specified": "6", "limit_cpu_m": "1500", "limit_mem_mib": "1024", "request_cpu_m": "999"}
     )
     # then
     assert response.status_code == 302
     service.refresh_from_db()
-    assert (service.pod_count_manual, service.limit_cpu_m, service.request_cpu_m) == (6, 1500, 250)
+    assert (service.replicas_specified, service.limit_cpu_m, service.request_cpu_m) == (6, 1500, 250)
     event = AuditEvent.objects.get()
     assert event.source == "admin"
     assert event.actor_name == "operator1"
-    assert event.after == {"pod_count_manual": 6, "limit_cpu_m": 1500, "effective_replicas": 6}
+    assert event.after == {"replicas_specified": 6, "limit_cpu_m": 1500, "effective_replicas": 6}
 
 
 def test_admin_may_edit_requests(admin_user, service):
@@ -143,8 +143,8 @@ def test_admin_may_edit_requests(admin_user, service):
         {
             "container": "",
             "replicas_mode": "enforce",
-            "pod_count_manual": "",
-            "pod_count_ai": "",
+            "replicas_specified": "",
+            "replicas_recommended": "",
             "request_cpu_m": "300",
             "request_mem_mib": "256",
             "limit_cpu_m": "1000",
@@ -163,7 +163,7 @@ def test_admin_may_edit_requests(admin_user, service):
 
 def test_admin_form_refuses_a_limit_below_the_request(operator, service):
     response = logged_in(operator).post(
-        f"{CHANGELIST}{service.pk}/change/", {"pod_count_manual": "", "limit_cpu_m": "100", "limit_mem_mib": "1024"}
+        f"{CHANGELIST}{service.pk}/change/", {"replicas_specified": "", "limit_cpu_m": "100", "limit_mem_mib": "1024"}
     )
     assert response.status_code == 200
     assert "The CPU limit must not be below the CPU request." in response.content.decode()
@@ -176,20 +176,20 @@ def test_viewer_gets_a_read_only_form_and_cannot_post(viewer, service):
     client = logged_in(viewer)
     url = f"{CHANGELIST}{service.pk}/change/"
     assert form_fields(client.get(url).content.decode()) <= {"csrfmiddlewaretoken"}
-    response = client.post(url, {"pod_count_manual": "9", "limit_cpu_m": "1000", "limit_mem_mib": "1024"})
+    response = client.post(url, {"replicas_specified": "9", "limit_cpu_m": "1000", "limit_mem_mib": "1024"})
     assert response.status_code == 403
     service.refresh_from_db()
-    assert service.pod_count_manual is None
+    assert service.replicas_specified is None
     assert AuditEvent.objects.count() == 0
 
 
 def test_admin_post_without_csrf_token_is_refused(operator, service):
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator)
-    response = client.post(f"{CHANGELIST}{service.pk}/change/", {"pod_count_manual": "9"})
+    response = client.post(f"{CHANGELIST}{service.pk}/change/", {"replicas_specified": "9"})
     assert response.status_code == 403
     service.refresh_from_db()
-    assert service.pod_count_manual is None
+    assert service.replicas_specified is None
 
 
 def test_cluster_secrets_are_hidden_from_viewers_and_not_rendered_for_admins(viewer, admin_user):

@@ -44,7 +44,7 @@ def test_user_without_a_role_cannot_read(nobody, service):
 
 def test_viewer_reads_rows_with_every_field_and_effective_replicas(viewer_api, service):
     # given
-    Microservice.objects.filter(pk=service.pk).update(pod_count_manual=0, p95_cpu_pct=42.5)
+    Microservice.objects.filter(pk=service.pk).update(replicas_specified=0, p95_cpu_pct=42.5)
     # when
     response = viewer_api.get(detail(service))
     # then
@@ -54,7 +54,7 @@ def test_viewer_reads_rows_with_every_field_and_effective_replicas(viewer_api, s
     assert body["namespace"] == "shop"
     assert body["name"] == "cart"
     assert body["pod_count"] == 2
-    assert body["pod_count_manual"] == 0
+    assert body["replicas_specified"] == 0
     assert body["effective_replicas"] == 0
     assert body["p95_cpu_pct"] == 42.5
     assert body["request_cpu_m"] == 250
@@ -62,26 +62,80 @@ def test_viewer_reads_rows_with_every_field_and_effective_replicas(viewer_api, s
     assert body["is_present"] is True
 
 
+def test_reads_carry_the_replicas_fields_under_their_names_and_their_old_aliases(viewer_api, service):
+    # given: four different values, so a swapped alias cannot pass
+    Microservice.objects.filter(pk=service.pk).update(
+        replicas_initial=1, replicas_measured=2, replicas_specified=3, replicas_recommended=4
+    )
+    # when
+    body = viewer_api.get(detail(service)).json()
+    # then
+    assert (body["replicas_initial"], body["replicas_measured"]) == (1, 2)
+    assert (body["replicas_specified"], body["replicas_recommended"]) == (3, 4)
+    assert (body["pod_count_init"], body["pod_count"], body["pod_count_manual"], body["pod_count_ai"]) == (1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("payload", "stored"),
+    [
+        ({"pod_count_manual": 5}, (5, None)),
+        ({"pod_count_ai": 6}, (None, 6)),
+        ({"replicas_specified": 7, "pod_count_manual": 7}, (7, None)),
+    ],
+)
+def test_writes_accept_the_old_names(admin_api, service, payload, stored):
+    # when
+    response = admin_api.patch(detail(service), payload, format="json")
+    # then
+    assert response.status_code == 200, response.json()
+    service.refresh_from_db()
+    assert (service.replicas_specified, service.replicas_recommended) == stored
+
+
+def test_a_write_naming_both_names_with_different_values_is_400_and_changes_nothing(admin_api, service):
+    # when
+    response = admin_api.patch(detail(service), {"replicas_specified": 4, "pod_count_manual": 5}, format="json")
+    # then
+    assert response.status_code == 400
+    assert "pod_count_manual" in response.json()["errors"]
+    service.refresh_from_db()
+    assert service.replicas_specified is None
+    assert not AuditEvent.objects.exists()
+
+
+def test_ordering_takes_the_old_names(viewer_api, cluster):
+    # given
+    for name, pods in (("b", 3), ("a", 1), ("c", 2)):
+        MicroserviceFactory(cluster=cluster, name=name, replicas_measured=pods)
+    # when
+    names = {
+        term: [row["name"] for row in viewer_api.get(URL, {"ordering": term}).json()["results"]]
+        for term in ("pod_count", "-pod_count", "replicas_measured")
+    }
+    # then
+    assert names == {"pod_count": ["a", "c", "b"], "-pod_count": ["b", "c", "a"], "replicas_measured": ["a", "c", "b"]}
+
+
 def test_viewer_cannot_write_and_nothing_changes(viewer_api, service):
     # when
-    response = viewer_api.patch(detail(service), {"pod_count_manual": 5}, format="json")
+    response = viewer_api.patch(detail(service), {"replicas_specified": 5}, format="json")
     # then
     assert response.status_code == 403
     service.refresh_from_db()
-    assert service.pod_count_manual is None
+    assert service.replicas_specified is None
     assert AuditEvent.objects.count() == 0
 
 
 def test_operator_sets_specified_pods_and_limits_with_one_audit_event(operator_api, operator, service):
     # when
     response = operator_api.patch(
-        detail(service), {"pod_count_manual": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048}, format="json"
+        detail(service), {"replicas_specified": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048}, format="json"
     )
     # then
     assert response.status_code == 200, response.json()
     assert response.json()["effective_replicas"] == 4
     service.refresh_from_db()
-    assert (service.pod_count_manual, service.limit_cpu_m, service.limit_mem_mib) == (4, 2000, 2048)
+    assert (service.replicas_specified, service.limit_cpu_m, service.limit_mem_mib) == (4, 2000, 2048)
     assert service.updated_by == "operator1"
     event = AuditEvent.objects.get()
     assert event.action == "microservice.update"
@@ -90,32 +144,32 @@ def test_operator_sets_specified_pods_and_limits_with_one_audit_event(operator_a
     assert event.source == "api"
     assert (event.cluster, event.namespace, event.name) == ("prod", "shop", "cart")
     assert event.before == {
-        "pod_count_manual": None,
+        "replicas_specified": None,
         "limit_cpu_m": 1000,
         "limit_mem_mib": 1024,
         "effective_replicas": 2,
     }
-    assert event.after == {"pod_count_manual": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048, "effective_replicas": 4}
+    assert event.after == {"replicas_specified": 4, "limit_cpu_m": 2000, "limit_mem_mib": 2048, "effective_replicas": 4}
     assert event.result == "ok"
     assert event.request_id
 
 
 def test_operator_cannot_change_requests(operator_api, service):
     # when
-    response = operator_api.patch(detail(service), {"request_cpu_m": 500, "pod_count_manual": 3}, format="json")
+    response = operator_api.patch(detail(service), {"request_cpu_m": 500, "replicas_specified": 3}, format="json")
     # then
     assert response.status_code == 403
     assert "request_cpu_m" in response.json()["detail"]
     service.refresh_from_db()
     assert service.request_cpu_m == 250
-    assert service.pod_count_manual is None
+    assert service.replicas_specified is None
     assert AuditEvent.objects.count() == 0
 
 
 def test_operator_sending_unchanged_requests_is_not_refused(operator_api, service):
-    response = operator_api.patch(detail(service), {"request_cpu_m": 250, "pod_count_manual": 3}, format="json")
+    response = operator_api.patch(detail(service), {"request_cpu_m": 250, "replicas_specified": 3}, format="json")
     assert response.status_code == 200
-    assert AuditEvent.objects.get().after == {"pod_count_manual": 3, "effective_replicas": 3}
+    assert AuditEvent.objects.get().after == {"replicas_specified": 3, "effective_replicas": 3}
 
 
 def test_operator_cannot_create_or_delete_rows(operator_api, service, cluster):
@@ -171,8 +225,8 @@ def test_admin_creates_updates_and_deletes_each_with_one_event(admin_api, cluste
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"cluster": "prod", "namespace": "shop", "name": "x", "pod_count_manual": -1}, "pod_count_manual"),
-        ({"cluster": "prod", "namespace": "shop", "name": "x", "pod_count_manual": 1001}, "pod_count_manual"),
+        ({"cluster": "prod", "namespace": "shop", "name": "x", "replicas_specified": -1}, "replicas_specified"),
+        ({"cluster": "prod", "namespace": "shop", "name": "x", "replicas_specified": 1001}, "replicas_specified"),
         ({"cluster": "nowhere", "namespace": "shop", "name": "x"}, "cluster"),
         ({"cluster": "prod", "namespace": "Shop_NS", "name": "x"}, "namespace"),
         (
@@ -412,8 +466,8 @@ def test_fast_row_rendering_equals_drf_field_rendering(service, filled):
     # given a row with every nullable field set, or none
     values = (
         {
-            "pod_count_manual": 0,
-            "pod_count_ai": 3,
+            "replicas_specified": 0,
+            "replicas_recommended": 3,
             "p95_cpu_pct": 12.5,
             "p95_mem_pct": 40.0,
             "p95_cpu_cores": 0.125,

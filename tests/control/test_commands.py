@@ -30,7 +30,7 @@ def test_demo_loads_50_services_in_5_namespaces_idempotently():
     assert "50 microservices added" in first
     assert "0 microservices added" in second
     for row in rows:
-        assert row.pod_count >= 1
+        assert row.replicas_measured >= 1
         assert 10 <= row.request_cpu_m <= row.limit_cpu_m
         assert 16 <= row.request_mem_mib <= row.limit_mem_mib
         assert 0 < row.p95_cpu_pct <= 100

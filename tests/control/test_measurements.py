@@ -37,7 +37,7 @@ def measured(name: str, *, namespace: str = "shop", **fields) -> MicroserviceMea
     values = {
         "source_day": DAY,
         "container": name,
-        "pod_count": 3,
+        "replicas_measured": 3,
         "p95_cpu_cores": 0.5,
         "p95_mem_mib": 400.0,
         "p95_cpu_pct": 50.0,
@@ -60,7 +60,7 @@ def test_a_measured_deployment_without_a_row_gets_one_with_the_observed_limits(p
     # then
     assert (applied.added, applied.updated, applied.vanished, applied.unchanged, applied.unmanaged) == (1, 0, 0, 0, [])
     cart = Microservice.objects.get(name="cart")
-    assert (cart.container, cart.pod_count, cart.pod_count_init, cart.source_day) == ("", 3, 3, DAY)
+    assert (cart.container, cart.replicas_measured, cart.replicas_initial, cart.source_day) == ("", 3, 3, DAY)
     assert (cart.request_cpu_m, cart.request_mem_mib, cart.limit_cpu_m, cart.limit_mem_mib) == (500, 400, 800, 1024)
     assert (cart.hpa_name, cart.is_present, cart.updated_by) == ("cart-hpa", True, "collector")
     event = AuditEvent.objects.get()
@@ -73,7 +73,7 @@ def test_a_measured_deployment_without_a_row_gets_one_with_the_observed_limits(p
     )
     assert event.after == {
         "container": "",
-        "pod_count": 3,
+        "replicas_measured": 3,
         "request_cpu_m": 500,
         "request_mem_mib": 400,
         "limit_cpu_m": 800,
@@ -89,8 +89,8 @@ def test_a_refresh_keeps_what_a_person_set(prod, admin_user):
         cluster=prod,
         name="cart",
         container="app",
-        pod_count_manual=7,
-        pod_count_ai=5,
+        replicas_specified=7,
+        replicas_recommended=5,
         replicas_mode="ignore",
         cpu_headroom=0.5,
         min_mem_mib=300,
@@ -103,13 +103,18 @@ def test_a_refresh_keeps_what_a_person_set(prod, admin_user):
     )
     # then only the measured fields and the request not set by hand change
     cart.refresh_from_db()
-    assert (cart.pod_count_manual, cart.pod_count_ai, cart.replicas_mode, cart.container) == (7, 5, "ignore", "app")
+    assert (cart.replicas_specified, cart.replicas_recommended, cart.replicas_mode, cart.container) == (
+        7,
+        5,
+        "ignore",
+        "app",
+    )
     assert (cart.cpu_headroom, cart.min_mem_mib, cart.limit_cpu_m, cart.limit_mem_mib) == (0.5, 300, 1000, 1024)
-    assert (cart.request_cpu_m, cart.request_mem_mib, cart.pod_count, cart.source_day) == (333, 400, 3, DAY)
+    assert (cart.request_cpu_m, cart.request_mem_mib, cart.replicas_measured, cart.source_day) == (333, 400, 3, DAY)
     assert (applied.updated, applied.unchanged) == (1, 0)
     event = AuditEvent.objects.get(action="microservice.refresh")
     assert event.before == {
-        "pod_count": 2,
+        "replicas_measured": 2,
         "p95_cpu_pct": None,
         "p95_mem_pct": None,
         "p95_cpu_cores": None,
@@ -118,7 +123,7 @@ def test_a_refresh_keeps_what_a_person_set(prod, admin_user):
         "source_day": None,
     }
     assert event.after == {
-        "pod_count": 3,
+        "replicas_measured": 3,
         "p95_cpu_pct": 50.0,
         "p95_mem_pct": 39.063,
         "p95_cpu_cores": 0.5,
@@ -160,7 +165,7 @@ def test_a_measurement_without_statistics_keeps_the_measured_fields(prod):
     applied = apply(prod, MicroserviceMeasurement(namespace="shop", name="cart", hpa_name="new"))
     # then only presence and the HPA mark follow
     cart = Microservice.objects.get()
-    assert (cart.is_present, cart.hpa_name, cart.pod_count, cart.request_cpu_m, cart.source_day) == (
+    assert (cart.is_present, cart.hpa_name, cart.replicas_measured, cart.request_cpu_m, cart.source_day) == (
         True,
         "new",
         2,
@@ -283,7 +288,7 @@ def test_a_person_setting_a_request_marks_it_and_clearing_it_unmarks_it(prod, ad
     services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 300, "request_mem_mib": None})
     assert flags("cart") == (True, False)
     # an unchanged value is no edit: the mark stays as it is
-    services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 300, "pod_count_manual": 4})
+    services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 300, "replicas_specified": 4})
     assert flags("cart") == (True, False)
 
 
@@ -334,7 +339,7 @@ def test_the_migration_takes_the_flags_from_the_audit_trail_as_the_refresh_did(p
     event(COLLECTOR, "microservice.update", "system", {"request_cpu_m": 300})
     event(admin, "microservice.refresh", "system", {"request_mem_mib": 300})
     event(api, "microservice.create", "created", {"request_cpu_m": None, "request_mem_mib": 128})
-    event(admin, "microservice.update", "untouched", {"pod_count_manual": 3})
+    event(admin, "microservice.update", "untouched", {"replicas_specified": 3})
     event(admin, "microservice.update", "untouched", None)
     # when
     migration = importlib.import_module("apps.control.migrations.0009_microservice_requests_by_hand")
@@ -361,10 +366,10 @@ def test_the_migration_takes_the_flags_from_the_audit_trail_as_the_refresh_did(p
 
 def imported(name: str, **fields) -> MicroserviceImported:
     values = {
-        "pod_count_init": 3,
-        "pod_count": 4,
-        "pod_count_manual": 6,
-        "pod_count_ai": 5,
+        "replicas_initial": 3,
+        "replicas_measured": 4,
+        "replicas_specified": 6,
+        "replicas_recommended": 5,
         "p95_cpu_pct": 42.5,
         "p95_mem_pct": 61.25,
         "request_cpu_m": 300,
@@ -377,16 +382,22 @@ def imported(name: str, **fields) -> MicroserviceImported:
 
 def test_an_import_adopts_0_2_values_and_audits_only_what_changed(prod, subscribed):
     # given one of the two rows exists already
-    MicroserviceFactory(cluster=prod, name="api", pod_count=9, limit_cpu_m=1000, limit_mem_mib=1024)
+    MicroserviceFactory(cluster=prod, name="api", replicas_measured=9, limit_cpu_m=1000, limit_mem_mib=1024)
     actor = Actor.system("import_kubedoor")
     # when
     applied = microservices_import_apply(
-        cluster=prod, rows=[imported("cart"), imported("api", pod_count_manual=0, limit_mem_mib=None)], actor=actor
+        cluster=prod, rows=[imported("cart"), imported("api", replicas_specified=0, limit_mem_mib=None)], actor=actor
     )
     # then
     assert (applied.created, applied.updated, applied.unchanged) == (1, 1, 0)
     api = Microservice.objects.get(name="api")
-    assert (api.pod_count, api.pod_count_manual, api.pod_count_ai, api.limit_mem_mib, api.updated_by) == (
+    assert (
+        api.replicas_measured,
+        api.replicas_specified,
+        api.replicas_recommended,
+        api.limit_mem_mib,
+        api.updated_by,
+    ) == (
         4,
         0,
         5,
@@ -398,21 +409,21 @@ def test_an_import_adopts_0_2_values_and_audits_only_what_changed(prod, subscrib
     assert events["cart"].after == {field: getattr(imported("cart"), field) for field in events["cart"].after}
     assert len(events["cart"].after) == 10
     assert events["api"].before == {
-        "pod_count_init": 2,
-        "pod_count": 9,
-        "pod_count_manual": None,
-        "pod_count_ai": None,
+        "replicas_initial": 2,
+        "replicas_measured": 9,
+        "replicas_specified": None,
+        "replicas_recommended": None,
         "p95_cpu_pct": None,
         "p95_mem_pct": None,
         "request_cpu_m": 250,
         "request_mem_mib": 256,
         "limit_mem_mib": 1024,
     }
-    assert events["api"].after["pod_count_manual"] == 0
+    assert events["api"].after["replicas_specified"] == 0
     assert not NotificationDelivery.objects.exists()
     # when imported again: nothing written
     again = microservices_import_apply(
-        cluster=prod, rows=[imported("cart"), imported("api", pod_count_manual=0, limit_mem_mib=None)], actor=actor
+        cluster=prod, rows=[imported("cart"), imported("api", replicas_specified=0, limit_mem_mib=None)], actor=actor
     )
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
     assert AuditEvent.objects.count() == 2

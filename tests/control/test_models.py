@@ -22,7 +22,7 @@ def test_effective_replicas_priority(manual, ai, measured, expected):
 
 
 def test_the_model_uses_the_same_rule():
-    row = Microservice(pod_count=0, pod_count_manual=None, pod_count_ai=None)
+    row = Microservice(replicas_measured=0, replicas_specified=None, replicas_recommended=None)
     assert row.effective_replicas is None
-    row.pod_count_ai = 4
+    row.replicas_recommended = 4
     assert row.effective_replicas == 4

@@ -25,7 +25,7 @@ def api_actor(user) -> Actor:
 @pytest.fixture
 def cart(k8s_standin, k8s_cluster):
     k8s_standin.add_deployment("shop", "cart", replicas=2)
-    return MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="cart", pod_count=2)
+    return MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="cart", replicas_measured=2)
 
 
 def test_scale_to_given_replicas_is_persistent_patches_the_scale_subresource_and_audits(k8s_standin, cart, operator):
@@ -40,12 +40,12 @@ def test_scale_to_given_replicas_is_persistent_patches_the_scale_subresource_and
     ]
     # ... and the control table's specified pods became 5 first (one event each)
     cart.refresh_from_db()
-    assert cart.pod_count_manual == 5
+    assert cart.replicas_specified == 5
     update, scale = AuditEvent.objects.order_by("pk")
     assert (update.action, update.before, update.after) == (
         "microservice.update",
-        {"pod_count_manual": None, "effective_replicas": 2},
-        {"pod_count_manual": 5, "effective_replicas": 5},
+        {"replicas_specified": None, "effective_replicas": 2},
+        {"replicas_specified": 5, "effective_replicas": 5},
     )
     assert (scale.action, scale.actor, scale.actor_name, scale.source, scale.result) == (
         "microservice.scale",
@@ -68,7 +68,7 @@ def test_a_temporary_scale_leaves_the_control_table_unchanged(k8s_standin, cart,
 
     assert (result.ok, result.after_replicas, result.temporary) == (True, 5, True)
     cart.refresh_from_db()
-    assert cart.pod_count_manual is None
+    assert cart.replicas_specified is None
     (scale,) = AuditEvent.objects.all()
     assert (scale.action, scale.after) == ("microservice.scale", {"replicas": 5, "temporary": True})
     assert scale.message == "scaled from 2 to 5 (temporary: the next deploy or restart applies the control table again)"
@@ -99,7 +99,7 @@ def test_a_scale_the_api_server_stores_differently_fails_naming_who_changed_it(k
 
 
 def test_scale_without_replicas_uses_the_effective_replicas(k8s_standin, cart, operator):
-    Microservice.objects.filter(pk=cart.pk).update(pod_count_manual=0, pod_count_ai=7)
+    Microservice.objects.filter(pk=cart.pk).update(replicas_specified=0, replicas_recommended=7)
     cart.refresh_from_db()
 
     result = operations.microservice_scale(actor=api_actor(operator), service=cart)
@@ -109,7 +109,9 @@ def test_scale_without_replicas_uses_the_effective_replicas(k8s_standin, cart, o
 
 
 def test_scale_refuses_when_there_is_no_effective_replicas(k8s_standin, cart, operator):
-    Microservice.objects.filter(pk=cart.pk).update(pod_count=0, pod_count_manual=None, pod_count_ai=None)
+    Microservice.objects.filter(pk=cart.pk).update(
+        replicas_measured=0, replicas_specified=None, replicas_recommended=None
+    )
     cart.refresh_from_db()
 
     with pytest.raises(ValidationError) as caught:
@@ -209,21 +211,21 @@ def test_save_and_scale_commits_the_save_before_the_scale_reaches_kubernetes(k8s
 
     cluster = standin_cluster(k8s_standin)
     k8s_standin.add_deployment("shop", "cart", replicas=2)
-    service = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", pod_count=2)
+    service = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_measured=2)
     seen: list[int | None] = []
 
     def look_from_another_connection(record) -> None:
         # the stand-in's thread has its own database connection: it sees committed rows only
         if record.method == "PATCH":
             assert threading.current_thread() is not threading.main_thread()
-            seen.append(Microservice.objects.get(pk=service.pk).pod_count_manual)
+            seen.append(Microservice.objects.get(pk=service.pk).replicas_specified)
             connections.close_all()
 
     k8s_standin.on_request = look_from_another_connection
 
     # when
     result = operations.microservice_save_and_scale(
-        actor=api_actor(operator), service=service, data={"pod_count_manual": 6}
+        actor=api_actor(operator), service=service, data={"replicas_specified": 6}
     )
 
     # then
@@ -262,11 +264,13 @@ def test_save_and_restart_commits_the_save_first(k8s_standin, operator):
 
 def test_save_and_scale_with_a_bad_value_saves_nothing_and_sends_nothing(k8s_standin, cart, operator):
     with pytest.raises(ValidationError):
-        operations.microservice_save_and_scale(actor=api_actor(operator), service=cart, data={"pod_count_manual": 5000})
+        operations.microservice_save_and_scale(
+            actor=api_actor(operator), service=cart, data={"replicas_specified": 5000}
+        )
 
     assert k8s_standin.requests == []
     cart.refresh_from_db()
-    assert cart.pod_count_manual is None
+    assert cart.replicas_specified is None
     assert not AuditEvent.objects.exists()
 
 
@@ -275,7 +279,8 @@ def test_batch_waits_the_interval_between_targets_only_and_continues_past_failur
     k8s_standin.add_deployment("shop", "a", replicas=1)
     k8s_standin.add_deployment("shop", "c", replicas=1)
     services = [
-        MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=name, pod_count=1) for name in ("a", "b", "c")
+        MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=name, replicas_measured=1)
+        for name in ("a", "b", "c")
     ]
     sleeps: list[float] = []
 
@@ -325,8 +330,8 @@ def test_batch_interval_is_really_waited(k8s_standin, k8s_cluster, operator):
 def test_batch_target_without_replicas_fails_alone(k8s_standin, k8s_cluster, operator):
     k8s_standin.add_deployment("shop", "a")
     k8s_standin.add_deployment("shop", "b")
-    a = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="a", pod_count=0)
-    b = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="b", pod_count=3)
+    a = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="a", replicas_measured=0)
+    b = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="b", replicas_measured=3)
 
     batch = operations.operation_batch_run(actor=api_actor(operator), kind="scale", services=[a, b])
 

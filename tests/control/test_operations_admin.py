@@ -30,7 +30,7 @@ def logged_in(user) -> Client:
 def rows(k8s_standin, k8s_cluster):
     for name in ("a", "b"):
         k8s_standin.add_deployment("shop", name, replicas=1)
-    return [MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=n, pod_count=2) for n in ("a", "b")]
+    return [MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=n, replicas_measured=2) for n in ("a", "b")]
 
 
 def test_scale_action_shows_the_intermediate_page(operator, rows, k8s_standin):
@@ -65,7 +65,7 @@ def test_scale_now_of_one_row_scales_at_once(operator, rows, k8s_standin):
         ("/apis/apps/v1/namespaces/shop/deployments/a/scale", {"spec": {"replicas": 5}})
     ]
     update, event = AuditEvent.objects.order_by("id")
-    assert (update.action, update.after["pod_count_manual"]) == ("microservice.update", 5)
+    assert (update.action, update.after["replicas_specified"]) == ("microservice.update", 5)
     assert (event.action, event.source, event.actor_name) == ("microservice.scale", "admin", "operator1")
 
 
@@ -134,7 +134,7 @@ def test_viewers_have_no_scale_or_restart_action(viewer, rows, k8s_standin, acti
 
 def change_data(service: Microservice, **overrides) -> dict:
     data = {
-        "pod_count_manual": "" if service.pod_count_manual is None else service.pod_count_manual,
+        "replicas_specified": "" if service.replicas_specified is None else service.replicas_specified,
         "limit_cpu_m": service.limit_cpu_m,
         "limit_mem_mib": service.limit_mem_mib,
     }
@@ -147,12 +147,12 @@ def test_save_and_scale_saves_then_scales_to_the_saved_replicas(operator, rows, 
     url = f"{CHANGELIST}{rows[0].pk}/change/"
     assert "Save &amp; scale" in client.get(url).content.decode()
 
-    response = client.post(url, {**change_data(rows[0], pod_count_manual=4), "_saveandscale": "1"}, follow=True)
+    response = client.post(url, {**change_data(rows[0], replicas_specified=4), "_saveandscale": "1"}, follow=True)
 
     assert response.status_code == 200
     assert "Microservice shop/a: scaled from 1 to 4" in response.content.decode()
     rows[0].refresh_from_db()
-    assert rows[0].pod_count_manual == 4
+    assert rows[0].replicas_specified == 4
     assert k8s_standin.calls("PATCH")[0].body == {"spec": {"replicas": 4}}
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
         "microservice.update",
@@ -177,7 +177,7 @@ def test_save_and_restart(operator, rows, k8s_standin):
 def test_save_and_scale_with_an_invalid_value_saves_and_sends_nothing(operator, rows, k8s_standin):
     url = f"{CHANGELIST}{rows[0].pk}/change/"
 
-    response = logged_in(operator).post(url, {**change_data(rows[0], pod_count_manual=5000), "_saveandscale": "1"})
+    response = logged_in(operator).post(url, {**change_data(rows[0], replicas_specified=5000), "_saveandscale": "1"})
 
     assert response.status_code == 200  # the form again, with the error
     assert k8s_standin.requests == []
@@ -189,13 +189,13 @@ def test_viewers_get_no_save_and_scale(viewer, rows, k8s_standin):
     url = f"{CHANGELIST}{rows[0].pk}/change/"
 
     assert "Save &amp; scale" not in client.get(url).content.decode()
-    response = client.post(url, {**change_data(rows[0], pod_count_manual=4), "_saveandscale": "1"})
+    response = client.post(url, {**change_data(rows[0], replicas_specified=4), "_saveandscale": "1"})
 
     assert response.status_code == 403
     assert k8s_standin.requests == []
     assert not AuditEvent.objects.exists()
     rows[0].refresh_from_db()
-    assert rows[0].pod_count_manual is None
+    assert rows[0].replicas_specified is None
 
 
 def test_scheduled_operations_admin_lists_pauses_and_cancels(operator, viewer, rows):

@@ -18,7 +18,7 @@ OPS = "/api/v1/operations/"
 @pytest.fixture
 def cart(k8s_standin, k8s_cluster):
     k8s_standin.add_deployment("shop", "cart", replicas=2)
-    return MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="cart", pod_count=3)
+    return MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="cart", replicas_measured=3)
 
 
 def scale_url(service) -> str:
@@ -37,7 +37,7 @@ def test_operator_scales_with_given_replicas(operator_api, cart, k8s_standin):
     assert (body["ok"], body["before_replicas"], body["after_replicas"], body["name"]) == (True, 2, 5, "cart")
     assert k8s_standin.calls("PATCH")[0].body == {"spec": {"replicas": 5}}
     update, event = AuditEvent.objects.order_by("id")
-    assert (update.action, update.after["pod_count_manual"]) == ("microservice.update", 5)
+    assert (update.action, update.after["replicas_specified"]) == ("microservice.update", 5)
     assert (event.action, event.actor_name, event.source, event.result) == (
         "microservice.scale",
         "operator1",
@@ -52,7 +52,7 @@ def test_a_temporary_scale_leaves_the_table_alone(operator_api, cart, k8s_standi
     assert response.status_code == 200
     assert (response.json()["after_replicas"], response.json()["temporary"]) == (5, True)
     cart.refresh_from_db()
-    assert cart.pod_count_manual is None
+    assert cart.replicas_specified is None
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["microservice.scale"]
 
 
@@ -66,7 +66,7 @@ def test_a_deployment_missing_in_the_cluster_is_404_naming_it_and_changes_nothin
     assert "deployment shop/cart: not found" in response.json()["detail"]
     assert k8s_standin.calls("PATCH") == []
     cart.refresh_from_db()
-    assert cart.pod_count_manual is None
+    assert cart.replicas_specified is None
     assert list(AuditEvent.objects.values_list("action", "result")) == [("microservice.scale", "error")]
 
 
@@ -98,7 +98,7 @@ def test_scale_replicas_out_of_range_is_400_naming_the_field(operator_api, cart,
 
 
 def test_scale_without_any_replica_count_is_400(operator_api, cart, k8s_standin):
-    cart.pod_count = 0
+    cart.replicas_measured = 0
     cart.save()
 
     response = operator_api.post(scale_url(cart), {}, format="json")

@@ -80,7 +80,7 @@ def setup(worker_with_beat, k8s_standin, operator):
     cluster = standin_cluster(k8s_standin)
     for name in ("a", "b"):
         k8s_standin.add_deployment("shop", name, replicas=1)
-    services = [MicroserviceFactory(cluster=cluster, namespace="shop", name=n, pod_count=3) for n in ("a", "b")]
+    services = [MicroserviceFactory(cluster=cluster, namespace="shop", name=n, replicas_measured=3) for n in ("a", "b")]
     return cluster, services
 
 

@@ -118,7 +118,7 @@ def demo_peaks(*, cluster: str, last_day: datetime.date, days: int = DEMO_DAYS, 
         rows = []
         for service in services:
             factor = rng.uniform(0.5, 1.2)
-            pods = max(1, (service.pod_count or 1) + rng.choice([-1, 0, 0, 1]))
+            pods = max(1, (service.replicas_measured or 1) + rng.choice([-1, 0, 0, 1]))
             cpu = round((service.p95_cpu_cores or 0.1) * factor, 4)
             mem = round((service.p95_mem_mib or 128.0) * rng.uniform(0.8, 1.1), 1)
             rows.append(

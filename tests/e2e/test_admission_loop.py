@@ -55,7 +55,7 @@ def enforced(admitting_cluster, k8s_standin, webhook_process):
         cluster=admitting_cluster,
         namespace="shop",
         name="cart",
-        pod_count=3,
+        replicas_measured=3,
         request_cpu_m=250,
         request_mem_mib=256,
         limit_cpu_m=500,
@@ -106,7 +106,7 @@ def test_a_persistent_api_scale_moves_the_deployment_and_the_table(
     assert response.status_code == 200, response.json()
     assert (response.json()["before_replicas"], response.json()["after_replicas"]) == (3, 5)
     enforced.refresh_from_db()
-    assert (replicas(k8s_standin), enforced.pod_count_manual) == (5, 5)
+    assert (replicas(k8s_standin), enforced.replicas_specified) == (5, 5)
     actions = list(AuditEvent.objects.filter(source="api").order_by("id").values_list("action", "result"))
     assert actions == [("microservice.update", "ok"), ("microservice.scale", "ok")]
     # ... and admission now holds 5 against a person's scale
@@ -122,7 +122,7 @@ def test_a_temporary_scale_passes_admission_and_the_next_restart_brings_the_tabl
     )
     assert response.status_code == 200, response.json()
     enforced.refresh_from_db()
-    assert (replicas(k8s_standin), enforced.pod_count_manual) == (1, None)
+    assert (replicas(k8s_standin), enforced.replicas_specified) == (1, None)
 
     response = operator_api.post(f"/api/v1/microservices/{enforced.pk}/restart/", {}, format="json")
 
@@ -164,7 +164,7 @@ def test_the_admin_scale_action_is_persistent(enforced, k8s_standin, operator):
     assert response.status_code == 200
     assert "scaled from 3 to 4" in response.content.decode()
     enforced.refresh_from_db()
-    assert (replicas(k8s_standin), enforced.pod_count_manual) == (4, 4)
+    assert (replicas(k8s_standin), enforced.replicas_specified) == (4, 4)
 
 
 def test_a_scale_that_admission_rewrites_fails_and_says_who(admitting_cluster, enforced, k8s_standin, operator_api):
@@ -220,7 +220,7 @@ def test_a_scale_while_the_webhook_is_down_follows_the_failure_policy(
 
 def test_hpas_are_seen_not_fought(enforced, k8s_standin, webhook_process):
     # given: an HPA scales "api", none scales "cart"; the refresh reads them through the door
-    api = MicroserviceFactory(cluster=enforced.cluster, namespace="shop", name="api", pod_count=2)
+    api = MicroserviceFactory(cluster=enforced.cluster, namespace="shop", name="api", replicas_measured=2)
     k8s_standin.add_deployment("shop", "api", replicas=2)
     k8s_standin.add_hpa("shop", "api-hpa", "api", min_replicas=2, max_replicas=10)
     store = OrmStore()
@@ -257,7 +257,7 @@ def test_the_hpa_controllers_scale_writes_skip_the_webhook_where_the_server_can(
 ):
     # given: a Deployment whose HPA KubeDoor has not seen yet (no mark in the table)
     k8s_standin.git_version = version
-    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="web", pod_count=2)
+    MicroserviceFactory(cluster=admitting_cluster, namespace="shop", name="web", replicas_measured=2)
     k8s_standin.add_deployment("shop", "web", replicas=2)
     admission_mode_set(actor=SYSTEM, cluster=admitting_cluster, mode="enforce")
     webhook_process.wait_fresh()
@@ -301,7 +301,7 @@ def test_once_and_cron_scales_through_the_worker_are_persistent_and_admitted(
     )
     wait_until(lambda: ScheduledOperation.objects.get(pk=once.pk).state == "done", what="the once scale done")
     enforced.refresh_from_db()
-    assert (replicas(k8s_standin), enforced.pod_count_manual) == (2, 2)
+    assert (replicas(k8s_standin), enforced.replicas_specified) == (2, 2)
     assert ScheduledOperation.objects.get(pk=once.pk).last_result["ok"] is True
 
     # a cron operation (nightly scale-down, temporary) run by the worker as beat would fire it
@@ -313,10 +313,10 @@ def test_once_and_cron_scales_through_the_worker_are_persistent_and_admitted(
     operation_run_task.apply_async(kwargs={"operation_id": cron.pk})
     wait_until(lambda: ScheduledOperation.objects.get(pk=cron.pk).last_run_at, what="the cron scale run")
     enforced.refresh_from_db()
-    assert (replicas(k8s_standin), enforced.pod_count_manual) == (1, 2)
+    assert (replicas(k8s_standin), enforced.replicas_specified) == (1, 2)
     scales = AuditEvent.objects.filter(action="microservice.scale").order_by("id")
     assert [(event.after, event.result) for event in scales] == [
         ({"replicas": 2, "temporary": False}, "ok"),
         ({"replicas": 1, "temporary": True}, "ok"),
     ]
-    assert Microservice.objects.get(pk=enforced.pk).pod_count_manual == 2
+    assert Microservice.objects.get(pk=enforced.pk).replicas_specified == 2

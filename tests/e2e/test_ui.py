@@ -95,7 +95,7 @@ def test_save_and_scale_patches_the_scale_subresource(live_server, new_page, dem
     log_in(page, live_server.url, "operator1")
     # when: the operator sets the specified pods and presses Save & scale
     page.goto(f"{live_server.url}/admin/control/microservice/{service.pk}/change/")
-    page.fill("#id_pod_count_manual", "5")
+    page.fill("#id_replicas_specified", "5")
     shot(page, "05-change-form")
     with page.expect_navigation():
         page.click("button[name=_saveandscale]")
@@ -108,7 +108,7 @@ def test_save_and_scale_patches_the_scale_subresource(live_server, new_page, dem
     assert [(p.content_type, p.body) for p in patches] == [("application/merge-patch+json", {"spec": {"replicas": 5}})]
     assert k8s_standin.deployment("shop", "cart")["spec"]["replicas"] == 5
     service.refresh_from_db()
-    assert service.pod_count_manual == 5
+    assert service.replicas_specified == 5
 
 
 def test_dashboard_draws_every_chart(live_server, new_page, demo):

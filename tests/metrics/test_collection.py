@@ -110,7 +110,7 @@ def test_the_first_collection_registers_the_control_rows(prom, prom_cluster, now
     busiest = prom.days[1]
     assert cart.source_day == busiest
     assert cart.container == ""  # the container named like the Deployment
-    assert (cart.pod_count, cart.pod_count_init) == (3, 3)
+    assert (cart.replicas_measured, cart.replicas_initial) == (3, 3)
     assert (cart.p95_cpu_cores, cart.p95_mem_mib, cart.p95_cpu_pct) == (0.88, 660.0, 88.0)
     assert (cart.limit_cpu_m, cart.limit_mem_mib) == (1000, 512)
     # 880 m fits under the 1000 m limit; 660 MiB does not fit under 512 MiB: capped and flagged
@@ -122,14 +122,19 @@ def test_the_first_collection_registers_the_control_rows(prom, prom_cluster, now
     assert (web.request_cpu_m, web.request_mem_mib, web.request_capped) == (240, 256, True)
     batch = rows[("ops", "batch")]
     assert batch.container == "worker"  # neither is named like the Deployment: the busiest is written
-    assert (batch.request_cpu_m, batch.p95_cpu_cores, batch.pod_count) == (600, 0.6, 1)
+    assert (batch.request_cpu_m, batch.p95_cpu_cores, batch.replicas_measured) == (600, 0.6, 1)
     legacy = rows[("ops", "legacy")]  # mapped by pod name: 0.02 × 1.15 × 2 cores, 33 × 1.15 × 2 MiB
-    assert (legacy.request_cpu_m, legacy.request_mem_mib, legacy.limit_mem_mib, legacy.pod_count) == (46, 64, 64, 4)
+    assert (legacy.request_cpu_m, legacy.request_mem_mib, legacy.limit_mem_mib, legacy.replicas_measured) == (
+        46,
+        64,
+        64,
+        4,
+    )
     assert legacy.p95_mem_mib == 75.9
     consumer = rows[("pay", "queue-consumer")]  # pods named worker-a / worker-b, mapped by owner
-    assert (consumer.container, consumer.request_cpu_m, consumer.pod_count) == ("", 189, 2)
+    assert (consumer.container, consumer.request_cpu_m, consumer.replicas_measured) == ("", 189, 2)
     search = rows[("shop", "search")]  # rolled out during the window: still 5 pods, same statistic
-    assert (search.pod_count, search.request_cpu_m, search.request_mem_mib) == (5, 1440, 1024)
+    assert (search.replicas_measured, search.request_cpu_m, search.request_mem_mib) == (5, 1440, 1024)
     assert AuditEvent.objects.filter(action="microservice.discovered", cluster="prod").count() == 7
     summary = AuditEvent.objects.get(action="collection.run", cluster="prod")
     assert (summary.after["added"], summary.after["run"]) == (7, run.pk)

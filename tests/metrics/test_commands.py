@@ -133,7 +133,7 @@ def test_import_kubedoor_reads_0_2_tables_idempotently(clickhouse_url):
         source.insert(sql, columns, [dict(zip(columns, row, strict=True)) for row in rows])
     source.close()
     prod = ClusterFactory(name="prod", time_zone="Asia/Shanghai")
-    MicroserviceFactory(cluster=prod, namespace="pay", name="api", pod_count=9)
+    MicroserviceFactory(cluster=prod, namespace="pay", name="api", replicas_measured=9)
     collected_day = datetime.date(2025, 6, 2)
     OrmStore().day_replace(cluster="prod", day=collected_day, rows=[make_row(day=collected_day)])
     # when
@@ -145,11 +145,16 @@ def test_import_kubedoor_reads_0_2_tables_idempotently(clickhouse_url):
         "archive: 2 rows in 1 days (1 days kept: already collected by KubeDoor)",
     ]
     cart = Microservice.objects.get(namespace="shop", name="cart")
-    assert (cart.pod_count_init, cart.pod_count, cart.pod_count_manual, cart.pod_count_ai) == (3, 4, 6, 5)
+    assert (cart.replicas_initial, cart.replicas_measured, cart.replicas_specified, cart.replicas_recommended) == (
+        3,
+        4,
+        6,
+        5,
+    )
     assert (cart.p95_cpu_pct, cart.p95_mem_pct) == (42.5, 61.25)
     assert (cart.request_cpu_m, cart.request_mem_mib, cart.limit_cpu_m, cart.limit_mem_mib) == (300, 600, 1000, 1024)
     api = Microservice.objects.get(namespace="pay", name="api")
-    assert (api.pod_count, api.pod_count_manual, api.request_cpu_m, api.limit_mem_mib, api.p95_cpu_pct) == (
+    assert (api.replicas_measured, api.replicas_specified, api.request_cpu_m, api.limit_mem_mib, api.p95_cpu_pct) == (
         2,
         0,
         None,

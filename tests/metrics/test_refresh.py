@@ -80,8 +80,8 @@ def test_service_mode_takes_each_services_busiest_day(prod, store):
     refresh(prod, store)
     cart = Microservice.objects.get(name="cart")
     web = Microservice.objects.get(name="web")
-    assert (cart.source_day, cart.request_cpu_m, cart.pod_count) == (D[2], 300, 4)
-    assert (web.source_day, web.request_cpu_m, web.pod_count) == (D[1], 900, 2)
+    assert (cart.source_day, cart.request_cpu_m, cart.replicas_measured) == (D[2], 300, 4)
+    assert (web.source_day, web.request_cpu_m, web.replicas_measured) == (D[1], 900, 2)
 
 
 def test_cluster_mode_takes_the_clusters_busiest_day_for_everyone(prod, store):
@@ -149,7 +149,9 @@ def test_a_request_above_the_limit_is_capped_and_flagged(prod, store):
 
 
 def test_manual_fields_survive_a_refresh(prod, store, admin_user):
-    cart = MicroserviceFactory(cluster=prod, name="cart", pod_count_manual=7, pod_count_ai=5, replicas_mode="ignore")
+    cart = MicroserviceFactory(
+        cluster=prod, name="cart", replicas_specified=7, replicas_recommended=5, replicas_mode="ignore"
+    )
     admin = Actor(user=admin_user, name=admin_user.username, source="admin")
     control_services.microservice_update(
         actor=admin, service=cart, data={"container": "app", "request_cpu_m": 333, "limit_mem_mib": 2048}
@@ -159,12 +161,12 @@ def test_manual_fields_survive_a_refresh(prod, store, admin_user):
     refresh(prod, store)
     # then
     cart.refresh_from_db()
-    assert (cart.pod_count_manual, cart.pod_count_ai, cart.replicas_mode) == (7, 5, "ignore")
+    assert (cart.replicas_specified, cart.replicas_recommended, cart.replicas_mode) == (7, 5, "ignore")
     assert cart.container == "app"  # set by hand: statistics come from "app", not the busier sidecar
     assert cart.request_cpu_m == 333  # edited by hand
     assert cart.request_mem_mib == 400  # never edited by hand: refreshed
     assert (cart.limit_cpu_m, cart.limit_mem_mib) == (1000, 2048)
-    assert (cart.pod_count, cart.p95_cpu_cores, cart.source_day) == (3, 0.5, D[1])
+    assert (cart.replicas_measured, cart.p95_cpu_cores, cart.source_day) == (3, 0.5, D[1])
 
 
 def test_a_request_cleared_by_hand_goes_back_to_collection(prod, store, admin_user):
@@ -189,7 +191,7 @@ def test_new_deployments_are_registered_and_audited(prod, store):
     result = refresh(prod, store)
     assert (result.added, result.updated, result.vanished) == (2, 0, 0)
     pay = Microservice.objects.get(name="pay")
-    assert (pay.container, pay.request_cpu_m, pay.pod_count_init, pay.is_present) == ("main", 400, 2, True)
+    assert (pay.container, pay.request_cpu_m, pay.replicas_initial, pay.is_present) == ("main", 400, 2, True)
     events = AuditEvent.objects.filter(action="microservice.discovered").order_by("namespace")
     assert [(e.namespace, e.name, e.message, e.actor_name) for e in events] == [
         ("pay", "pay", "new service found", "collector"),
@@ -225,8 +227,8 @@ def test_vanished_deployments_are_marked_not_present_never_deleted(prod, store):
 
 
 def test_one_summary_plus_one_event_per_changed_row(prod, store):
-    MicroserviceFactory(cluster=prod, name="same", request_cpu_m=100, request_mem_mib=100, pod_count=2)
-    MicroserviceFactory(cluster=prod, name="moved", request_cpu_m=100, request_mem_mib=100, pod_count=2)
+    MicroserviceFactory(cluster=prod, name="same", request_cpu_m=100, request_mem_mib=100, replicas_measured=2)
+    MicroserviceFactory(cluster=prod, name="moved", request_cpu_m=100, request_mem_mib=100, replicas_measured=2)
     load(store, [peak(D[1], "same", cpu=0.1, mem=100.0), peak(D[1], "moved", cpu=0.2, mem=100.0)])
     refresh(prod, store)  # the first refresh fills the measured fields of both
     events_before = AuditEvent.objects.count()

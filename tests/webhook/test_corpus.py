@@ -29,7 +29,7 @@ def test_review_corpus(case, db, client, webhook_state, webhook_process, setting
     review, expected = load_case(case)
     setup, expect = expected["setup"], expected["expect"]
     cluster = ClusterFactory(name="prod", **({"admission_mode": "enforce"} | setup.get("cluster", {})))
-    MicroserviceFactory(cluster=cluster, namespace="shop", name="unrelated", pod_count=9)
+    MicroserviceFactory(cluster=cluster, namespace="shop", name="unrelated", replicas_measured=9)
     if setup["row"] is not None:
         MicroserviceFactory(
             cluster=cluster, namespace=setup.get("namespace", "shop"), name=setup.get("name", "cart"), **setup["row"]

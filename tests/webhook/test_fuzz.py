@@ -28,7 +28,7 @@ SEEDS = [
 def prod(db, webhook_state):
     cluster = ClusterFactory(name="prod", admission_mode="enforce")
     for name in ("cart", "checkout"):
-        MicroserviceFactory(cluster=cluster, namespace="shop", name=name, pod_count_manual=3)
+        MicroserviceFactory(cluster=cluster, namespace="shop", name=name, replicas_specified=3)
     webhook_state.holder.refresh()
     return cluster
 

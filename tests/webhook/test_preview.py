@@ -20,7 +20,7 @@ URL = "/api/v1/admission/preview"
 @pytest.fixture
 def prod(db):
     cluster = ClusterFactory(name="prod", admission_mode="off")
-    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_specified=3)
     return cluster
 
 
@@ -58,7 +58,7 @@ def test_preview_of_a_json_deployment(viewer_api, prod):
     kubernetes_validate.validate(body["patched"], "1.30", strict=True)
     # nothing changed, nothing audited
     assert AuditEvent.objects.count() == 0
-    assert Microservice.objects.get(name="cart").pod_count_manual == 3
+    assert Microservice.objects.get(name="cart").replicas_specified == 3
 
 
 def test_preview_of_a_yaml_body(viewer_api, prod):

@@ -53,9 +53,15 @@ def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
     prod = ClusterFactory(
         name="prod", admission_mode="audit", namespaces=["shop"], allow_unmanaged=True, on_store_error="deny"
     )
-    MicroserviceFactory(cluster=prod, namespace="shop", name="a", pod_count=4, pod_count_ai=6, pod_count_manual=None)
-    MicroserviceFactory(cluster=prod, namespace="shop", name="b", pod_count=4, pod_count_manual=0, container="app")
-    MicroserviceFactory(cluster=prod, namespace="shop", name="c", pod_count=0, replicas_mode="ignore", limit_cpu_m=None)
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="a", replicas_measured=4, replicas_recommended=6, replicas_specified=None
+    )
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="b", replicas_measured=4, replicas_specified=0, container="app"
+    )
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="c", replicas_measured=0, replicas_mode="ignore", limit_cpu_m=None
+    )
     ClusterFactory(name="empty")
     holder = SnapshotHolder(autostart=False)
     # when
@@ -94,8 +100,12 @@ def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
 def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_models(db):
     # given rows covering every source of replicas, an HPA and unset resources
     prod = ClusterFactory(name="prod", admission_mode="audit", namespaces=["shop"], on_store_error="deny")
-    MicroserviceFactory(cluster=prod, namespace="shop", name="a", pod_count=4, pod_count_ai=6, pod_count_manual=None)
-    MicroserviceFactory(cluster=prod, namespace="shop", name="b", pod_count=0, pod_count_manual=None, hpa_name="b")
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="a", replicas_measured=4, replicas_recommended=6, replicas_specified=None
+    )
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="b", replicas_measured=0, replicas_specified=None, hpa_name="b"
+    )
     MicroserviceFactory(cluster=prod, namespace="shop", name="c", container="app", request_mem_mib=None)
     holder = SnapshotHolder(autostart=False)
     # when
@@ -120,7 +130,7 @@ def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_mo
 def test_refresh_rebuilds_when_rows_change_and_when_stale(db):
     # given a loaded snapshot
     prod = ClusterFactory(name="prod")
-    row = MicroserviceFactory(cluster=prod, namespace="shop", name="cart", pod_count=2)
+    row = MicroserviceFactory(cluster=prod, namespace="shop", name="cart", replicas_measured=2)
     clock = FakeClock()
     holder = SnapshotHolder(autostart=False, max_age=5.0, clock=clock)
     assert holder.refresh() is True
@@ -134,7 +144,7 @@ def test_refresh_rebuilds_when_rows_change_and_when_stale(db):
     assert holder.current is first
 
     # a changed row: rebuilt
-    row.pod_count_manual = 7
+    row.replicas_specified = 7
     row.save()
     assert holder.refresh() is True
     assert holder.current.clusters["prod"].rows[("shop", "cart")].replicas == 7
@@ -159,7 +169,7 @@ def test_refresh_rebuilds_when_rows_change_and_when_stale(db):
 def test_database_down_keeps_serving_the_last_snapshot(db, client, webhook_state, webhook_process):
     # given a snapshot loaded while the database was up
     prod = ClusterFactory(name="prod", admission_mode="enforce")
-    MicroserviceFactory(cluster=prod, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=prod, namespace="shop", name="cart", replicas_specified=3)
     holder = webhook_state.holder
     assert holder.refresh() is True
     loaded = holder.current
@@ -217,9 +227,9 @@ def test_background_thread_follows_changes(transactional_db):
         assert holder.current is not None  # the first load happened before the thread started
         assert holder.current.clusters["prod"].rows == {}
         # when a row is added and then changed
-        row = MicroserviceFactory(cluster=prod, namespace="shop", name="cart", pod_count=2)
+        row = MicroserviceFactory(cluster=prod, namespace="shop", name="cart", replicas_measured=2)
         _wait_for(lambda: ("shop", "cart") in holder.current.clusters["prod"].rows)
-        row.pod_count_manual = 9
+        row.replicas_specified = 9
         row.save()
         # then the snapshot follows
         _wait_for(lambda: holder.current.clusters["prod"].rows[("shop", "cart")].replicas == 9)

@@ -43,7 +43,7 @@ def tls_webhook(transactional_db, tmp_path):
     cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
     _write_pair(ca.issue_cert("127.0.0.1", "localhost"), cert_path, key_path)
     cluster = ClusterFactory(name="prod", admission_mode="enforce")
-    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_specified=3)
     db = connection.settings_dict
     port = free_port()
     env = os.environ | {

@@ -21,7 +21,7 @@ from tests.webhook.conftest import load_case
 @pytest.fixture
 def prod(db, webhook_state):
     cluster = ClusterFactory(name="prod", admission_mode="enforce")
-    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", pod_count_manual=3)
+    MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_specified=3)
     webhook_state.holder.refresh()
     return cluster
 

@@ -241,7 +241,7 @@ def review(
 
 # --- expectations helpers ------------------------------------------------------------------------
 
-ROW = {"pod_count": 2, "request_cpu_m": 250, "request_mem_mib": 256, "limit_cpu_m": 1000, "limit_mem_mib": 1024}
+ROW = {"replicas_measured": 2, "request_cpu_m": 250, "request_mem_mib": 256, "limit_cpu_m": 1000, "limit_mem_mib": 1024}
 RES_FULL = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1000m", "memory": "1024Mi"}}
 OLD_RES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
@@ -285,7 +285,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         review("CREATE", obj, uid="c0000001-0000-4000-8000-000000000001"),
         {
             "description": "CREATE without resources: replicas and all four values added",
-            "row": ROW | {"pod_count_manual": 3},
+            "row": ROW | {"replicas_specified": 3},
         },
         {
             "patched": patched(obj, replicas=3, resources={0: RES_FULL}),
@@ -302,7 +302,10 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "kubectl-update-image",
         review("UPDATE", new, old=old, uid="c0000002-0000-4000-8000-000000000002"),
-        {"description": "UPDATE with a new image: full patch, measured pod count 4", "row": ROW | {"pod_count": 4}},
+        {
+            "description": "UPDATE with a new image: full patch, measured pod count 4",
+            "row": ROW | {"replicas_measured": 4},
+        },
         {
             "patched": patched(new, replicas=4, resources={0: RES_FULL}),
             "warnings": [w("spec.replicas 2 -> 4 (control table)"), *res_warnings("cart", OLD_RES, RES_FULL)],
@@ -316,7 +319,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         review("UPDATE", new, old=old, uid="c0000102-0000-4000-8000-000000000102"),
         {
             "description": "UPDATE with a new image of an HPA-managed service",
-            "row": ROW | {"pod_count": 4, "hpa_name": "cart"},
+            "row": ROW | {"replicas_measured": 4, "hpa_name": "cart"},
         },
         {
             "patched": patched(new, resources={0: RES_FULL}),
@@ -342,7 +345,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         {
             "description": "Helm upgrade, sidecar first: only the container named like the Deployment",
             "name": "checkout",
-            "row": ROW | {"pod_count": 3},
+            "row": ROW | {"replicas_measured": 3},
         },
         {
             "patched": patched(new, resources={1: RES_FULL}),
@@ -457,7 +460,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             "description": "GPU, FPGA (key with ~ and /) and ephemeral-storage untouched",
             "namespace": "ml",
             "name": "trainer",
-            "row": ROW | {"pod_count": 1},
+            "row": ROW | {"replicas_measured": 1},
         },
         {
             "patched": patched(new, resources={0: gpu_new}),
@@ -495,7 +498,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         {
             "description": "Named container absent: resources untouched, warning",
             "name": "orders",
-            "row": ROW | {"container": "ghost", "pod_count": 5},
+            "row": ROW | {"container": "ghost", "replicas_measured": 5},
         },
         {
             "patched": patched(obj, replicas=5),
@@ -517,7 +520,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         {
             "description": "Unconfigured limits kept with warnings; request lowered to the limit",
             "row": {
-                "pod_count": 2,
+                "replicas_measured": 2,
                 "request_cpu_m": 250,
                 "request_mem_mib": 256,
                 "limit_cpu_m": None,
@@ -559,7 +562,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="kubectl-scale",
         ),
-        {"description": "kubectl scale 2 -> 5; the table says 3", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "kubectl scale 2 -> 5; the table says 3", "row": ROW | {"replicas_specified": 3}},
         {
             "patched": {**sc_new, "spec": {"replicas": 3}},
             "warnings": [w("spec.replicas 5 -> 3 (control table)")],
@@ -582,7 +585,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         ),
         {
             "description": "HPA scale with replicas_mode ignore",
-            "row": ROW | {"pod_count_manual": 3, "replicas_mode": "ignore"},
+            "row": ROW | {"replicas_specified": 3, "replicas_mode": "ignore"},
         },
         {},
     )
@@ -600,7 +603,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="horizontal-pod-autoscaler",
         ),
-        {"description": "HPA controller's scale with replicas_mode enforce", "row": ROW | {"pod_count": 4}},
+        {"description": "HPA controller's scale with replicas_mode enforce", "row": ROW | {"replicas_measured": 4}},
         {},
     )
 
@@ -608,7 +611,10 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "scale-hpa-managed-by-person",
         review("UPDATE", sc_new, old=sc_old, uid="c0000114-0000-4000-8000-000000000114", sub_resource="scale"),
-        {"description": "kubectl scale of an HPA-managed service", "row": ROW | {"pod_count": 4, "hpa_name": "cart"}},
+        {
+            "description": "kubectl scale of an HPA-managed service",
+            "row": ROW | {"replicas_measured": 4, "hpa_name": "cart"},
+        },
         {},
     )
 
@@ -624,7 +630,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="kubedoor",
         ),
-        {"description": "KubeDoor's own scale", "row": ROW | {"pod_count": 4}},
+        {"description": "KubeDoor's own scale", "row": ROW | {"replicas_measured": 4}},
         {},
     )
 
@@ -640,7 +646,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="kubectl-scale",
         ),
-        {"description": "Scale to the table's own value", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "Scale to the table's own value", "row": ROW | {"replicas_specified": 3}},
         {},
     )
 
@@ -655,7 +661,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
             sub_resource="scale",
             field_manager="kubectl-scale",
         ),
-        {"description": "No effective replicas: never forced", "row": ROW | {"pod_count": 0}},
+        {"description": "No effective replicas: never forced", "row": ROW | {"replicas_measured": 0}},
         {},
     )
 
@@ -672,7 +678,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "rollout-restart",
         review("UPDATE", new, old=old, uid="c0000017-0000-4000-8000-000000000017", field_manager="kubectl-rollout"),
-        {"description": "kubectl rollout restart: full patch", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "kubectl rollout restart: full patch", "row": ROW | {"replicas_specified": 3}},
         {
             "patched": patched(new, replicas=3, resources={0: RES_FULL}),
             "warnings": [w("spec.replicas 2 -> 3 (control table)"), *res_warnings("cart", OLD_RES, RES_FULL)],
@@ -689,7 +695,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "label-only-update",
         review("UPDATE", new, old=old, uid="c0000018-0000-4000-8000-000000000018", field_manager="kubectl-label"),
-        {"description": "Labels only: no pods restart, nothing patched", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "Labels only: no pods restart, nothing patched", "row": ROW | {"replicas_specified": 3}},
         {},
     )
 
@@ -701,7 +707,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         review("UPDATE", new, old=old, uid="c0000019-0000-4000-8000-000000000019", field_manager="kubectl-edit"),
         {
             "description": "Template unchanged, replicas changed: replicas patch only",
-            "row": ROW | {"pod_count_manual": 3},
+            "row": ROW | {"replicas_specified": 3},
         },
         {
             "patched": patched(new, replicas=3),
@@ -716,7 +722,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         review("UPDATE", new, old=old, uid="c0000020-0000-4000-8000-000000000020", field_manager="kubectl-edit"),
         {
             "description": "Replicas change of an HPA-managed service",
-            "row": ROW | {"pod_count_manual": 3, "replicas_mode": "ignore"},
+            "row": ROW | {"replicas_specified": 3, "replicas_mode": "ignore"},
         },
         {},
     )
@@ -730,7 +736,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         review(
             "CREATE", obj, uid="c0000021-0000-4000-8000-000000000021", user=HELM, dry_run=True, field_manager="helm"
         ),
-        {"description": "Dry-run CREATE without spec.replicas", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "Dry-run CREATE without spec.replicas", "row": ROW | {"replicas_specified": 3}},
         {
             "patched": patched(obj, replicas=3, resources={0: RES_FULL}),
             "warnings": [w("spec.replicas unset -> 3 (control table)"), *res_warnings("cart", None, RES_FULL)],
@@ -750,7 +756,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
         ),
         {
             "description": "v1beta1 review; resources already right, replicas patched",
-            "row": ROW | {"pod_count_manual": 3},
+            "row": ROW | {"replicas_specified": 3},
         },
         {
             "patched": patched(new, replicas=3),
@@ -851,7 +857,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "managed-being-deleted",
         review("UPDATE", new, old=old, uid="c0000028-0000-4000-8000-000000000028", field_manager="cleanup-operator"),
-        {"description": "Being deleted: allowed unchanged", "row": ROW | {"pod_count_manual": 3}},
+        {"description": "Being deleted: allowed unchanged", "row": ROW | {"replicas_specified": 3}},
         {},
     )
 
@@ -890,7 +896,7 @@ def cases() -> dict[str, tuple[dict, dict]]:  # noqa: C901 - one flat list of ca
     add(
         "audit-mode-update-image",
         review("UPDATE", new, old=old, uid="c0000031-0000-4000-8000-000000000031"),
-        {"description": "Audit mode", "row": ROW | {"pod_count_manual": 3}, "cluster": {"admission_mode": "audit"}},
+        {"description": "Audit mode", "row": ROW | {"replicas_specified": 3}, "cluster": {"admission_mode": "audit"}},
         {
             "warnings": [
                 audit + "spec.replicas 2 -> 3 (control table)",
