@@ -306,3 +306,34 @@ def test_the_grafana_node_panel_gives_the_boards_figures(clickhouse_store):
             ],
             abs=0.0051,
         ), node_name
+
+
+# --- schema ------------------------------------------------------------------------------------------
+
+
+def test_the_tables_keep_the_daily_peaks_ttl_where_the_server_has_one():
+    from apps.metrics.clickhouse import DAILY_PEAKS_TTL_CLAUSE
+    from apps.metrics.pod_node_store import pod_node_ddl
+
+    old = pod_node_ddl(server_version=(18, 16))
+    new = pod_node_ddl(server_version=(26, 1))
+    assert [("kubedoor_pod_peaks" in sql, "kubedoor_node_peaks" in sql) for sql in new] == [
+        (True, False),
+        (False, True),
+    ]
+    assert all("TTL" not in sql for sql in old)
+    assert all(sql.rstrip().endswith(DAILY_PEAKS_TTL_CLAUSE) for sql in new)
+
+
+def test_clickhouse_migrate_creates_the_pod_and_node_tables(clickhouse_url, chdb_executor):
+    call_command("clickhouse_migrate", clickhouse_url=clickhouse_url, stdout=io.StringIO())
+    door = ClickHouseDoor.from_url(clickhouse_url)
+    try:
+        tables = {name for (name,) in door.execute("SHOW TABLES")}
+        assert {"kubedoor_daily_peaks", "kubedoor_pod_peaks", "kubedoor_node_peaks"} <= tables
+    finally:
+        door.close()
+    # a current ClickHouse (chdb) gets the TTL
+    ClickHouseStore(chdb_executor).ensure_schema()
+    (ddl,) = chdb_executor.execute("SHOW CREATE TABLE kubedoor_node_peaks")[0]
+    assert "TTL day + toIntervalDay(400)" in ddl
