@@ -119,3 +119,79 @@ class CollectionRun(models.Model):
         if not self.progress_total:
             return 100 if self.state == CollectionState.DONE else 0
         return min(100, round(100 * self.progress_done / self.progress_total))
+
+
+class PodPeak(models.Model):
+    """One pod's statistics over one day's peak window, beside the Deployment's ``DailyPeak`` rows.
+
+    The pod's containers are summed first (``POD`` and unnamed containers left out), then the
+    quantile is taken over the window's steps at which the pod ran, so a pod replaced mid-window
+    has its own, shorter series. Same store, same columns in ClickHouse (``kubedoor_pod_peaks``).
+    """
+
+    cluster = models.CharField(_("cluster"), max_length=63)
+    day = models.DateField(_("day"))
+    namespace = models.CharField(_("namespace"), max_length=63)
+    deployment = models.CharField(_("deployment"), max_length=253)
+    pod = models.CharField(_("pod"), max_length=253)
+    window_start = models.DateTimeField(_("window start"))
+    window_end = models.DateTimeField(_("window end"))
+    p95_cpu_cores = models.FloatField(_("P95 CPU (cores)"), null=True, blank=True)
+    p95_mem_mib = models.FloatField(_("P95 memory (MiB)"), null=True, blank=True)
+    quantile = models.FloatField(_("quantile"))
+    step_seconds = models.PositiveIntegerField(_("subquery step (s)"))
+    collected_at = models.DateTimeField(_("collected"))
+
+    class Meta:
+        ordering = ["-day", "namespace", "deployment", "pod"]
+        verbose_name = _("pod daily peak")
+        verbose_name_plural = _("pod daily peaks")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "day", "namespace", "deployment", "pod"], name="podpeak_unique_row"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["cluster", "namespace", "deployment", "day"], name="podpeak_service_day"),
+            models.Index(fields=["cluster", "day"], name="podpeak_cluster_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.day} {self.namespace}/{self.deployment}/{self.pod}"
+
+
+class NodePeak(models.Model):
+    """One node's figures over one day's peak window: what its pods used, requested, and what it offers.
+
+    ``p95_*`` is the quantile over the window of the sum of the usage of the pods on the node;
+    ``request_*`` the largest sum of the requests of the pods on it during the window (pods placed
+    through ``kube_pod_info{node}``); ``allocatable_*`` the node's ``kube_node_status_allocatable``.
+    Every namespace counts (a node is shared), only the cluster's external label filters.
+    """
+
+    cluster = models.CharField(_("cluster"), max_length=63)
+    day = models.DateField(_("day"))
+    node = models.CharField(_("node"), max_length=253)
+    window_start = models.DateTimeField(_("window start"))
+    window_end = models.DateTimeField(_("window end"))
+    p95_cpu_cores = models.FloatField(_("P95 CPU used (cores)"), null=True, blank=True)
+    p95_mem_mib = models.FloatField(_("P95 memory used (MiB)"), null=True, blank=True)
+    request_cpu_m = models.PositiveIntegerField(_("requested CPU (m)"), null=True, blank=True)
+    request_mem_mib = models.PositiveIntegerField(_("requested memory (MiB)"), null=True, blank=True)
+    allocatable_cpu_m = models.PositiveIntegerField(_("allocatable CPU (m)"), null=True, blank=True)
+    allocatable_mem_mib = models.PositiveIntegerField(_("allocatable memory (MiB)"), null=True, blank=True)
+    quantile = models.FloatField(_("quantile"))
+    step_seconds = models.PositiveIntegerField(_("subquery step (s)"))
+    collected_at = models.DateTimeField(_("collected"))
+
+    class Meta:
+        ordering = ["-day", "node"]
+        verbose_name = _("node daily peak")
+        verbose_name_plural = _("node daily peaks")
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "day", "node"], name="nodepeak_unique_row"),
+        ]
+        indexes = [models.Index(fields=["cluster", "day"], name="nodepeak_cluster_day")]
+
+    def __str__(self) -> str:
+        return f"{self.cluster} {self.day} {self.node}"

@@ -30,6 +30,8 @@ from apps.control.selectors import hpa_targets_get
 from apps.metrics import peaks, promql
 from apps.metrics.clickhouse import ClickHouseError
 from apps.metrics.models import ACTIVE_STATES, CollectionRun, CollectionState
+from apps.metrics.pod_node_collect import pod_node_day_collect
+from apps.metrics.pod_node_store import pod_node_store_for
 from apps.metrics.prometheus import PrometheusClient, PrometheusError, Sample
 from apps.metrics.queue import collection_run_enqueue
 from apps.metrics.refresh import control_table_refresh
@@ -300,6 +302,14 @@ def collection_run(
                     on_query_done=query_done,
                 )
                 written = store.day_replace(cluster=cluster.name, day=window.day, rows=rows)
+                pod_node_day_collect(
+                    client=client,
+                    cluster=cluster.name,
+                    window=window,
+                    settings=settings,
+                    store=pod_node_store_for(store),
+                    concurrency=run.concurrency,
+                )
                 CollectionRun.objects.filter(pk=run.pk).update(rows_written=F("rows_written") + written)
                 run.days_collected.append(window.day.isoformat())
                 CollectionRun.objects.filter(pk=run.pk).update(days_collected=run.days_collected)

@@ -23,6 +23,7 @@ from django.db import transaction
 
 from apps.metrics import clickhouse as ch
 from apps.metrics.models import DailyPeak
+from apps.metrics.pod_node_store import pod_node_ddl
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,10 @@ class ClickHouseStore:
         self.mutation_timeout = mutation_timeout
 
     def ensure_schema(self) -> None:
-        self.executor.execute(ch.daily_peaks_ddl(server_version=self.executor.server_version()))
+        version = self.executor.server_version()
+        self.executor.execute(ch.daily_peaks_ddl(server_version=version))
+        for ddl in pod_node_ddl(server_version=version):  # the pod and node figures live beside the peaks
+            self.executor.execute(ddl)
 
     def _wait_for_mutations(self) -> None:
         deadline = time.monotonic() + self.mutation_timeout

@@ -11,5 +11,6 @@ router.register("collections", api.CollectionRunViewSet, basename="collection")
 urlpatterns = [
     path("peaks/", api.PeakListView.as_view(), name="peak-list"),
     path("dashboard/", include("apps.metrics.dashboard_api")),
+    path("dashboard/", include("apps.metrics.pod_node_api")),
     *router.urls,
 ]

@@ -4,7 +4,7 @@
     python deploy/grafana/generate.py --check    # exit 1 when the JSON is out of date
 
 The panels show what the admin Dashboard shows (totals, top-10 boards, namespace shares, per-service
-daily curves) with the very SQL the application runs (``apps.metrics.dashboard``), its named
+daily curves, the node board) with the very SQL the application runs (``apps.metrics.dashboard``), its named
 parameters replaced by Grafana variables: ``${cluster:sqlstring}``, ``${namespace:sqlstring}``,
 ``${service:sqlstring}``, and the dashboard's time range as days (``$from``/``$to``, Unix seconds).
 
@@ -57,6 +57,27 @@ def grafana_sql(sql: str) -> str:
     return sql.strip()
 
 
+def node_board_sql(node_day_sql: str) -> str:
+    """The node board of the admin Dashboard: each node's used and requested CPU and memory against its
+    allocatable, most loaded first (the application's ``NODE_DAY_SQL``; Grafana shows 2 decimals)."""
+    return grafana_sql(
+        f"""
+SELECT node,
+       p95_cpu_cores AS `P95 CPU used (cores)`,
+       request_cpu_m / 1000 AS `CPU requested (cores)`,
+       allocatable_cpu_m / 1000 AS `CPU allocatable (cores)`,
+       100 * p95_cpu_cores * 1000 / nullIf(allocatable_cpu_m, 0) AS `CPU used %`,
+       100 * request_cpu_m / nullIf(allocatable_cpu_m, 0) AS `CPU requested %`,
+       p95_mem_mib AS `P95 memory used (MiB)`,
+       request_mem_mib AS `memory requested (MiB)`,
+       allocatable_mem_mib AS `memory allocatable (MiB)`,
+       100 * p95_mem_mib / nullIf(allocatable_mem_mib, 0) AS `memory used %`,
+       100 * request_mem_mib / nullIf(allocatable_mem_mib, 0) AS `memory requested %`
+FROM ({node_day_sql})
+ORDER BY `CPU used %` DESC, node"""
+    )
+
+
 def target(sql: str, *, fmt: str = "table", ref: str = "A") -> dict[str, Any]:
     return {"refId": ref, "datasource": DATASOURCE, "rawQuery": True, "format": fmt, "query": sql}
 
@@ -66,6 +87,7 @@ def build() -> dict[str, Any]:
 
     django.setup()
     from apps.metrics import dashboard as d
+    from apps.metrics import pod_node_store as pn
 
     totals = grafana_sql(
         f"""
@@ -262,6 +284,21 @@ ORDER BY namespace"""
         46,
         24,
         7,
+    )
+
+    row("Nodes (the range's last day with node figures)", 53)
+    add(
+        {
+            "type": "table",
+            "title": "Nodes: requested vs used vs allocatable",
+            "targets": [target(node_board_sql(pn.NODE_DAY_SQL))],
+            "options": {"showHeader": True, "sortBy": [{"displayName": "CPU used %", "desc": True}]},
+            "fieldConfig": {"defaults": {"decimals": 2}, "overrides": []},
+        },
+        0,
+        54,
+        24,
+        10,
     )
 
     def variable(name: str, label: str, sql: str) -> dict[str, Any]:

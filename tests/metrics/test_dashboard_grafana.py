@@ -71,6 +71,7 @@ def test_the_dashboard_has_the_panels_and_variables(board):
         "CPU per pod (cores): P95 against request and limit",
         "Memory per pod (MiB): P95 against request and limit",
         "Pods",
+        "Nodes: requested vs used vs allocatable",
     ]
     assert [v["name"] for v in board["templating"]["list"]] == ["cluster", "namespace", "service"]
     assert board["__inputs"][0]["pluginId"] == "vertamedia-clickhouse-datasource"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import OUTPUT, free_port, require_binary, stop_process, wait_for_port
+from tests.services import OUTPUT, free_port, history_pods_nodes, require_binary, stop_process, wait_for_port
 from tests.services.history import Container, Deployment, History, build_tsdb, write_openmetrics
 
 CLUSTER_LABEL = "k8s_cluster"
@@ -91,6 +91,7 @@ class PrometheusServer:
     url: str
     prod: History
     stage: History
+    fleet: history_pods_nodes.FleetHistory | None = None  # the pods and nodes of the cluster "fleet"
 
     @property
     def days(self) -> tuple[datetime.date, ...]:
@@ -143,10 +144,12 @@ def prometheus_server(tmp_path_factory) -> Iterator[PrometheusServer]:
     root = tmp_path_factory.mktemp("prometheus")
     prod, stage = make_histories(history_days())
     files = write_openmetrics(prod, root / "openmetrics") + write_openmetrics(stage, root / "openmetrics")
+    fleet = history_pods_nodes.FleetHistory(TIME_ZONE, prod.days, WINDOW, dict(prod.day_factor))
+    files += history_pods_nodes.write_openmetrics(fleet, root / "openmetrics")
     build_tsdb(files, root / "data", promtool=promtool)
     OUTPUT.mkdir(exist_ok=True)
     process, url = start_prometheus(root / "data", log_path=OUTPUT / "prometheus.log")
     try:
-        yield PrometheusServer(url=url, prod=prod, stage=stage)
+        yield PrometheusServer(url=url, prod=prod, stage=stage, fleet=fleet)
     finally:
         stop_process(process)

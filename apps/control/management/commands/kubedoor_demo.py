@@ -6,6 +6,7 @@ import datetime
 import random
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -96,3 +97,6 @@ class Command(BaseCommand):
                     )
                     created += 1
         self.stdout.write(self.style.SUCCESS(f"Demo cluster {DEMO_CLUSTER!r}: {created} microservices added."))
+        # The metrics app writes the pod curves' and node board's figures; called by name, since control
+        # never imports metrics (docs/ARCHITECTURE.md).
+        call_command("kubedoor_demo_pods_nodes", cluster=DEMO_CLUSTER, seed=seed, stdout=self.stdout)
