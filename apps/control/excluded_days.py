@@ -104,9 +104,19 @@ def excluded_day_list(*, cluster: Cluster | str) -> QuerySet[ExcludedDay]:
     return rows.filter(cluster__name=cluster)
 
 
+def excluded_day_reasons(
+    *, cluster: Cluster | str, day_from: datetime.date, day_to: datetime.date
+) -> dict[datetime.date, str]:
+    """Every excluded date of the cluster within [day_from, day_to], with its reason (the latest entry's)."""
+    reasons: dict[datetime.date, str] = {}
+    entries = (
+        excluded_day_list(cluster=cluster).filter(start__lte=day_to, end__gte=day_from).order_by("created_at", "id")
+    )
+    for excluded in entries:
+        reasons.update((day, excluded.reason) for day in excluded.days() if day_from <= day <= day_to)
+    return dict(sorted(reasons.items()))
+
+
 def excluded_dates(*, cluster: Cluster | str, day_from: datetime.date, day_to: datetime.date) -> set[datetime.date]:
     """Every excluded date of the cluster within [day_from, day_to]."""
-    days: set[datetime.date] = set()
-    for excluded in excluded_day_list(cluster=cluster).filter(start__lte=day_to, end__gte=day_from):
-        days.update(day for day in excluded.days() if day_from <= day <= day_to)
-    return days
+    return set(excluded_day_reasons(cluster=cluster, day_from=day_from, day_to=day_to))

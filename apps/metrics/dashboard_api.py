@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.control import excluded_days
 from apps.control import selectors as control_selectors
 from apps.control.models import Cluster
 from apps.metrics import dashboard, selectors
@@ -107,6 +108,9 @@ SUMMARY_SCHEMA = inline_serializer(
         ),
     },
 )
+_EXCLUDED_DAYS = inline_serializer(
+    "ExcludedDayMark", {"day": serializers.DateField(), "reason": serializers.CharField()}, many=True
+)
 CURVES_SCHEMA = inline_serializer(
     "DashboardCurves",
     {
@@ -134,6 +138,7 @@ CURVES_SCHEMA = inline_serializer(
             },
             many=True,
         ),
+        "excluded_days": _EXCLUDED_DAYS,
     },
 )
 
@@ -241,6 +246,12 @@ class DashboardCurvesView(APIView):
                 "day_from": data["day_from"].isoformat(),
                 "day_to": data["day_to"].isoformat(),
                 "points": dashboard.as_payload(points),
+                "excluded_days": [
+                    {"day": day.isoformat(), "reason": reason}
+                    for day, reason in excluded_days.excluded_day_reasons(
+                        cluster=cluster, day_from=data["day_from"], day_to=data["day_to"]
+                    ).items()
+                ],
             }
         )
 
