@@ -4,8 +4,8 @@ The shape, per service, from its control row's pods and limits:
 
 * a usual P95 per pod fixed per service (a share of its limits, ``_base``);
 * a **weekly rhythm**: weekdays at full load (× 0.9–1.1), Saturdays × 0.7, Sundays × 0.55;
-* one **incident day** (``INCIDENT_DAYS_AGO`` days before the last day): every service at × 1.8 CPU
-  and × 1.3 memory — entered in the cluster's calendar as an excluded day, so it never sets requests;
+* one **incident day** (``INCIDENT_DAYS_AGO`` days before the last day): every service at × 1.6 CPU
+  and × 1.15 memory — entered in the cluster's calendar as an excluded day, so it never sets requests;
 * **OOM kills**: ``OOM_SERVICE`` runs its memory close to the limit and is killed on a few days
   (``oom_kills_for``: the count a collection would record; written only when the archive has such a
   column — see ``_oom_fields``);
@@ -82,8 +82,8 @@ def demo_peak_rows(
     for service in services:
         key = (service.namespace, service.name)
         base_cpu, base_mem = _base(key, service.limit_cpu_m, service.limit_mem_mib)
-        cpu_factor = weekday * rng.uniform(0.9, 1.1) * (1.8 if is_incident else 1.0)
-        mem_factor = rng.uniform(0.92, 1.05) * (1.3 if is_incident else 1.0)
+        cpu_factor = weekday * rng.uniform(0.9, 1.1) * (1.6 if is_incident else 1.0)
+        mem_factor = rng.uniform(0.92, 1.05) * (1.15 if is_incident else 1.0)
         pods = max(1, service.replicas_measured or 1)
         if key == HPA_SERVICE:  # the HPA follows the load: the pods change, the load per pod stays
             pods = max(3, min(12, round(6 * cpu_factor)))
@@ -129,8 +129,8 @@ def _base(key: tuple[str, str], limit_cpu_m: int | None, limit_mem_mib: int | No
     Not read from the control row, which the refresh rewrites: running the command again writes the same days.
     """
     rng = random.Random("base/" + "/".join(key))
-    cpu = (limit_cpu_m or 1000) / 1000 * rng.uniform(0.05, 0.8)
-    mem = (limit_mem_mib or 1024) * rng.uniform(0.2, 0.75)
+    cpu = (limit_cpu_m or 1000) / 1000 * rng.uniform(0.05, 0.55)
+    mem = (limit_mem_mib or 1024) * rng.uniform(0.2, 0.7)
     return cpu, mem
 
 
