@@ -19,6 +19,7 @@ _VIEWER_PERMS = (
     "control.view_cluster",
     "control.view_microservice",
     "control.view_scheduledoperation",
+    "control.view_excludedday",
     "metrics.view_dailypeak",
     "metrics.view_collectionrun",
     "audit.view_auditevent",
@@ -32,6 +33,9 @@ _OPERATOR_PERMS = (
     "control.add_scheduledoperation",
     "control.change_scheduledoperation",
     "control.delete_scheduledoperation",
+    "control.add_excludedday",
+    "control.change_excludedday",
+    "control.delete_excludedday",
     "metrics.add_collectionrun",
 )
 _ADMIN_PERMS = (

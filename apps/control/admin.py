@@ -15,9 +15,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import Actor
-from apps.control import selectors, services
+from apps.control import excluded_days, selectors, services
 from apps.control.admin_operations import MicroserviceOperationsMixin
-from apps.control.models import Cluster, Microservice
+from apps.control.models import Cluster, ExcludedDay, Microservice
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -263,7 +263,7 @@ class ClusterAdmin(admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = ["name", "display_name", "admission_mode", "time_zone", "peak_window", "lookback_days"]
     search_fields = ["name", "display_name"]
-    readonly_fields = ["admission_mode", "created_at", "updated_at"]
+    readonly_fields = ["admission_mode", "excluded_days_link", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "display_name", "time_zone"]}),
         (_("Kubernetes API"), {"fields": ["in_cluster", "kubeconfig_path", "kube_context", "kubeconfig"]}),
@@ -312,8 +312,18 @@ class ClusterAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (_("Waste and money"), {"fields": ["price_cpu_core_hour", "price_mem_gib_hour"]}),
+        (_("Excluded days"), {"fields": ["excluded_days_link"]}),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
+
+    @admin.display(description=_("excluded days"))
+    def excluded_days_link(self, obj: Cluster) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:control_excludedday_changelist") + "?" + urlencode({"cluster__name": obj.name})
+        count = obj.excluded_days.count()
+        return format_html('<a href="{}">{}</a>', url, _("%(count)d in the calendar") % {"count": count})
 
     @admin.display(description=_("peak window"))
     def peak_window(self, obj: Cluster) -> str:
@@ -348,3 +358,49 @@ class ClusterAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
         for cluster in queryset:
             services.cluster_delete(actor=Actor.for_admin(request), cluster=cluster)
+
+
+@admin.register(ExcludedDay)
+class ExcludedDayAdmin(admin.ModelAdmin):
+    """The clusters' calendars of excluded days; writes go through ``apps.control.excluded_days`` (audited)."""
+
+    list_display = ["cluster", "start", "end", "reason", "created_by", "created_at"]
+    list_filter = ["cluster__name"]
+    search_fields = ["reason"]
+    date_hierarchy = "start"
+    fields = ["cluster", "start", "end", "reason", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ExcludedDay | None = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "cluster"] if obj is not None else readonly
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        name = request.GET.get("cluster__name")
+        if name:
+            cluster = Cluster.objects.filter(name=name).first()
+            if cluster is not None:
+                initial["cluster"] = str(cluster.pk)
+        return initial
+
+    def save_model(self, request: HttpRequest, obj: ExcludedDay, form: forms.ModelForm, change: bool) -> None:
+        actor = Actor.for_admin(request)
+        if change:
+            data = {
+                field: form.cleaned_data[field] for field in form.changed_data if field in excluded_days.EDITABLE_FIELDS
+            }
+            saved = excluded_days.excluded_day_update(actor=actor, excluded=obj, data=data)
+        else:
+            data = form.cleaned_data
+            saved = excluded_days.excluded_day_create(
+                actor=actor, cluster=data["cluster"], start=data["start"], end=data.get("end"), reason=data["reason"]
+            )
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: ExcludedDay) -> None:
+        excluded_days.excluded_day_delete(actor=Actor.for_admin(request), excluded=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExcludedDay]) -> None:
+        for excluded in queryset.select_related("cluster"):
+            excluded_days.excluded_day_delete(actor=Actor.for_admin(request), excluded=excluded)

@@ -15,12 +15,13 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from apps.audit.services import Actor
-from apps.control import operations, scheduling, selectors, services
+from apps.control import excluded_days, operations, scheduling, selectors, services
 from apps.control.filters import AliasOrderingFilter, MicroserviceFilter
-from apps.control.models import Cluster, Microservice, ScheduledOperation
+from apps.control.models import Cluster, ExcludedDay, Microservice, ScheduledOperation
 from apps.control.serializers import (
     REPLICAS_ALIASES,
     ClusterSerializer,
+    ExcludedDaySerializer,
     MicroserviceSerializer,
     OperationSerializer,
     RestartRequestSerializer,
@@ -51,6 +52,49 @@ class ClusterViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Cluster) -> None:
         services.cluster_delete(actor=Actor.for_api(self.request), cluster=instance)
+
+
+class ExcludedDayViewSet(viewsets.ModelViewSet):
+    """``/clusters/{name}/excluded-days/``: the cluster's calendar of days never taken as a source day.
+
+    Viewers read, operators write; every write is audited with its reason.
+    """
+
+    serializer_class = ExcludedDaySerializer
+    filterset_fields: list[str] = []
+    ordering_fields = ["start", "end", "created_at"]
+    search_fields = ["reason"]
+
+    def _cluster(self) -> Cluster:
+        name = self.kwargs["cluster_name"]
+        try:
+            return selectors.cluster_get(name=name)
+        except Cluster.DoesNotExist:
+            raise exceptions.NotFound(_("No cluster %(name)s.") % {"name": name}) from None
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no cluster in the URL
+            return ExcludedDay.objects.none()
+        return excluded_days.excluded_day_list(cluster=self._cluster())
+
+    def perform_create(self, serializer: BaseSerializer[ExcludedDay]) -> None:
+        data = serializer.validated_data
+        serializer.instance = excluded_days.excluded_day_create(
+            actor=Actor.for_api(self.request),
+            cluster=self._cluster(),
+            start=data["start"],
+            end=data.get("end"),
+            reason=data["reason"],
+        )
+
+    def perform_update(self, serializer: BaseSerializer[ExcludedDay]) -> None:
+        assert serializer.instance is not None
+        serializer.instance = excluded_days.excluded_day_update(
+            actor=Actor.for_api(self.request), excluded=serializer.instance, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: ExcludedDay) -> None:
+        excluded_days.excluded_day_delete(actor=Actor.for_api(self.request), excluded=instance)
 
 
 class MicroserviceViewSet(viewsets.ModelViewSet):

@@ -151,6 +151,22 @@ class Cluster(models.Model):
         _("webhook timeout (s)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(30)]
     )
 
+    # What wasted capacity costs (issue 11 §5); empty = no money shown, only cores and GiB.
+    price_cpu_core_hour = models.FloatField(
+        _("price per CPU core-hour"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        help_text=_("Empty: the waste board shows cores, not money."),
+    )
+    price_mem_gib_hour = models.FloatField(
+        _("price per memory GiB-hour"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        help_text=_("Empty: the waste board shows GiB, not money."),
+    )
+
     # Daily collection (§5.3).
     collect_enabled = models.BooleanField(_("collect daily"), default=True)
     collect_at = models.TimeField(
@@ -304,6 +320,45 @@ class Microservice(models.Model):
             errors["limit_mem_mib"] = _("The memory limit must not be below the memory request.")
         if errors:
             raise ValidationError(errors)
+
+
+class ExcludedDay(models.Model):
+    """A day or a range of days of a cluster left out of the source-day choice (issue 11 §4).
+
+    An incident, a load test or a promotion should not set every day's requests: the refresh never
+    takes a source day in ``[start, end]``. The days stay in the archive and the charts (marked).
+    """
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="excluded_days", verbose_name=_("cluster")
+    )
+    start = models.DateField(_("first day"))
+    end = models.DateField(_("last day"), blank=True, help_text=_("Empty: the first day only."))
+    reason = models.CharField(_("reason"), max_length=200)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "-start", "-id"]
+        verbose_name = _("excluded day")
+        verbose_name_plural = _("excluded days")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__gte=models.F("start")), name="excluded_day_end_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        if self.start == self.end:
+            return f"{self.start}"
+        return f"{self.start} – {self.end}"
+
+    def clean(self) -> None:
+        if self.end is None:
+            self.end = self.start
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValidationError({"end": _("The last day must not be before the first day.")})
+
+    def days(self) -> list[datetime.date]:
+        return [self.start + datetime.timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
 
 # --- Scheduled operations (DESIGN §4.5, §7) ------------------------------------------------------

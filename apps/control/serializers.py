@@ -11,7 +11,14 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from apps.control.models import MAX_INTERVAL_SECONDS, MAX_REPLICAS, Cluster, Microservice, ScheduledOperation
+from apps.control.models import (
+    MAX_INTERVAL_SECONDS,
+    MAX_REPLICAS,
+    Cluster,
+    ExcludedDay,
+    Microservice,
+    ScheduledOperation,
+)
 from apps.control.scheduling import EDITABLE_FIELDS, targets_ordered
 from apps.control.services import CLUSTER_SECRET_FIELDS, redact_url
 
@@ -285,3 +292,15 @@ class OperationSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["targets"] = [service.pk for service in targets_ordered(instance)]
         return data
+
+
+class ExcludedDaySerializer(serializers.ModelSerializer):
+    """A day or a range of days of the cluster's calendar; ``end`` empty = the same as ``start``."""
+
+    cluster: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    end = serializers.DateField(required=False, allow_null=True)
+
+    class Meta:
+        model = ExcludedDay
+        fields = ["id", "cluster", "start", "end", "reason", "created_by", "created_at"]
+        read_only_fields = ["id", "cluster", "created_by", "created_at"]

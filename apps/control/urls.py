@@ -6,6 +6,7 @@ from apps.control import api
 
 router = SimpleRouter()
 router.register("clusters", api.ClusterViewSet, basename="cluster")
+router.register(r"clusters/(?P<cluster_name>[-a-z0-9]+)/excluded-days", api.ExcludedDayViewSet, basename="excluded-day")
 router.register("microservices", api.MicroserviceViewSet, basename="microservice")
 router.register("operations", api.OperationViewSet, basename="operation")
 

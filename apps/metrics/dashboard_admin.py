@@ -92,6 +92,7 @@ def dashboard_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         has_clusters=Cluster.objects.exists(),
         span=span,
         summary_api=reverse("api:dashboard-summary"),
+        waste_api=reverse("api:dashboard-waste"),
         curves_page=reverse("admin:metrics_dashboard_curves"),
     )
     if form.is_valid():

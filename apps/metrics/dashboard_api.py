@@ -20,9 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.control import excluded_days
 from apps.control import selectors as control_selectors
 from apps.control.models import Cluster
 from apps.metrics import dashboard, selectors
+from apps.metrics.dashboard import waste
 from kubedoor_site.permissions import has_perms
 
 
@@ -43,6 +45,18 @@ class RangeQuerySerializer(serializers.Serializer):
 class CurvesQuerySerializer(RangeQuerySerializer):
     namespace = serializers.CharField(max_length=63)
     deployment = serializers.CharField(max_length=253)
+
+
+class WasteQuerySerializer(RangeQuerySerializer):
+    namespace = serializers.CharField(max_length=63, required=False, help_text=_("only this namespace's services"))
+    min_score = serializers.IntegerField(
+        min_value=0, max_value=100, required=False, help_text=_("only services with at least this waste score")
+    )
+    ordering = serializers.ChoiceField(
+        choices=[*waste.ORDERINGS, *(f"-{name}" for name in waste.ORDERINGS)],
+        required=False,
+        help_text=_("order of the services list; '-' for descending"),
+    )
 
 
 def _totals_fields() -> dict[str, serializers.Field]:
@@ -94,6 +108,9 @@ SUMMARY_SCHEMA = inline_serializer(
         ),
     },
 )
+_EXCLUDED_DAYS = inline_serializer(
+    "ExcludedDayMark", {"day": serializers.DateField(), "reason": serializers.CharField()}, many=True
+)
 CURVES_SCHEMA = inline_serializer(
     "DashboardCurves",
     {
@@ -118,6 +135,66 @@ CURVES_SCHEMA = inline_serializer(
                         "mem_limit_mib",
                     )
                 },
+            },
+            many=True,
+        ),
+        "excluded_days": _EXCLUDED_DAYS,
+    },
+)
+
+
+_WASTE_TOTALS: dict[str, serializers.Field] = {
+    "services": serializers.IntegerField(),
+    "cpu_request_cores": serializers.FloatField(),
+    "cpu_waste_cores": serializers.FloatField(),
+    "cpu_waste_pct": serializers.FloatField(allow_null=True),
+    "mem_request_gib": serializers.FloatField(),
+    "mem_waste_gib": serializers.FloatField(),
+    "mem_waste_pct": serializers.FloatField(allow_null=True),
+    "monthly_cost": serializers.FloatField(allow_null=True),
+}
+_WASTE_SERVICE: dict[str, serializers.Field] = {
+    "namespace": serializers.CharField(),
+    "deployment": serializers.CharField(),
+    "source_day": serializers.DateField(),
+    "pods": serializers.IntegerField(allow_null=True),
+    "cpu_request_cores": serializers.FloatField(),
+    "cpu_used_cores": serializers.FloatField(),
+    "cpu_waste_cores": serializers.FloatField(),
+    "cpu_waste_pct": serializers.FloatField(allow_null=True),
+    "mem_request_gib": serializers.FloatField(),
+    "mem_used_gib": serializers.FloatField(),
+    "mem_waste_gib": serializers.FloatField(),
+    "mem_waste_pct": serializers.FloatField(allow_null=True),
+    "monthly_cost": serializers.FloatField(allow_null=True),
+    "score": serializers.IntegerField(allow_null=True),
+}
+WASTE_SCHEMA = inline_serializer(
+    "DashboardWaste",
+    {
+        "cluster": serializers.CharField(),
+        "day_from": serializers.DateField(),
+        "day_to": serializers.DateField(),
+        "price_cpu_core_hour": serializers.FloatField(allow_null=True),
+        "price_mem_gib_hour": serializers.FloatField(allow_null=True),
+        "hours_per_month": serializers.IntegerField(),
+        "excluded_days": serializers.ListField(child=serializers.DateField()),
+        "totals": inline_serializer("WasteTotals", _WASTE_TOTALS),
+        "top": inline_serializer("WasteService", _WASTE_SERVICE, many=True),
+        "namespaces": inline_serializer(
+            "WasteNamespace",
+            {"namespace": serializers.CharField(), "totals": inline_serializer("WasteNamespaceTotals", _WASTE_TOTALS)},
+            many=True,
+        ),
+        "services": inline_serializer("WasteServiceListed", _WASTE_SERVICE, many=True),
+        "trend": inline_serializer(
+            "WastePoint",
+            {
+                "day": serializers.DateField(),
+                "cpu_waste_cores": serializers.FloatField(),
+                "mem_waste_gib": serializers.FloatField(),
+                "monthly_cost": serializers.FloatField(allow_null=True),
+                "is_excluded": serializers.BooleanField(),
             },
             many=True,
         ),
@@ -169,8 +246,39 @@ class DashboardCurvesView(APIView):
                 "day_from": data["day_from"].isoformat(),
                 "day_to": data["day_to"].isoformat(),
                 "points": dashboard.as_payload(points),
+                "excluded_days": [
+                    {"day": day.isoformat(), "reason": reason}
+                    for day, reason in excluded_days.excluded_day_reasons(
+                        cluster=cluster, day_from=data["day_from"], day_to=data["day_to"]
+                    ).items()
+                ],
             }
         )
+
+
+class DashboardWasteView(APIView):
+    """Wasted CPU cores, memory GiB and money per service (source day), per namespace, in total and per day.
+
+    ``namespace``, ``min_score`` and ``ordering`` filter and order the ``services`` list only.
+    """
+
+    permission_classes = [has_perms("metrics.view_dailypeak")]
+
+    @extend_schema(parameters=[WasteQuerySerializer], responses=WASTE_SCHEMA)
+    def get(self, request: Request) -> Response:
+        query = WasteQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        summary = waste.waste_summary(cluster=data["cluster"], day_from=data["day_from"], day_to=data["day_to"])
+        services = waste.waste_services_filter(
+            summary.services,
+            namespace=data.get("namespace", ""),
+            min_score=data.get("min_score"),
+            ordering=data.get("ordering", ""),
+        )
+        payload = dashboard.as_payload(summary)
+        payload["services"] = dashboard.as_payload(services)
+        return Response(payload)
 
 
 def _service_exists(*, cluster: str, namespace: str, deployment: str) -> bool:
@@ -185,4 +293,5 @@ def _service_exists(*, cluster: str, namespace: str, deployment: str) -> bool:
 urlpatterns = [
     path("summary", DashboardSummaryView.as_view(), name="dashboard-summary"),
     path("curves", DashboardCurvesView.as_view(), name="dashboard-curves"),
+    path("waste", DashboardWasteView.as_view(), name="dashboard-waste"),
 ]

@@ -4,7 +4,8 @@ For each Deployment seen in the cluster's lookback, the source day's statistics 
 container become a ``MicroserviceMeasurement``: pods, P95s, the observed limits, and the requests they
 call for with the row's own headroom, floors and limits (the cluster's where the row sets none, or
 for a Deployment without a row). The source day is the service's busiest day (``service`` mode) or
-the cluster's busiest day (``cluster`` mode, as in KubeDoor 0.2); in ``cluster`` mode a Deployment
+the cluster's busiest day (``cluster`` mode, as in KubeDoor 0.2), never a day of the cluster's
+excluded-days calendar (``apps.control.excluded_days``); in ``cluster`` mode a Deployment
 with no row on that day (new since) falls back to its own busiest day rather than keeping no
 statistics.
 
@@ -26,6 +27,7 @@ from django.db import transaction
 
 from apps.audit.services import Actor, audit_event_record
 from apps.control.choices import PeakDayMode
+from apps.control.excluded_days import excluded_dates
 from apps.control.measurements import (
     MicroserviceMeasurement,
     MicroserviceSettings,
@@ -47,6 +49,7 @@ class RefreshResult:
     unchanged: int = 0
     unmanaged: list[str] = dataclasses.field(default_factory=list)
     cluster_source_day: datetime.date | None = None
+    excluded_days: list[datetime.date] = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class RefreshResult:
             "unchanged": self.unchanged,
             "unmanaged": len(self.unmanaged),
             "cluster_source_day": self.cluster_source_day,
+            "excluded_days": len(self.excluded_days),
         }
 
 
@@ -130,12 +134,22 @@ def control_table_refresh(
     ]
     services = peaks.group_by_service(rows)
     result = RefreshResult()
+    # Excluded days (the cluster's calendar) stay in the archive but are never a source day.
+    excluded = excluded_dates(cluster=cluster, day_from=day_from, day_to=today)
+    result.excluded_days = sorted(excluded)
     if cluster.peak_day_mode == PeakDayMode.CLUSTER:
-        result.cluster_source_day = peaks.cluster_source_day(rows)
+        result.cluster_source_day = peaks.cluster_source_day(row for row in rows if row.day not in excluded)
     settings = microservice_settings_list(cluster=cluster)
     measurements = []
     for key in sorted(services):
-        days = services[key]
+        days = {day: day_rows for day, day_rows in services[key].items() if day not in excluded}
+        if not days:  # seen only on excluded days: present, its measured fields stay
+            measurements.append(
+                MicroserviceMeasurement(
+                    namespace=key[0], name=key[1], hpa_name=None if hpa_targets is None else hpa_targets.get(key, "")
+                )
+            )
+            continue
         day = (
             result.cluster_source_day
             if result.cluster_source_day is not None and result.cluster_source_day in days

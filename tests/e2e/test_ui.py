@@ -246,7 +246,12 @@ def test_a_range_without_data_says_which_days_the_archive_holds(live_server, new
     last = cluster_today(demo) - datetime.timedelta(days=1)
     assert page.locator("#kd-status").inner_text() == f"No data in this range — the archive holds {first} to {last}."
     assert page.locator("rect.kd-bar").count() == 0
-    assert page.locator(".kd-chart-empty").all_inner_texts() == ["No service has this figure."] * 5
+    assert page.locator("#kd-dashboard .kd-chart-empty").all_inner_texts() == ["No service has this figure."] * 5
+    page.wait_for_selector("#kd-waste[data-loaded='true']")
+    assert page.locator("#kd-waste .kd-chart-empty").all_inner_texts() == [
+        "No service wastes anything in this range.",
+        "No data in this range.",
+    ]
     assert page.locator("#kd-namespaces tbody tr").count() == 0
     shot(page, "16-dashboard-range-without-data")
     # and a service's curves over such a range say so

@@ -14,13 +14,14 @@ through untouched. It runs on PostgreSQL and SQLite alike (CTEs, window function
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 
 from django.db import connections, router
 from django.db.models import BigIntegerField, Case, Count, F, Max, Min, QuerySet, Sum, Value, When, Window
 from django.db.models.functions import NullIf, RowNumber
 from django.db.models.lookups import Exact
 
-from apps.metrics.dashboard.results import BOARDS, TOP_N, DataSpan, RawCurve, RawSummary
+from apps.metrics.dashboard.results import BOARDS, TOP_N, DataSpan, RawCurve, RawSummary, RawWasteSource, RawWasteTrend
 from apps.metrics.models import DailyPeak
 
 SOURCE_COLUMNS = (
@@ -93,6 +94,21 @@ WHERE position <= """
 )
 
 
+# Waste per day over the service-days (``{service_days}``: the ORM's compiled SQL): Σ over services of
+# max(request − P95, 0) × pods, CPU in cores and memory in MiB; a service-day missing a figure adds nothing.
+ORM_WASTE_TREND_SQL = """
+WITH service_days AS ({service_days})
+SELECT day,
+       COALESCE(SUM(CASE WHEN d_req_cpu_m * 0.001 > d_cpu_cores AND d_pods IS NOT NULL
+                         THEN (d_req_cpu_m * 0.001 - d_cpu_cores) * d_pods ELSE 0.0 END), 0.0) AS cpu_waste_cores,
+       COALESCE(SUM(CASE WHEN d_req_mem_mib > d_mem_mib AND d_pods IS NOT NULL
+                         THEN (d_req_mem_mib - d_mem_mib) * d_pods ELSE 0.0 END), 0.0) AS mem_waste_mib
+FROM service_days
+GROUP BY day
+ORDER BY day
+"""
+
+
 def _all_present(field: str) -> Exact:
     """True for a group in which every row has ``field`` (COUNT(*) = COUNT(field))."""
     return Exact(Count("id"), Count(field))
@@ -130,12 +146,19 @@ def service_days(
     )
 
 
-def sources(*, cluster: str, day_from: datetime.date, day_to: datetime.date) -> QuerySet:
-    """One row per service: its source day (highest P95 cores × pods, unknown last, ties to the later day)."""
+def sources(
+    *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date] = ()
+) -> QuerySet:
+    """One row per service: its source day (highest P95 cores × pods, unknown last, ties to the later day).
+
+    ``excluded`` days (the cluster's calendar) are never a source day.
+    """
     load = F("d_cpu_cores") * F("d_pods")
+    days = service_days(cluster=cluster, day_from=day_from, day_to=day_to)
+    if excluded:
+        days = days.exclude(day__in=list(excluded))
     return (
-        service_days(cluster=cluster, day_from=day_from, day_to=day_to)
-        .annotate(
+        days.annotate(
             rank=Window(
                 RowNumber(),
                 partition_by=[F("namespace"), F("deployment")],
@@ -188,6 +211,30 @@ class OrmDashboard:
             )
             for row in rows
         ]
+
+    def raw_waste_sources(
+        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+    ) -> list[RawWasteSource]:
+        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
+        return [
+            (
+                row["namespace"],
+                row["deployment"],
+                row["day"],
+                row["d_pods"],
+                row["d_cpu_cores"],
+                row["d_req_cpu_m"],
+                row["d_mem_mib"],
+                row["d_req_mem_mib"],
+            )
+            for row in rows
+        ]
+
+    def raw_waste_trend(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[RawWasteTrend]:
+        inner, params = service_days(cluster=cluster, day_from=day_from, day_to=day_to).query.sql_with_params()
+        with connections[router.db_for_read(DailyPeak)].cursor() as cursor:
+            cursor.execute(ORM_WASTE_TREND_SQL.format(service_days=inner), params)
+            return list(cursor.fetchall())
 
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int:
         return DailyPeak.objects.filter(cluster=cluster, namespace=namespace, deployment=deployment).count()

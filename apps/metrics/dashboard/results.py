@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 BOARDS = ("load", "cpu_pct", "memory", "mem_pct", "pods")
@@ -91,6 +91,12 @@ RawTotals = Sequence[Any]
 RawCurve = Sequence[Any]
 
 
+# namespace, deployment, source day, pods, P95 CPU cores, request CPU m, P95 memory MiB, request MiB (per pod)
+RawWasteSource = Sequence[Any]
+# day, Σ wasted CPU cores, Σ wasted memory MiB (each service-day floored at 0 before the sum)
+RawWasteTrend = Sequence[Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class RawSummary:
     """Everything one summary needs, as a backend computes it in one statement."""
@@ -111,6 +117,14 @@ class DashboardBackend(Protocol):
     ) -> list[RawCurve]: ...
 
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int: ...
+
+    def raw_waste_sources(
+        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+    ) -> list[RawWasteSource]: ...
+
+    def raw_waste_trend(
+        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date
+    ) -> list[RawWasteTrend]: ...
 
     def data_span(self, *, cluster: str) -> DataSpan: ...
 

@@ -13,9 +13,20 @@ one panel at a time; the Grafana dashboard (deploy/grafana/) is generated from t
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from typing import Any
 
-from apps.metrics.dashboard.results import BOARDS, TOP_N, DataSpan, RawCurve, RawSummary, RawTotals, as_date
+from apps.metrics.dashboard.results import (
+    BOARDS,
+    TOP_N,
+    DataSpan,
+    RawCurve,
+    RawSummary,
+    RawTotals,
+    RawWasteSource,
+    RawWasteTrend,
+    as_date,
+)
 
 # Inner columns carry a ``d_`` prefix: ClickHouse substitutes aliases everywhere, so an outer alias
 # named like an inner column would refer to itself.
@@ -155,6 +166,44 @@ FROM (
 )
 
 
+# Waste (issue 11 §5). ``%(excluded)s`` is an array of ISO dates that always holds "" (an empty
+# array literal has no element type on 18.16); those days are never a source day.
+WASTE_SOURCES_SQL = """
+SELECT namespace, deployment,
+       argMax(tuple(day, d_pods, d_cpu_cores, d_req_cpu_m, d_mem_mib, d_req_mem_mib),
+              tuple(ifNull(d_cpu_cores * d_pods, -1.), day)) AS src,
+       tupleElement(src, 1), tupleElement(src, 2), tupleElement(src, 3),
+       tupleElement(src, 4), tupleElement(src, 5), tupleElement(src, 6)
+FROM (
+    SELECT namespace, deployment, day,
+           max(pod_count) AS d_pods,
+           sum(p95_cpu_cores) AS d_cpu_cores,
+           sum(request_cpu_m) AS d_req_cpu_m,
+           sum(p95_mem_mib) AS d_mem_mib,
+           sum(request_mem_mib) AS d_req_mem_mib
+    FROM kubedoor_daily_peaks
+    WHERE cluster = %(cluster)s AND day >= %(day_from)s AND day <= %(day_to)s
+      AND NOT has(%(excluded)s, toString(day))
+    GROUP BY namespace, deployment, day
+)
+GROUP BY namespace, deployment
+ORDER BY namespace, deployment
+"""
+
+WASTE_TREND_SQL = (
+    """
+SELECT day,
+       sum(ifNull(greatest(d_req_cpu_m * 0.001 - d_cpu_cores, 0.) * d_pods, 0.)) AS cpu_waste_cores,
+       sum(ifNull(greatest(toFloat64(d_req_mem_mib) - d_mem_mib, 0.) * d_pods, 0.)) AS mem_waste_mib
+FROM ("""
+    + _SERVICE_DAYS_SQL
+    + """)
+GROUP BY day
+ORDER BY day
+"""
+)
+
+
 class ClickHouseDashboard:
     """The aggregates in ClickHouse, through the door (or any executor with the same ``execute``)."""
 
@@ -186,6 +235,21 @@ class ClickHouseDashboard:
             "day_to": day_to,
         }
         return self.executor.execute(DASHBOARD_CURVES_SQL, params)
+
+    def raw_waste_sources(
+        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+    ) -> list[RawWasteSource]:
+        params = {
+            "cluster": cluster,
+            "day_from": day_from,
+            "day_to": day_to,
+            "excluded": ["", *sorted(day.isoformat() for day in excluded)],
+        }
+        return [(ns, dep, *rest) for ns, dep, _src, *rest in self.executor.execute(WASTE_SOURCES_SQL, params)]
+
+    def raw_waste_trend(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[RawWasteTrend]:
+        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
+        return self.executor.execute(WASTE_TREND_SQL, params)
 
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int:
         params = {"cluster": cluster, "namespace": namespace, "deployment": deployment}

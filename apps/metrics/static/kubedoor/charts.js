@@ -8,6 +8,8 @@
  *   days: ["YYYY-MM-DD", ...]; series: [{name, cls, values: [number|null per day], points: bool}];
  *   each series is a <path class="kd-line kd-<cls>">; a series with points gets one
  *   <circle class="kd-point kd-<cls>"> per known value, its <title> naming the day and value.
+ *   options.marked: {"YYYY-MM-DD": "why"} days drawn behind the lines as <rect class="kd-marked-day">
+ *   (excluded days: in the archive and the chart, never a source day).
  */
 (function () {
   "use strict";
@@ -96,6 +98,14 @@
       el("line", {x1: left, x2: width - right, y1: y(v), y2: y(v), "class": "kd-grid"}, axis);
       el("text", {"class": "kd-axis-label kd-y-label", x: left - 6, y: y(v) + 4, "text-anchor": "end"}, axis,
         fmt(v, options.digits));
+    });
+    var marked = options.marked || {};
+    days.forEach(function (day, i) {
+      if (!Object.prototype.hasOwnProperty.call(marked, day)) return;
+      var half = days.length === 1 ? plotW / 2 : plotW / (days.length - 1) / 2;
+      var band = el("rect", {"class": "kd-marked-day", x: (x(i) - half).toFixed(1), y: top, width: (2 * half).toFixed(1),
+        height: plotH, "data-day": day}, axis);
+      el("title", {}, band, day + ": " + marked[day]);
     });
     var ticks = days.length > 2 ? [0, Math.floor((days.length - 1) / 2), days.length - 1] : days.map(function (_, i) { return i; });
     ticks.forEach(function (i) {

@@ -38,7 +38,23 @@
     }
     var points = data.points;
     var days = column(points, "day");
-    var opts = {emptyText: tr("No data for this microservice in this range.")};
+    var marked = {};
+    (data.excluded_days || []).forEach(function (e) { marked[e.day] = tr("excluded") + " — " + e.reason; });
+    var opts = {emptyText: tr("No data for this microservice in this range."), marked: marked};
+    var note = root.querySelector("#kd-excluded");
+    note.textContent = "";
+    if ((data.excluded_days || []).length) {
+      note.appendChild(document.createTextNode(tr("Excluded days (never a source day):") + " "));
+      data.excluded_days.forEach(function (e) {
+        var item = document.createElement("span");
+        item.className = "kd-excluded-day";
+        item.dataset.day = e.day;
+        item.title = e.reason;
+        item.textContent = e.day;
+        note.appendChild(item);
+      });
+    }
+    note.hidden = !(data.excluded_days || []).length;
     C.lines(root.querySelector("#kd-chart-cpu"), days, [
       {name: tr("P95 CPU"), cls: "used", values: column(points, "cpu_cores"), points: true},
       {name: tr("request"), cls: "request", values: column(points, "cpu_request_cores")},

@@ -1,4 +1,10 @@
-"""Load a clearly labelled demo cluster so a new installation shows a populated UI."""
+"""Load a clearly labelled demo cluster so a new installation shows a populated UI.
+
+The cluster and its control rows, then 30 days of daily peaks (``apps.metrics.demo``: a weekly rhythm,
+an incident day entered as an excluded day, a service with OOM kills, an HPA-managed one) and a
+refresh of the control table from them — the dashboard, the curves, the waste board and the
+recommendations all have data. It lives in the metrics app because it writes the daily-peak archive.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import Actor
-from apps.control import services
+from apps.control import excluded_days, services
 from apps.control.models import Cluster, Microservice
+from apps.metrics import demo
+from apps.metrics.refresh import control_table_refresh
+from apps.metrics.selectors import cluster_today
+from apps.metrics.store import peak_store
 
 DEMO_CLUSTER = "demo"
+# Plausible on-demand cloud prices (per CPU core-hour, per memory GiB-hour) so the waste board shows money.
+DEMO_PRICE_CPU_CORE_HOUR = 0.031
+DEMO_PRICE_MEM_GIB_HOUR = 0.0042
 NAMESPACES = {
     "shop": ["web", "cart", "checkout", "catalog", "search", "recommend", "reviews", "pricing", "images", "gateway"],
     "payments": ["api", "ledger", "risk", "refunds", "invoices", "wallet", "fx-rates", "settlement", "notify", "audit"],
@@ -48,7 +61,10 @@ NAMESPACES = {
 
 
 class Command(BaseCommand):
-    help = "Load the demo cluster 'demo' (50 microservices in 5 namespaces, sample values). Idempotent."
+    help = (
+        "Load the demo cluster 'demo' (50 microservices in 5 namespaces) with 30 days of daily peaks, "
+        "then refresh its control table. Idempotent."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=7)
@@ -64,6 +80,8 @@ class Command(BaseCommand):
                 display_name="Demo cluster (sample data)",
                 namespaces=list(NAMESPACES),
                 collect_enabled=False,
+                price_cpu_core_hour=DEMO_PRICE_CPU_CORE_HOUR,
+                price_mem_gib_hour=DEMO_PRICE_MEM_GIB_HOUR,
             )
             created = 0
             for namespace, names in NAMESPACES.items():
@@ -88,15 +106,32 @@ class Command(BaseCommand):
                         limit_cpu_m=limit_cpu,
                         limit_mem_mib=limit_mem,
                     )
+                    hpa_name = name if (namespace, name) == demo.HPA_SERVICE else ""
                     Microservice.objects.filter(cluster=cluster, namespace=namespace, name=name).update(
                         p95_cpu_cores=cpu_cores,
                         p95_cpu_pct=round(cpu_cores * 1000 / limit_cpu * 100, 1),
                         p95_mem_mib=mem_mib,
                         p95_mem_pct=round(mem_mib / limit_mem * 100, 1),
                         source_day=today - datetime.timedelta(days=rng.randint(1, 9)),
+                        hpa_name=hpa_name,
                     )
                     created += 1
-        self.stdout.write(self.style.SUCCESS(f"Demo cluster {DEMO_CLUSTER!r}: {created} microservices added."))
-        # The metrics app writes the pod curves' and node board's figures; called by name, since control
-        # never imports metrics (docs/ARCHITECTURE.md).
+            last_day = cluster_today(cluster) - datetime.timedelta(days=1)
+            incident = demo.incident_day(last_day=last_day)
+            if not excluded_days.excluded_day_list(cluster=cluster).filter(start__lte=incident, end__gte=incident):
+                excluded_days.excluded_day_create(
+                    actor=actor, cluster=cluster, start=incident, reason=demo.INCIDENT_REASON
+                )
+        rows = Microservice.objects.filter(cluster=cluster).order_by("namespace", "name")
+        written = demo.demo_peaks_write(
+            cluster=cluster.name, services=list(rows), last_day=last_day, store=peak_store()
+        )
+        control_table_refresh(cluster=cluster, store=peak_store(), today=last_day, actor=actor)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo cluster {DEMO_CLUSTER!r}: {created} microservices added, "
+                f"{written} daily peaks over {demo.DEMO_DAYS} days, {incident} excluded (incident)."
+            )
+        )
+        # The pod curves' and node board's figures.
         call_command("kubedoor_demo_pods_nodes", cluster=DEMO_CLUSTER, seed=seed, stdout=self.stdout)
