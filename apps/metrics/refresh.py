@@ -26,6 +26,7 @@ from django.db import transaction
 
 from apps.audit.services import Actor, audit_event_record
 from apps.control.choices import PeakDayMode
+from apps.control.containers import controlled_container
 from apps.control.measurements import (
     MicroserviceMeasurement,
     MicroserviceSettings,
@@ -71,7 +72,10 @@ def deployment_measure(
 ) -> MicroserviceMeasurement:
     """What ``day`` says of one Deployment, for its row (``settings``; ``None``: no row yet)."""
     configured = settings.container if settings is not None else ""
-    container, chosen = peaks.controlled_container(deployment=deployment, configured=configured, rows=day_rows)
+    p95_cpu = {row.container: row.p95_cpu_cores for row in day_rows}
+    container, chosen = controlled_container(
+        configured=configured, deployment=deployment, names=list(p95_cpu), p95_cpu=p95_cpu
+    )
     if container is None:  # the configured container was not seen that day
         return MicroserviceMeasurement(namespace=namespace, name=deployment, hpa_name=hpa_name)
     row = next(r for r in day_rows if r.container == container)
