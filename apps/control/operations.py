@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jsonpatch
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +26,6 @@ from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.models import MAX_REPLICAS, Microservice, OperationKind
 from apps.control.services import microservice_update
-from apps.webhook.services import admission_preview
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +254,29 @@ def microservice_scale(
 RESTART_ATTEMPTS = 3
 
 
+class AdmissionPreview(Protocol):
+    """What the webhook would answer for ``deployment`` (an UPDATE from ``old_deployment``) in ``mode``:
+    a mapping with at least ``patched`` (the Deployment as admitted) and ``warnings``."""
+
+    def __call__(self, *, cluster: Any, deployment: Any, old_deployment: Any, mode: str) -> Mapping[str, Any]: ...
+
+
+# Control never imports the webhook (docs/ARCHITECTURE.md): the webhook app hands its preview to the
+# restart when Django starts (``apps.webhook.apps.WebhookConfig.ready``).
+_admission_previews: list[AdmissionPreview] = []
+
+
+def restart_admission_preview_set(preview: AdmissionPreview) -> None:
+    """Use ``preview`` for the restarts that apply the control table (admission in ``enforce``)."""
+    _admission_previews[:] = [preview]
+
+
+def _admission_preview() -> AdmissionPreview:
+    if not _admission_previews:
+        raise RuntimeError("no admission preview is set: is apps.webhook in INSTALLED_APPS?")
+    return _admission_previews[0]
+
+
 def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -> tuple[k8s.Deployment, list[str]]:
     """A rolling restart whose patch also carries what admission would set (enforce mode).
 
@@ -267,7 +289,7 @@ def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -
     for _attempt in range(RESTART_ATTEMPTS):
         current = k8s.deployment_object_get(cluster=cluster, namespace=service.namespace, name=service.name)
         restarted = jsonpatch.apply_patch(current, k8s.restart_operations(current, at=timezone.now()))
-        preview = admission_preview(cluster=cluster, deployment=restarted, old_deployment=current, mode="enforce")
+        preview = _admission_preview()(cluster=cluster, deployment=restarted, old_deployment=current, mode="enforce")
         operations = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"].get("resourceVersion")},
             *jsonpatch.make_patch(current, preview["patched"]).patch,
