@@ -39,6 +39,10 @@ from apps.metrics.store import PeakStore, StatRow
 
 logger = logging.getLogger(__name__)
 
+# The source day's statistics a measurement carries as the store holds them (the limits observed are
+# copied only into a new row).
+MEASURED_AS_IS = ("p95_cpu_cores", "p95_mem_mib", "p95_cpu_pct", "p95_mem_pct", "limit_cpu_m", "limit_mem_mib")
+
 
 @dataclasses.dataclass
 class RefreshResult:
@@ -98,17 +102,12 @@ def deployment_measure(
         container=container,
         is_container_chosen=chosen,
         pod_count=row.pod_count or 0,
-        p95_cpu_cores=row.p95_cpu_cores,
-        p95_mem_mib=row.p95_mem_mib,
-        p95_cpu_pct=row.p95_cpu_pct,
-        p95_mem_pct=row.p95_mem_pct,
         request_cpu_m=cpu,
         request_cpu_capped=cpu_capped,
         request_mem_mib=mem,
         request_mem_capped=mem_capped,
-        limit_cpu_m=row.limit_cpu_m,
-        limit_mem_mib=row.limit_mem_mib,
         hpa_name=hpa_name,
+        **{field: getattr(row, field) for field in MEASURED_AS_IS},
     )
 
 
