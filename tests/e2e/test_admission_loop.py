@@ -24,7 +24,7 @@ from apps.metrics.refresh import control_table_refresh
 from apps.metrics.store import OrmStore
 from apps.webhook.services import admission_mode_set
 from tests.control.test_admin import logged_in
-from tests.control.test_scheduling_e2e import beat_sees_changes_again, wait_until
+from tests.control.scheduling.test_e2e import beat_sees_changes_again, wait_until
 from tests.factories import MicroserviceFactory
 from tests.metrics.test_refresh import TODAY, load, peak
 from tests.services.k8s_standin import HPA_TOKEN, K8sStandin, deployment_manifest, standin_cluster
