@@ -176,7 +176,7 @@ def test_a_failing_receiver_is_retried_then_given_up_and_the_operation_still_suc
         django_capture_on_commit_callbacks(execute=True),
     ):
         result = operations.microservice_scale(
-            actor=Actor(user=operator, name="operator1", source="api"), service=service, replicas=4
+            actor=Actor(user=operator, name="operator1", source="api"), microservice=service, replicas=4
         )
 
     # then: three attempts (one + two retries), recorded as failed against the event; the scale happened

@@ -72,11 +72,11 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
     batch = operation_batch_run(
         actor=actor,
         kind=operation.kind,
-        services=targets_ordered(operation),
+        microservices=targets_ordered(operation),
         replicas=operation.replicas,
         temporary=operation.temporary,
         interval_seconds=operation.interval_seconds,
-        skip=lambda service: done.get(service.pk),
+        skip=lambda microservice: done.get(microservice.pk),
         on_result=persist,
     )
     finished = timezone.now()

@@ -34,7 +34,7 @@ def operation_snapshot(operation: ScheduledOperation) -> dict[str, Any]:
     return {
         "id": operation.pk,
         "kind": operation.kind,
-        "targets": [str(service) for service in targets_ordered(operation)],
+        "targets": [str(microservice) for microservice in targets_ordered(operation)],
         "replicas": operation.replicas,
         "temporary": operation.temporary,
         "interval_seconds": operation.interval_seconds,
@@ -147,8 +147,8 @@ def operation_schedule(
                 after=now,
             ),
         )
-        for service in values["targets"]:
-            operation.targets.add(service)
+        for microservice in values["targets"]:
+            operation.targets.add(microservice)
         _beat_sync(operation)
         audit_event_record(
             actor=actor,
@@ -205,8 +205,8 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         if "targets" in data:
             operation.cluster_id = values["targets"][0].cluster_id
             operation.targets.clear()
-            for service in values["targets"]:
-                operation.targets.add(service)
+            for microservice in values["targets"]:
+                operation.targets.add(microservice)
         if "enabled" in data:
             operation.enabled = bool(data["enabled"])
         if operation.state in (OperationState.SCHEDULED, OperationState.PAUSED):
