@@ -151,6 +151,16 @@ def _overridden_message(*, wanted: int, stored: int, warnings: tuple[str, ...]) 
     }
 
 
+def _target(microservice: Microservice) -> dict[str, Any]:
+    """The fields of a ``TargetResult`` that name its target."""
+    return {
+        "service_id": microservice.pk,
+        "cluster": microservice.cluster.name,
+        "namespace": microservice.namespace,
+        "name": microservice.name,
+    }
+
+
 def _record(
     *, actor: Actor, microservice: Microservice, action: str, result: TargetResult, before: Any, after: Any
 ) -> None:
@@ -204,15 +214,7 @@ def microservice_scale(
     replicas_validate(replicas)
     wanted = _target_replicas(microservice, replicas)
     cluster = microservice.cluster
-    base: dict[str, Any] = {
-        "service_id": microservice.pk,
-        "cluster": cluster.name,
-        "namespace": microservice.namespace,
-        "name": microservice.name,
-        "kind": OperationKind.SCALE,
-        "dry_run": dry_run,
-        "temporary": temporary,
-    }
+    base = _target(microservice) | {"kind": OperationKind.SCALE, "dry_run": dry_run, "temporary": temporary}
     before: int | None = None
 
     def finish(result: TargetResult, stored: int) -> TargetResult:
@@ -326,12 +328,7 @@ def microservice_restart(*, actor: Actor, microservice: Microservice, dry_run: b
     """
     operation_permission_check(actor=actor, kind=OperationKind.RESTART)
     cluster = microservice.cluster
-    base: dict[str, Any] = {
-        "service_id": microservice.pk,
-        "cluster": cluster.name,
-        "namespace": microservice.namespace,
-        "name": microservice.name,
-    }
+    base = _target(microservice)
     applied: list[str] = []
     try:
         if cluster.admission_mode == AdmissionMode.ENFORCE:
@@ -427,10 +424,7 @@ def operation_target_run(
     except ValidationError as exc:
         message = "; ".join(str(m) for m in exc.messages)
         result = TargetResult(
-            service_id=microservice.pk,
-            cluster=microservice.cluster.name,
-            namespace=microservice.namespace,
-            name=microservice.name,
+            **_target(microservice),
             kind=kind,
             ok=False,
             error=message,
