@@ -29,6 +29,13 @@ from kubedoor_site.beat import Clocked, Crontab, periodic_task_sync, periodic_ta
 logger = logging.getLogger(__name__)
 
 
+def operation_audit_record(*, actor: Actor, operation: ScheduledOperation, action: str, **fields: Any) -> None:
+    """Append the event of ``action`` on ``operation`` (named ``operation-<id>`` in its cluster)."""
+    audit_event_record(
+        actor=actor, action=action, cluster=operation.cluster.name, name=f"operation-{operation.pk}", **fields
+    )
+
+
 def operation_snapshot(operation: ScheduledOperation) -> dict[str, Any]:
     """The audited state of an operation."""
     return {
@@ -150,11 +157,10 @@ def operation_schedule(
         for microservice in values["targets"]:
             operation.targets.add(microservice)
         _beat_sync(operation)
-        audit_event_record(
+        operation_audit_record(
             actor=actor,
+            operation=operation,
             action="operation.schedule",
-            cluster=operation.cluster.name,
-            name=f"operation-{operation.pk}",
             after=operation_snapshot(operation),
         )
         if operation.schedule == ScheduleKind.NOW and enabled:
@@ -227,11 +233,10 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         after = operation_snapshot(operation)
         changed = [key for key in after if before.get(key) != after.get(key)]
         if changed:
-            audit_event_record(
+            operation_audit_record(
                 actor=actor,
+                operation=operation,
                 action="operation.update",
-                cluster=operation.cluster.name,
-                name=f"operation-{operation.pk}",
                 before={key: before.get(key) for key in changed},
                 after={key: after[key] for key in changed},
             )
@@ -259,11 +264,10 @@ def operation_cancel(*, actor: Actor, operation: ScheduledOperation) -> Schedule
         operation.next_run_at = None
         operation.save()
         _beat_sync(operation)
-        audit_event_record(
+        operation_audit_record(
             actor=actor,
+            operation=operation,
             action="operation.cancel",
-            cluster=operation.cluster.name,
-            name=f"operation-{operation.pk}",
             before=before,
             after={"state": operation.state, "enabled": False},
         )
