@@ -9,17 +9,7 @@ from apps.audit import notify
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
 from apps.audit.services import Actor, audit_event_record
 from apps.control import operations
-from kubedoor_site.celery import app as celery_app
 from tests.factories import MicroserviceFactory
-
-
-@pytest.fixture
-def eager_celery():
-    """Run queued tasks in-process (retries included) for the unit tests; the e2e tests use a real worker."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def record_scale(actor_user, *, result: str = "ok", message: str = "") -> AuditEvent:

@@ -14,7 +14,6 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 from apps.audit.models import AuditEvent
 from apps.control import scheduling
 from apps.control.models import ScheduledOperation
-from kubedoor_site.celery import app as celery_app
 from tests.factories import api_actor
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -123,14 +122,9 @@ def test_cancel_deletes_the_beat_entry_and_keeps_the_history(operator_schedules,
         scheduling.operation_update(actor=api_actor(operator), operation=operation, data={"enabled": True})
 
 
-def test_now_is_queued_after_commit(operator_schedules, k8s_standin, django_capture_on_commit_callbacks):
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            operation = operator_schedules()
-    finally:
-        celery_app.conf.task_always_eager = previous
+def test_now_is_queued_after_commit(operator_schedules, k8s_standin, eager_celery, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        operation = operator_schedules()
 
     assert len(k8s_standin.calls("PATCH")) == 2
     operation.refresh_from_db()
