@@ -6,6 +6,7 @@ import pytest
 
 from apps.control.containers import controlled_container
 from apps.webhook import admission
+from tests.webhook.conftest import load_case
 
 CASES = [
     # configured, Deployment, containers in the pod spec's order, P95 CPU (None: admission), controlled, write it?
@@ -40,28 +41,15 @@ def test_controlled_container(configured, deployment, names, p95_cpu, controlled
     [case for case in CASES if case[3] is None and case[2]],
 )
 def test_admission_patches_the_controlled_container(configured, deployment, names, p95_cpu, controlled, written):
-    # given: a CREATE whose every container asks 100m; the row asks 250m of its container
-    containers = [{"name": name, "image": "app:1", "resources": {"requests": {"cpu": "100m"}}} for name in names]
-    review = admission.parse_review(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "u1",
-                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "operation": "CREATE",
-                "namespace": "shop",
-                "name": deployment,
-                "object": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": deployment, "namespace": "shop"},
-                    "spec": {"template": {"spec": {"containers": containers}}},
-                },
-            },
-        }
-    )
+    # given: a CREATE from the review corpus, of shop/<deployment>, each container asking 100m
+    document = load_case("create-only-requests")[0]
+    request = document["request"]
+    request["namespace"], request["name"] = "shop", deployment
+    request["object"]["metadata"].update(namespace="shop", name=deployment)
+    request["object"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": name, "image": "app:1", "resources": {"requests": {"cpu": "100m"}}} for name in names
+    ]
+    review = admission.parse_review(document)
     row = admission.ControlRow(namespace="shop", name=deployment, container=configured, request_cpu_m=250)
 
     # when
