@@ -6,6 +6,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from kubedoor_site.celery import app as celery_app
 from tests.factories import ClusterFactory, MicroserviceFactory, UserFactory
 
 pytest_plugins = [
@@ -70,3 +71,12 @@ def cluster(db):
 @pytest.fixture
 def service(cluster):
     return MicroserviceFactory(cluster=cluster, namespace="shop", name="cart")
+
+
+@pytest.fixture
+def eager_celery():
+    """Queued tasks run in-process, at once (retries included); the e2e tests use a real worker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous

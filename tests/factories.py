@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 
 from apps.accounts.roles import roles_sync
+from apps.audit.services import Actor
 from apps.control.models import Cluster, Microservice
 
 
@@ -34,6 +35,11 @@ class MicroserviceFactory(factory.django.DjangoModelFactory):
     request_mem_mib = 256
     limit_cpu_m = 1000
     limit_mem_mib = 1024
+
+
+def api_actor(user) -> Actor:
+    """``user`` acting through the API."""
+    return Actor(user=user, name=user.get_username(), source="api")
 
 
 def role_groups_ensure(*, force: bool = False) -> None:

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit import channels
 from apps.audit.models import (
+    AUDIT_EVENT_SUBJECT_FIELDS,
     AuditEvent,
     AuditSource,
     NotificationChannel,
@@ -18,6 +19,7 @@ from apps.audit.models import (
     default_channel_actions,
 )
 from apps.audit.services import Actor
+from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -25,20 +27,14 @@ if TYPE_CHECKING:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     list_display = ["at", "actor_name", "source", "action", "cluster", "namespace", "name", "result"]
     list_filter = ["source", "result", "action", "cluster"]
     search_fields = ["actor_name", "namespace", "name", "message", "request_id"]
     date_hierarchy = "at"
     list_per_page = 100
     fields = [
-        "at",
-        "actor_name",
-        "source",
-        "action",
-        "cluster",
-        "namespace",
-        "name",
+        *AUDIT_EVENT_SUBJECT_FIELDS,
         "result",
         "message",
         "before",
@@ -48,15 +44,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Notification channels (DESIGN §4.7) --------------------------------------------------------
@@ -141,7 +128,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(admin.ModelAdmin):
+class NotificationDeliveryAdmin(ReadOnlyModelAdmin):
     """Read-only: what was sent where, and why a delivery failed (it is recorded here, against its event)."""
 
     list_display = ["created_at", "event", "channel", "repeats", "state", "attempts", "last_error", "finished_at"]
@@ -156,12 +143,3 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from rest_framework import serializers, viewsets
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AUDIT_EVENT_SUBJECT_FIELDS, AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -13,13 +13,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         model = AuditEvent
         fields = [
             "id",
-            "at",
-            "actor_name",
-            "source",
-            "action",
-            "cluster",
-            "namespace",
-            "name",
+            *AUDIT_EVENT_SUBJECT_FIELDS,
             "before",
             "after",
             "result",

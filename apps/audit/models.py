@@ -25,6 +25,10 @@ class AuditResult(models.TextChoices):
     DRY_RUN = "dry_run", _("dry run")
 
 
+# What the admin and the API show first of an event: when, who, what, on which object.
+AUDIT_EVENT_SUBJECT_FIELDS = ("at", "actor_name", "source", "action", "cluster", "namespace", "name")
+
+
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:
         raise TypeError("Audit events are append-only")

@@ -197,7 +197,7 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         # Readonly fields are not in the form, so an operator cannot reach a request field here;
         # the service checks it again and would answer 403.
         if change:
-            saved = services.microservice_update(actor=Actor.for_admin(request), service=obj, data=data)
+            saved = services.microservice_update(actor=Actor.for_admin(request), microservice=obj, data=data)
         else:
             saved = services.microservice_create(
                 actor=Actor.for_admin(request), cluster=obj.cluster, namespace=obj.namespace, name=obj.name, **data
@@ -205,11 +205,11 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: Microservice) -> None:
-        services.microservice_delete(actor=Actor.for_admin(request), service=obj)
+        services.microservice_delete(actor=Actor.for_admin(request), microservice=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> None:
-        for service in queryset.select_related("cluster"):
-            services.microservice_delete(actor=Actor.for_admin(request), service=service)
+        for microservice in queryset.select_related("cluster"):
+            services.microservice_delete(actor=Actor.for_admin(request), microservice=microservice)
 
 
 class ClusterAdminForm(forms.ModelForm):

@@ -75,18 +75,18 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
         return self._operation_page(request, queryset, kind=OperationKind.RESTART)
 
     def _operation_page(self, request: HttpRequest, queryset: QuerySet[Microservice], *, kind: str) -> Any:
-        services = list(queryset.select_related("cluster").order_by("namespace", "name"))
+        microservices = list(queryset.select_related("cluster").order_by("namespace", "name"))
         if "apply" in request.POST:
             form = OperationScheduleForm(request.POST, kind=kind)
-            if form.is_valid() and self._operation_submit(request, services, kind=kind, form=form):
+            if form.is_valid() and self._operation_submit(request, microservices, kind=kind, form=form):
                 return None  # back to the changelist, with the messages
         else:
-            form = OperationScheduleForm(kind=kind, initial={"time_zone": services[0].cluster.time_zone})
+            form = OperationScheduleForm(kind=kind, initial={"time_zone": microservices[0].cluster.time_zone})
         context = {
             **self.admin_site.each_context(request),
-            "title": _("%(kind)s %(count)s microservice(s)") % {"kind": KIND_LABELS[kind], "count": len(services)},
+            "title": _("%(kind)s %(count)s microservice(s)") % {"kind": KIND_LABELS[kind], "count": len(microservices)},
             "form": form,
-            "services": services,
+            "microservices": microservices,
             "kind": kind,
             "action": f"{kind}_action",
             "opts": Microservice._meta,
@@ -95,27 +95,27 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
         return TemplateResponse(request, "admin/control/microservice/operation.html", context)
 
     def _operation_submit(
-        self, request: HttpRequest, services: list[Microservice], *, kind: str, form: OperationScheduleForm
+        self, request: HttpRequest, microservices: list[Microservice], *, kind: str, form: OperationScheduleForm
     ) -> bool:
         data = form.cleaned_data
         replicas = data.get("replicas")
         temporary = bool(data.get("temporary"))
         actor = Actor.for_admin(request)
         try:
-            if data["schedule"] == ScheduleKind.NOW and len(services) == 1:
-                service = services[0]
+            if data["schedule"] == ScheduleKind.NOW and len(microservices) == 1:
+                microservice = microservices[0]
                 if kind == OperationKind.SCALE:
                     result = operations.microservice_scale(
-                        actor=actor, service=service, replicas=replicas, temporary=temporary
+                        actor=actor, microservice=microservice, replicas=replicas, temporary=temporary
                     )
                 else:
-                    result = operations.microservice_restart(actor=actor, service=service)
+                    result = operations.microservice_restart(actor=actor, microservice=microservice)
                 _result_message(request, result)
                 return True
             operation = scheduling.operation_schedule(
                 actor=actor,
                 kind=kind,
-                targets=services,
+                targets=microservices,
                 replicas=replicas,
                 temporary=temporary,
                 interval_seconds=data["interval_seconds"],
@@ -165,12 +165,12 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
         response = super().changeform_view(request, object_id, form_url, extra_context)
         if kind is not None and response.status_code == 302:
             assert object_id is not None  # kind is set only when saving an existing object
-            service = Microservice.objects.select_related("cluster").get(pk=object_id)
+            microservice = Microservice.objects.select_related("cluster").get(pk=object_id)
             try:
                 if kind == OperationKind.SCALE:
-                    result = operations.microservice_scale(actor=Actor.for_admin(request), service=service)
+                    result = operations.microservice_scale(actor=Actor.for_admin(request), microservice=microservice)
                 else:
-                    result = operations.microservice_restart(actor=Actor.for_admin(request), service=service)
+                    result = operations.microservice_restart(actor=Actor.for_admin(request), microservice=microservice)
             except ValidationError as exc:
                 messages.error(request, " ".join(exc.messages))
             else:
@@ -215,7 +215,7 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("targets"))
     def targets_display(self, obj: ScheduledOperation) -> str:
-        names = [str(service) for service in obj.targets.all()]
+        names = [str(microservice) for microservice in obj.targets.all()]
         return ", ".join(names[:5]) + (f" … (+{len(names) - 5})" if len(names) > 5 else "")
 
     @admin.display(description=gettext_lazy("at / cron"))
@@ -304,11 +304,11 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
     def cancel_action(self, request: HttpRequest, queryset: QuerySet[ScheduledOperation]) -> None:
         self._each(request, queryset, scheduling.operation_cancel, _("cancelled"))
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[ScheduledOperation], service: Any, done: str) -> None:
+    def _each(self, request: HttpRequest, queryset: QuerySet[ScheduledOperation], act: Any, done: str) -> None:
         count = 0
         for operation in queryset:
             try:
-                service(actor=Actor.for_admin(request), operation=operation)
+                act(actor=Actor.for_admin(request), operation=operation)
             except (ValidationError, PermissionDenied) as exc:
                 messages.error(request, f"#{operation.pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
             else:

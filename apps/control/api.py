@@ -134,11 +134,11 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: BaseSerializer[Microservice]) -> None:
         assert serializer.instance is not None
         serializer.instance = services.microservice_update(
-            actor=Actor.for_api(self.request), service=serializer.instance, data=serializer.validated_data
+            actor=Actor.for_api(self.request), microservice=serializer.instance, data=serializer.validated_data
         )
 
     def perform_destroy(self, instance: Microservice) -> None:
-        services.microservice_delete(actor=Actor.for_api(self.request), service=instance)
+        services.microservice_delete(actor=Actor.for_api(self.request), microservice=instance)
 
     @extend_schema(request=ScaleRequestSerializer, responses={200: TargetResultSerializer})
     @action(detail=True, methods=["post"], permission_classes=[has_perms("control.scale_microservice")])
@@ -148,7 +148,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         params.is_valid(raise_exception=True)
         result = operations.microservice_scale(
             actor=Actor.for_api(request),
-            service=self.get_object(),
+            microservice=self.get_object(),
             replicas=params.validated_data.get("replicas"),
             temporary=params.validated_data["temporary"],
             dry_run=params.validated_data["dry_run"],
@@ -162,7 +162,7 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         params = RestartRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         result = operations.microservice_restart(
-            actor=Actor.for_api(request), service=self.get_object(), dry_run=params.validated_data["dry_run"]
+            actor=Actor.for_api(request), microservice=self.get_object(), dry_run=params.validated_data["dry_run"]
         )
         return _operation_response(result)
 

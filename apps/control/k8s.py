@@ -486,13 +486,20 @@ def deployment_json_patch(
     *, cluster: Cluster, namespace: str, name: str, operations: list[dict[str, Any]], dry_run: bool = False
 ) -> Deployment:
     """Apply an RFC 6902 JSON patch (e.g. a restart that also carries the table's values)."""
+    return _deployment_patch(cluster, namespace, name, operations, JSON_PATCH, what="patch", dry_run=dry_run)
+
+
+def _deployment_patch(
+    cluster: Cluster, namespace: str, name: str, body: Any, content_type: str, *, what: str, dry_run: bool
+) -> Deployment:
+    """PATCH the Deployment with ``body`` of ``content_type``; ``what`` names the call in an error."""
     apps = k8s_client.AppsV1Api(api_client(cluster))
     obj = _call(
         cluster,
-        f"patch deployment {namespace}/{name}",
+        f"{what} deployment {namespace}/{name}",
         lambda: _json(
             apps.patch_namespaced_deployment(
-                name, namespace, operations, _content_type=JSON_PATCH, **_dry_run(dry_run), **_common()
+                name, namespace, body, _content_type=content_type, **_dry_run(dry_run), **_common()
             )
         ),
     )
@@ -524,19 +531,9 @@ def deployment_restart(
     *, cluster: Cluster, namespace: str, name: str, at: datetime.datetime | None = None, dry_run: bool = False
 ) -> Deployment:
     """Roll the pods: stamp the pod template's ``restartedAt`` annotation (strategic merge patch)."""
-    apps = k8s_client.AppsV1Api(api_client(cluster))
     body = restart_patch(at=at or timezone.now())
     logger.info("restart %s/%s/%s%s", cluster.name, namespace, name, " (dry run)" if dry_run else "")
-    obj = _call(
-        cluster,
-        f"restart deployment {namespace}/{name}",
-        lambda: _json(
-            apps.patch_namespaced_deployment(
-                name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH, **_dry_run(dry_run), **_common()
-            )
-        ),
-    )
-    return _deployment(obj)
+    return _deployment_patch(cluster, namespace, name, body, STRATEGIC_MERGE_PATCH, what="restart", dry_run=dry_run)
 
 
 # --- namespaces -------------------------------------------------------------------------------

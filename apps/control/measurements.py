@@ -220,17 +220,16 @@ def microservices_measurements_apply(
         for _, key, before, after in rows
     ]
     drafts.extend(
-        AuditDraft.by(
-            actor,
+        _row_draft(
+            actor=actor,
             action="microservice.discovered",
-            cluster=cluster.name,
-            namespace=service.namespace,
-            name=service.name,
-            after={field: getattr(service, field) for field in DISCOVERED_FIELDS},
+            cluster=cluster,
+            key=(microservice.namespace, microservice.name),
+            after={field: getattr(microservice, field) for field in DISCOVERED_FIELDS},
             message="new service found",
             notify=len(new_rows) <= DISCOVERY_NOTIFY_LIMIT,
         )
-        for service in new_rows
+        for microservice in new_rows
     )
     updates = [(pk, after) for pk, _, _, after in [*changed, *vanished]]
     _rows_write(new_rows=new_rows, updates=updates, fields=MEASURED_FIELDS, drafts=drafts, actor=actor)
@@ -297,15 +296,7 @@ def microservices_import_apply(
                 Microservice(cluster=cluster, namespace=row.namespace, name=row.name, updated_by=actor.name, **values)
             )
             created.append(
-                AuditDraft.by(
-                    actor,
-                    action="microservice.import",
-                    cluster=cluster.name,
-                    namespace=row.namespace,
-                    name=row.name,
-                    after=values,
-                    notify=False,
-                )
+                _row_draft(actor=actor, action="microservice.import", cluster=cluster, key=key, after=values)
             )
         elif found[1] != values:
             updates.append((found[0], values))
@@ -344,15 +335,38 @@ def _change_draft(
 ) -> AuditDraft:
     """The event of a row changed in bulk: exactly the ``fields`` that changed, before and after; not notified."""
     keys = [field for field in fields if before[field] != after[field]]
+    return _row_draft(
+        actor=actor,
+        action=action,
+        cluster=cluster,
+        key=key,
+        before={field: before[field] for field in keys},
+        after={field: after[field] for field in keys},
+    )
+
+
+def _row_draft(
+    *,
+    actor: Actor,
+    action: str,
+    cluster: Cluster,
+    key: Key,
+    after: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    message: str = "",
+    notify: bool = False,
+) -> AuditDraft:
+    """The event of one control row (``key``: namespace, name) written in bulk."""
     return AuditDraft.by(
         actor,
         action=action,
         cluster=cluster.name,
         namespace=key[0],
         name=key[1],
-        before={field: before[field] for field in keys},
-        after={field: after[field] for field in keys},
-        notify=False,
+        before=before,
+        after=after,
+        message=message,
+        notify=notify,
     )
 
 

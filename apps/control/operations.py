@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import jsonpatch
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +26,6 @@ from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.models import MAX_REPLICAS, Microservice, OperationKind
 from apps.control.services import microservice_update
-from apps.webhook.services import admission_preview
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +103,10 @@ def replicas_validate(replicas: int | None) -> None:
         raise ValidationError({"replicas": _("Replicas must be between 0 and %(max)s.") % {"max": MAX_REPLICAS}})
 
 
-def _target_replicas(service: Microservice, replicas: int | None) -> int:
+def _target_replicas(microservice: Microservice, replicas: int | None) -> int:
     if replicas is not None:
         return replicas
-    effective = service.effective_replicas
+    effective = microservice.effective_replicas
     if effective is None:
         raise ValidationError(
             {
@@ -115,7 +114,7 @@ def _target_replicas(service: Microservice, replicas: int | None) -> int:
                     "%(service)s has no effective replicas (no specified, recommended or measured pod count): "
                     "give the replicas."
                 )
-                % {"service": service}
+                % {"service": microservice}
             }
         )
     return effective
@@ -152,7 +151,19 @@ def _overridden_message(*, wanted: int, stored: int, warnings: tuple[str, ...]) 
     }
 
 
-def _record(*, actor: Actor, service: Microservice, action: str, result: TargetResult, before: Any, after: Any) -> None:
+def _target(microservice: Microservice) -> dict[str, Any]:
+    """The fields of a ``TargetResult`` that name its target."""
+    return {
+        "service_id": microservice.pk,
+        "cluster": microservice.cluster.name,
+        "namespace": microservice.namespace,
+        "name": microservice.name,
+    }
+
+
+def _record(
+    *, actor: Actor, microservice: Microservice, action: str, result: TargetResult, before: Any, after: Any
+) -> None:
     outcome = (
         AuditResult.DRY_RUN if result.dry_run and result.ok else (AuditResult.OK if result.ok else AuditResult.ERROR)
     )
@@ -160,9 +171,9 @@ def _record(*, actor: Actor, service: Microservice, action: str, result: TargetR
         audit_event_record(
             actor=actor,
             action=action,
-            cluster=service.cluster.name,
-            namespace=service.namespace,
-            name=service.name,
+            cluster=microservice.cluster.name,
+            namespace=microservice.namespace,
+            name=microservice.name,
             before=before,
             after=after,
             result=outcome,
@@ -170,11 +181,11 @@ def _record(*, actor: Actor, service: Microservice, action: str, result: TargetR
         )
 
 
-def _table_set_replicas(*, actor: Actor, service: Microservice, replicas: int) -> Microservice:
+def _table_set_replicas(*, actor: Actor, microservice: Microservice, replicas: int) -> Microservice:
     """A persistent scale: the specified pods become ``replicas`` (audited, committed on return)."""
-    if service.replicas_specified == replicas:
-        return service
-    saved = microservice_update(actor=actor, service=service, data={"replicas_specified": replicas})
+    if microservice.replicas_specified == replicas:
+        return microservice
+    saved = microservice_update(actor=actor, microservice=microservice, data={"replicas_specified": replicas})
     saved.refresh_from_db()
     return saved
 
@@ -182,7 +193,7 @@ def _table_set_replicas(*, actor: Actor, service: Microservice, replicas: int) -
 def microservice_scale(
     *,
     actor: Actor,
-    service: Microservice,
+    microservice: Microservice,
     replicas: int | None = None,
     temporary: bool = False,
     dry_run: bool = False,
@@ -201,24 +212,16 @@ def microservice_scale(
     """
     operation_permission_check(actor=actor, kind=OperationKind.SCALE)
     replicas_validate(replicas)
-    wanted = _target_replicas(service, replicas)
-    cluster = service.cluster
-    base: dict[str, Any] = {
-        "service_id": service.pk,
-        "cluster": cluster.name,
-        "namespace": service.namespace,
-        "name": service.name,
-        "kind": OperationKind.SCALE,
-        "dry_run": dry_run,
-        "temporary": temporary,
-    }
+    wanted = _target_replicas(microservice, replicas)
+    cluster = microservice.cluster
+    base = _target(microservice) | {"kind": OperationKind.SCALE, "dry_run": dry_run, "temporary": temporary}
     before: int | None = None
 
     def finish(result: TargetResult, stored: int) -> TargetResult:
         after = {"replicas": stored, "temporary": temporary}
         _record(
             actor=actor,
-            service=service,
+            microservice=microservice,
             action="microservice.scale",
             result=result,
             before={"replicas": before},
@@ -227,24 +230,30 @@ def microservice_scale(
         return result
 
     try:
-        before = k8s.deployment_get(cluster=cluster, namespace=service.namespace, name=service.name).replicas
+        before = k8s.deployment_get(cluster=cluster, namespace=microservice.namespace, name=microservice.name).replicas
         if replicas is not None and not temporary and not dry_run:
-            service = _table_set_replicas(actor=actor, service=service, replicas=replicas)
+            microservice = _table_set_replicas(actor=actor, microservice=microservice, replicas=replicas)
         scale = k8s.deployment_scale(
-            cluster=cluster, namespace=service.namespace, name=service.name, replicas=wanted, dry_run=dry_run
+            cluster=cluster, namespace=microservice.namespace, name=microservice.name, replicas=wanted, dry_run=dry_run
         )
     except k8s.K8sError as exc:
-        logger.warning("scale %s/%s/%s → %s failed: %s", cluster.name, service.namespace, service.name, wanted, exc)
+        logger.warning(
+            "scale %s/%s/%s → %s failed: %s", cluster.name, microservice.namespace, microservice.name, wanted, exc
+        )
         failed = TargetResult(**base, ok=False, before_replicas=before, error=exc.message, error_kind=error_kind(exc))
         return finish(failed, wanted)
     if scale.replicas != wanted:
         error = _overridden_message(wanted=wanted, stored=scale.replicas, warnings=scale.warnings)
-        logger.warning("scale %s/%s/%s → %s: %s", cluster.name, service.namespace, service.name, wanted, error)
+        logger.warning(
+            "scale %s/%s/%s → %s: %s", cluster.name, microservice.namespace, microservice.name, wanted, error
+        )
         overridden = TargetResult(
             **base, ok=False, before_replicas=before, after_replicas=scale.replicas, error=error, error_kind="conflict"
         )
         return finish(overridden, scale.replicas)
-    logger.info("scale %s/%s/%s %s → %s", cluster.name, service.namespace, service.name, before, scale.replicas)
+    logger.info(
+        "scale %s/%s/%s %s → %s", cluster.name, microservice.namespace, microservice.name, before, scale.replicas
+    )
     message = _("scaled from %(before)s to %(after)s") % {"before": before, "after": scale.replicas}
     if temporary:
         message += " " + _("(temporary: the next deploy or restart applies the control table again)")
@@ -255,7 +264,30 @@ def microservice_scale(
 RESTART_ATTEMPTS = 3
 
 
-def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -> tuple[k8s.Deployment, list[str]]:
+class AdmissionPreview(Protocol):
+    """What the webhook would answer for ``deployment`` (an UPDATE from ``old_deployment``) in ``mode``:
+    a mapping with at least ``patched`` (the Deployment as admitted) and ``warnings``."""
+
+    def __call__(self, *, cluster: Any, deployment: Any, old_deployment: Any, mode: str) -> Mapping[str, Any]: ...
+
+
+# Control never imports the webhook (docs/ARCHITECTURE.md): the webhook app hands its preview to the
+# restart when Django starts (``apps.webhook.apps.WebhookConfig.ready``).
+_admission_previews: list[AdmissionPreview] = []
+
+
+def restart_admission_preview_set(preview: AdmissionPreview) -> None:
+    """Use ``preview`` for the restarts that apply the control table (admission in ``enforce``)."""
+    _admission_previews[:] = [preview]
+
+
+def _admission_preview() -> AdmissionPreview:
+    if not _admission_previews:
+        raise RuntimeError("no admission preview is set: is apps.webhook in INSTALLED_APPS?")
+    return _admission_previews[0]
+
+
+def _restart_with_table(*, cluster: Any, microservice: Microservice, dry_run: bool) -> tuple[k8s.Deployment, list[str]]:
     """A rolling restart whose patch also carries what admission would set (enforce mode).
 
     The values come from the control row as the database holds it now, through the same decision the
@@ -265,9 +297,9 @@ def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -
     """
     last: k8s.K8sError | None = None
     for _attempt in range(RESTART_ATTEMPTS):
-        current = k8s.deployment_object_get(cluster=cluster, namespace=service.namespace, name=service.name)
+        current = k8s.deployment_object_get(cluster=cluster, namespace=microservice.namespace, name=microservice.name)
         restarted = jsonpatch.apply_patch(current, k8s.restart_operations(current, at=timezone.now()))
-        preview = admission_preview(cluster=cluster, deployment=restarted, old_deployment=current, mode="enforce")
+        preview = _admission_preview()(cluster=cluster, deployment=restarted, old_deployment=current, mode="enforce")
         operations = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": current["metadata"].get("resourceVersion")},
             *jsonpatch.make_patch(current, preview["patched"]).patch,
@@ -275,8 +307,8 @@ def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -
         try:
             deployment = k8s.deployment_json_patch(
                 cluster=cluster,
-                namespace=service.namespace,
-                name=service.name,
+                namespace=microservice.namespace,
+                name=microservice.name,
                 operations=operations,
                 dry_run=dry_run,
             )
@@ -288,36 +320,40 @@ def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -
     raise last
 
 
-def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool = False) -> TargetResult:
+def microservice_restart(*, actor: Actor, microservice: Microservice, dry_run: bool = False) -> TargetResult:
     """Roll the Deployment's pods like ``kubectl rollout restart``; failures are returned and audited.
 
     With admission in ``enforce`` the restart also applies the control table (replicas, requests and
     limits of the controlled container): that is how saved values take effect.
     """
     operation_permission_check(actor=actor, kind=OperationKind.RESTART)
-    cluster = service.cluster
-    base: dict[str, Any] = {
-        "service_id": service.pk,
-        "cluster": cluster.name,
-        "namespace": service.namespace,
-        "name": service.name,
-    }
+    cluster = microservice.cluster
+    base = _target(microservice)
     applied: list[str] = []
     try:
         if cluster.admission_mode == AdmissionMode.ENFORCE:
-            deployment, applied = _restart_with_table(cluster=cluster, service=service, dry_run=dry_run)
+            deployment, applied = _restart_with_table(cluster=cluster, microservice=microservice, dry_run=dry_run)
         else:
             deployment = k8s.deployment_restart(
-                cluster=cluster, namespace=service.namespace, name=service.name, dry_run=dry_run
+                cluster=cluster, namespace=microservice.namespace, name=microservice.name, dry_run=dry_run
             )
     except k8s.K8sError as exc:
-        logger.warning("restart %s/%s/%s failed: %s", cluster.name, service.namespace, service.name, exc)
+        logger.warning("restart %s/%s/%s failed: %s", cluster.name, microservice.namespace, microservice.name, exc)
         result = TargetResult(
             **base, kind=OperationKind.RESTART, ok=False, error=exc.message, error_kind=error_kind(exc), dry_run=dry_run
         )
-        _record(actor=actor, service=service, action="microservice.restart", result=result, before=None, after=None)
+        _record(
+            actor=actor,
+            microservice=microservice,
+            action="microservice.restart",
+            result=result,
+            before=None,
+            after=None,
+        )
         return result
-    logger.info("restart %s/%s/%s at %s", cluster.name, service.namespace, service.name, deployment.restarted_at)
+    logger.info(
+        "restart %s/%s/%s at %s", cluster.name, microservice.namespace, microservice.name, deployment.restarted_at
+    )
     result = TargetResult(
         **base,
         kind=OperationKind.RESTART,
@@ -332,7 +368,7 @@ def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool =
         after["control_table"] = applied
     _record(
         actor=actor,
-        service=service,
+        microservice=microservice,
         action="microservice.restart",
         result=result,
         before={"replicas": deployment.replicas},
@@ -341,15 +377,15 @@ def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool =
     return result
 
 
-def _save_committed(*, actor: Actor, service: Microservice, data: Mapping[str, Any]) -> Microservice:
+def _save_committed(*, actor: Actor, microservice: Microservice, data: Mapping[str, Any]) -> Microservice:
     # microservice_update is atomic: called outside a transaction, its commit happens on return.
-    saved = microservice_update(actor=actor, service=service, data=data)
+    saved = microservice_update(actor=actor, microservice=microservice, data=data)
     saved.refresh_from_db()
     return saved
 
 
 def microservice_save_and_scale(
-    *, actor: Actor, service: Microservice, data: Mapping[str, Any], replicas: int | None = None
+    *, actor: Actor, microservice: Microservice, data: Mapping[str, Any], replicas: int | None = None
 ) -> TargetResult:
     """Save the control row (committed first, so an admission webhook sees it), then scale.
 
@@ -358,22 +394,22 @@ def microservice_save_and_scale(
     """
     operation_permission_check(actor=actor, kind=OperationKind.SCALE)
     replicas_validate(replicas)
-    saved = _save_committed(actor=actor, service=service, data=data)
-    return microservice_scale(actor=actor, service=saved, replicas=replicas)
+    saved = _save_committed(actor=actor, microservice=microservice, data=data)
+    return microservice_scale(actor=actor, microservice=saved, replicas=replicas)
 
 
-def microservice_save_and_restart(*, actor: Actor, service: Microservice, data: Mapping[str, Any]) -> TargetResult:
+def microservice_save_and_restart(*, actor: Actor, microservice: Microservice, data: Mapping[str, Any]) -> TargetResult:
     """Save the control row (committed first), then restart so new pods get the table's values."""
     operation_permission_check(actor=actor, kind=OperationKind.RESTART)
-    saved = _save_committed(actor=actor, service=service, data=data)
-    return microservice_restart(actor=actor, service=saved)
+    saved = _save_committed(actor=actor, microservice=microservice, data=data)
+    return microservice_restart(actor=actor, microservice=saved)
 
 
 def operation_target_run(
     *,
     actor: Actor,
     kind: str,
-    service: Microservice,
+    microservice: Microservice,
     replicas: int | None = None,
     temporary: bool = False,
     dry_run: bool = False,
@@ -382,23 +418,27 @@ def operation_target_run(
     try:
         if kind == OperationKind.SCALE:
             return microservice_scale(
-                actor=actor, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
+                actor=actor, microservice=microservice, replicas=replicas, temporary=temporary, dry_run=dry_run
             )
-        return microservice_restart(actor=actor, service=service, dry_run=dry_run)
+        return microservice_restart(actor=actor, microservice=microservice, dry_run=dry_run)
     except ValidationError as exc:
         message = "; ".join(str(m) for m in exc.messages)
         result = TargetResult(
-            service_id=service.pk,
-            cluster=service.cluster.name,
-            namespace=service.namespace,
-            name=service.name,
+            **_target(microservice),
             kind=kind,
             ok=False,
             error=message,
             error_kind="invalid_request",
             dry_run=dry_run,
         )
-        _record(actor=actor, service=service, action=f"microservice.{kind}", result=result, before=None, after=None)
+        _record(
+            actor=actor,
+            microservice=microservice,
+            action=f"microservice.{kind}",
+            result=result,
+            before=None,
+            after=None,
+        )
         return result
 
 
@@ -406,7 +446,7 @@ def operation_batch_run(
     *,
     actor: Actor,
     kind: str,
-    services: Sequence[Microservice],
+    microservices: Sequence[Microservice],
     replicas: int | None = None,
     temporary: bool = False,
     interval_seconds: float = 0,
@@ -425,15 +465,15 @@ def operation_batch_run(
     replicas_validate(replicas)
     results: list[TargetResult] = []
     acted = False
-    for service in services:
-        earlier = skip(service) if skip is not None else None
+    for microservice in microservices:
+        earlier = skip(microservice) if skip is not None else None
         if earlier is not None:
             results.append(earlier)
             continue
         if acted and interval_seconds > 0:
             sleep(interval_seconds)
         result = operation_target_run(
-            actor=actor, kind=kind, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
+            actor=actor, kind=kind, microservice=microservice, replicas=replicas, temporary=temporary, dry_run=dry_run
         )
         acted = True
         results.append(result)

@@ -290,7 +290,7 @@ class OperationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: ScheduledOperation) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["targets"] = [service.pk for service in targets_ordered(instance)]
+        data["targets"] = [microservice.pk for microservice in targets_ordered(instance)]
         return data
 
 

@@ -43,11 +43,11 @@ REQUEST_BY_HAND_SOURCES = (AuditSource.ADMIN, AuditSource.API)
 CLUSTER_SECRET_FIELDS = ("kubeconfig", "prometheus_token")
 
 
-def microservice_snapshot(service: Microservice) -> dict[str, Any]:
+def microservice_snapshot(microservice: Microservice) -> dict[str, Any]:
     """The audited state of a control row."""
-    data = model_to_dict(service, exclude=["id", "cluster"])
-    data["cluster"] = service.cluster.name
-    data["effective_replicas"] = service.effective_replicas
+    data = model_to_dict(microservice, exclude=["id", "cluster"])
+    data["cluster"] = microservice.cluster.name
+    data["effective_replicas"] = microservice.effective_replicas
     return data
 
 
@@ -142,23 +142,23 @@ def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name:
     unknown = set(fields) - set(MICROSERVICE_EDITABLE_FIELDS) - {"replicas_measured", "replicas_initial", "is_present"}
     if unknown:
         raise ValidationError({field: _("This field cannot be set.") for field in sorted(unknown)})
-    service = Microservice(cluster=cluster, namespace=namespace, name=name, updated_by=actor.name, **fields)
-    service.full_clean()
-    _requests_by_hand_mark(actor=actor, service=service, fields=MICROSERVICE_REQUEST_FIELDS)
-    service.save()
+    microservice = Microservice(cluster=cluster, namespace=namespace, name=name, updated_by=actor.name, **fields)
+    microservice.full_clean()
+    _requests_by_hand_mark(actor=actor, microservice=microservice, fields=MICROSERVICE_REQUEST_FIELDS)
+    microservice.save()
     audit_event_record(
         actor=actor,
         action="microservice.create",
         cluster=cluster.name,
         namespace=namespace,
         name=name,
-        after=microservice_snapshot(service),
+        after=microservice_snapshot(microservice),
     )
-    return service
+    return microservice
 
 
 @transaction.atomic
-def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[str, Any]) -> Microservice:
+def microservice_update(*, actor: Actor, microservice: Microservice, data: Mapping[str, Any]) -> Microservice:
     """Apply a person's edit to a control row; only the fields that really change are audited.
 
     Raises ``PermissionDenied`` when a non-admin changes a request, ``ValidationError`` for bad
@@ -167,19 +167,19 @@ def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[st
     unknown = set(data) - set(MICROSERVICE_EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
-    service = Microservice.objects.select_for_update().select_related("cluster").get(pk=service.pk)
-    before = microservice_snapshot(service)
-    changed = [field for field, value in data.items() if getattr(service, field) != value]
+    microservice = Microservice.objects.select_for_update().select_related("cluster").get(pk=microservice.pk)
+    before = microservice_snapshot(microservice)
+    changed = [field for field, value in data.items() if getattr(microservice, field) != value]
     _check_request_permission(user=actor.user, fields=changed)
     if not changed:
-        return service
+        return microservice
     for field in changed:
-        setattr(service, field, data[field])
-    service.updated_by = actor.name
-    service.full_clean()
-    _requests_by_hand_mark(actor=actor, service=service, fields=changed)
-    service.save()
-    changed_before, changed_after = _changes(before, microservice_snapshot(service))
+        setattr(microservice, field, data[field])
+    microservice.updated_by = actor.name
+    microservice.full_clean()
+    _requests_by_hand_mark(actor=actor, microservice=microservice, fields=changed)
+    microservice.save()
+    changed_before, changed_after = _changes(before, microservice_snapshot(microservice))
     changed_after.pop("updated_at", None)
     changed_before.pop("updated_at", None)
     changed_after.pop("updated_by", None)
@@ -187,29 +187,29 @@ def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[st
     audit_event_record(
         actor=actor,
         action="microservice.update",
-        cluster=service.cluster.name,
-        namespace=service.namespace,
-        name=service.name,
+        cluster=microservice.cluster.name,
+        namespace=microservice.namespace,
+        name=microservice.name,
         before=changed_before,
         after=changed_after,
     )
-    return service
+    return microservice
 
 
-def _requests_by_hand_mark(*, actor: Actor, service: Microservice, fields: Iterable[str]) -> None:
+def _requests_by_hand_mark(*, actor: Actor, microservice: Microservice, fields: Iterable[str]) -> None:
     """A request a person writes stays theirs until they clear it: refreshes leave it alone (DESIGN §5.4)."""
     if actor.source not in REQUEST_BY_HAND_SOURCES:
         return
     for field in fields:
         if field in MICROSERVICE_REQUEST_FIELDS:
-            setattr(service, f"{field}_by_hand", getattr(service, field) is not None)
+            setattr(microservice, f"{field}_by_hand", getattr(microservice, field) is not None)
 
 
 @transaction.atomic
-def microservice_delete(*, actor: Actor, service: Microservice) -> None:
-    before = microservice_snapshot(service)
-    cluster, namespace, name = service.cluster.name, service.namespace, service.name
-    service.delete()
+def microservice_delete(*, actor: Actor, microservice: Microservice) -> None:
+    before = microservice_snapshot(microservice)
+    cluster, namespace, name = microservice.cluster.name, microservice.namespace, microservice.name
+    microservice.delete()
     audit_event_record(
         actor=actor, action="microservice.delete", cluster=cluster, namespace=namespace, name=name, before=before
     )

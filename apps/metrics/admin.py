@@ -23,9 +23,10 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
-from apps.metrics.models import ACTIVE_STATES, CollectionRun, DailyPeak
+from apps.metrics.models import ACTIVE_STATES, COLLECTION_RUN_OUTCOME_FIELDS, CollectionRun, DailyPeak
 from apps.metrics.promql import STATISTICS
 from apps.metrics.store import PeakRow
+from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
 PEAKS_PER_PAGE = 100
 
@@ -59,25 +60,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
     list_filter = ("state", "cluster")
     list_select_related = ("cluster",)
     change_form_template = "admin/metrics/collectionrun/change_form.html"
-    readonly_fields = (
-        "cluster",
-        "days",
-        "concurrency",
-        "state",
-        "progress",
-        "requested_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "rows_written",
-        "services_added",
-        "services_updated",
-        "services_vanished",
-        "days_collected",
-        "skipped_days",
-        "unmanaged",
-        "errors",
-    )
+    readonly_fields = ("cluster", "days", "concurrency", "state", "progress", *COLLECTION_RUN_OUTCOME_FIELDS)
     fields = readonly_fields
 
     @admin.display(description=_("progress"))
@@ -143,17 +126,8 @@ class PeakFilterForm(forms.Form):
 
 
 @admin.register(DailyPeak)
-class DailyPeakAdmin(admin.ModelAdmin):
+class DailyPeakAdmin(ReadOnlyModelAdmin):
     """The archive by date and cluster, read through the configured store (read-only)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if not self.has_view_permission(request):

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
-from apps.metrics.models import CollectionRun
+from apps.metrics.models import COLLECTION_RUN_OUTCOME_FIELDS, CollectionRun
 from apps.metrics.services import DEFAULT_CONCURRENCY, MAX_DAYS
 from apps.metrics.store import PeakRow
 from kubedoor_site.pagination import PageNumberPagination
@@ -41,18 +41,7 @@ class CollectionRunSerializer(serializers.ModelSerializer):
             "progress_done",
             "progress_total",
             "progress_pct",
-            "requested_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "rows_written",
-            "services_added",
-            "services_updated",
-            "services_vanished",
-            "days_collected",
-            "skipped_days",
-            "unmanaged",
-            "errors",
+            *COLLECTION_RUN_OUTCOME_FIELDS,
             "queries",
         ]
         read_only_fields = [f for f in fields if f not in ("cluster", "days", "concurrency")]

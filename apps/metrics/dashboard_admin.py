@@ -126,7 +126,7 @@ def curves_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
-        service = Microservice.objects.filter(
+        microservice = Microservice.objects.filter(
             cluster=data["cluster"], namespace=data["namespace"], name=data["deployment"]
         ).first()
         context.update(
@@ -135,8 +135,10 @@ def curves_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
             deployment=data["deployment"],
             day_from=data["day_from"],
             day_to=data["day_to"],
-            service=service,
-            service_url=reverse("admin:control_microservice_change", args=[service.pk]) if service else "",
+            microservice=microservice,
+            microservice_url=(
+                reverse("admin:control_microservice_change", args=[microservice.pk]) if microservice else ""
+            ),
             title=_("Daily curves of %(service)s") % {"service": f"{data['namespace']}/{data['deployment']}"},
         )
     return TemplateResponse(request, "admin/metrics/dashboard_curves.html", context)

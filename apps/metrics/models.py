@@ -63,6 +63,21 @@ class CollectionState(models.TextChoices):
 
 
 ACTIVE_STATES = (CollectionState.QUEUED, CollectionState.RUNNING)
+# What a run's page (admin) and its API payload both show after its request and progress, in this order.
+COLLECTION_RUN_OUTCOME_FIELDS = (
+    "requested_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "rows_written",
+    "services_added",
+    "services_updated",
+    "services_vanished",
+    "days_collected",
+    "skipped_days",
+    "unmanaged",
+    "errors",
+)
 
 
 class CollectionRun(models.Model):

@@ -130,24 +130,3 @@ def cluster_source_day(rows: Iterable[PeakLike]) -> datetime.date | None:
     if not per_day:
         return None
     return max(per_day, key=lambda day: (per_day[day], day))
-
-
-def controlled_container(*, deployment: str, configured: str, rows: Sequence[PeakLike]) -> tuple[str | None, bool]:
-    """Which container's statistics drive the row, and whether that name must be written to the row.
-
-    The row's ``container`` if set; else the container named like the Deployment; else the only
-    container; else the busiest (highest P95 CPU) on the source day, which is then written into
-    the row so the webhook patches the same container. ``None`` when the configured container was
-    not seen that day.
-    """
-    names = {row.container for row in rows}
-    if configured:
-        return (configured if configured in names else None), False
-    if deployment in names:
-        return deployment, False
-    if len(names) == 1:
-        return next(iter(names)), False
-    if not names:
-        return None, False
-    busiest = max(rows, key=lambda row: (row.p95_cpu_cores if row.p95_cpu_cores is not None else -1.0, row.container))
-    return busiest.container, True

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from apps.audit.services import Actor, audit_event_record
 from apps.control.choices import PeakDayMode
+from apps.control.containers import controlled_container
 from apps.control.excluded_days import excluded_dates
 from apps.control.measurements import (
     MicroserviceMeasurement,
@@ -39,6 +40,10 @@ from apps.metrics import peaks
 from apps.metrics.store import PeakStore, StatRow
 
 logger = logging.getLogger(__name__)
+
+# The source day's statistics a measurement carries as the store holds them (the limits observed are
+# copied only into a new row).
+MEASURED_AS_IS = ("p95_cpu_cores", "p95_mem_mib", "p95_cpu_pct", "p95_mem_pct", "limit_cpu_m", "limit_mem_mib")
 
 
 @dataclasses.dataclass
@@ -75,7 +80,10 @@ def deployment_measure(
 ) -> MicroserviceMeasurement:
     """What ``day`` says of one Deployment, for its row (``settings``; ``None``: no row yet)."""
     configured = settings.container if settings is not None else ""
-    container, chosen = peaks.controlled_container(deployment=deployment, configured=configured, rows=day_rows)
+    p95_cpu = {row.container: row.p95_cpu_cores for row in day_rows}
+    container, chosen = controlled_container(
+        configured=configured, deployment=deployment, names=list(p95_cpu), p95_cpu=p95_cpu
+    )
     if container is None:  # the configured container was not seen that day
         return MicroserviceMeasurement(namespace=namespace, name=deployment, hpa_name=hpa_name)
     row = next(r for r in day_rows if r.container == container)
@@ -98,17 +106,12 @@ def deployment_measure(
         container=container,
         is_container_chosen=chosen,
         replicas_measured=row.pod_count or 0,
-        p95_cpu_cores=row.p95_cpu_cores,
-        p95_mem_mib=row.p95_mem_mib,
-        p95_cpu_pct=row.p95_cpu_pct,
-        p95_mem_pct=row.p95_mem_pct,
         request_cpu_m=cpu,
         request_cpu_capped=cpu_capped,
         request_mem_mib=mem,
         request_mem_capped=mem_capped,
-        limit_cpu_m=row.limit_cpu_m,
-        limit_mem_mib=row.limit_mem_mib,
         hpa_name=hpa_name,
+        **{field: getattr(row, field) for field in MEASURED_AS_IS},
     )
 
 

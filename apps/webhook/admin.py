@@ -18,10 +18,11 @@ from apps.audit.services import Actor
 from apps.control.choices import AdmissionMode
 from apps.webhook import registration, services
 from apps.webhook.models import Admission
+from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
 
 @admin.register(Admission)
-class AdmissionAdmin(admin.ModelAdmin):
+class AdmissionAdmin(ReadOnlyModelAdmin):
     list_display = [
         "name",
         "display_name",
@@ -45,15 +46,6 @@ class AdmissionAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("control.view_cluster")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view(self.mode_view)

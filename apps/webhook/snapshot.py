@@ -87,22 +87,24 @@ def cluster_settings_from(cluster: Cluster, *, admission_mode: str | None = None
     )
 
 
-def control_row_from(service: Any) -> ControlRow:
+def control_row_from(microservice: Any) -> ControlRow:
     """The control row of a Microservice, or of a ``values_list(*CONTROL_ROW_FIELDS, named=True)`` row
     (the snapshot's, which spares building model instances): both carry the same attribute names."""
     return ControlRow(
-        namespace=service.namespace,
-        name=service.name,
-        container=service.container,
+        namespace=microservice.namespace,
+        name=microservice.name,
+        container=microservice.container,
         replicas=effective_replicas(
-            manual=service.replicas_specified, ai=service.replicas_recommended, measured=service.replicas_measured
+            manual=microservice.replicas_specified,
+            ai=microservice.replicas_recommended,
+            measured=microservice.replicas_measured,
         ),
-        replicas_mode=service.replicas_mode,
-        request_cpu_m=service.request_cpu_m,
-        request_mem_mib=service.request_mem_mib,
-        limit_cpu_m=service.limit_cpu_m,
-        limit_mem_mib=service.limit_mem_mib,
-        hpa_managed=bool(service.hpa_name),
+        replicas_mode=microservice.replicas_mode,
+        request_cpu_m=microservice.request_cpu_m,
+        request_mem_mib=microservice.request_mem_mib,
+        limit_cpu_m=microservice.limit_cpu_m,
+        limit_mem_mib=microservice.limit_mem_mib,
+        hpa_managed=bool(microservice.hpa_name),
     )
 
 

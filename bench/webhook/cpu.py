@@ -110,29 +110,16 @@ def setup_webhook() -> tuple[Callable[..., Any], Any, Any]:
     import django
 
     django.setup()
-    from run import NAMES, NAMESPACES  # bench/webhook/run.py: the same cluster as the wrk benchmark
+    from run import CLUSTER_FIELDS, bench_microservices  # bench/webhook/run.py: the same cluster as wrk's
 
-    from apps.control.models import Cluster, Microservice
+    from apps.control.models import Cluster
     from apps.webhook import audit_writer, snapshot
     from apps.webhook.audit_writer import AuditWriter
 
-    cluster = Cluster(name="bench", admission_mode="enforce", excluded_namespaces=["kube-system", "kubedoor"])
+    cluster = Cluster(name="bench", **CLUSTER_FIELDS)
     rows = {
-        (namespace, name): snapshot.control_row_from(
-            Microservice(
-                cluster=cluster,
-                namespace=namespace,
-                name=name,
-                replicas_measured=4,
-                replicas_specified=3,
-                request_cpu_m=250,
-                request_mem_mib=256,
-                limit_cpu_m=1000,
-                limit_mem_mib=1024,
-            )
-        )
-        for namespace in NAMESPACES
-        for name in NAMES
+        (microservice.namespace, microservice.name): snapshot.control_row_from(microservice)
+        for microservice in bench_microservices(cluster)
     }
     clusters = {"bench": snapshot.ClusterControl(settings=snapshot.cluster_settings_from(cluster), rows=rows)}
     holder = snapshot.SnapshotHolder(stamp_loader=lambda: (), loader=lambda: clusters, autostart=False)

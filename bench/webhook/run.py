@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,6 +91,29 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
 # --- data ------------------------------------------------------------------------------------------
 
 
+# The bench cluster and its rows: every Deployment is controlled and every review gets a patch.
+CLUSTER_FIELDS = {"admission_mode": "enforce", "excluded_namespaces": ["kube-system", "kubedoor"]}
+ROW_FIELDS = {
+    "pod_count": 4,
+    "pod_count_manual": 3,
+    "request_cpu_m": 250,
+    "request_mem_mib": 256,
+    "limit_cpu_m": 1000,
+    "limit_mem_mib": 1024,
+}
+
+
+def bench_microservices(cluster: Any) -> list[Any]:
+    """The control rows of the bench cluster, one per namespace and name (Django set up first)."""
+    from apps.control.models import Microservice
+
+    return [
+        Microservice(cluster=cluster, namespace=namespace, name=name, **ROW_FIELDS)
+        for namespace in NAMESPACES
+        for name in NAMES
+    ]
+
+
 def seed_database() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
     import django
@@ -100,25 +124,9 @@ def seed_database() -> None:
     from apps.control.models import Cluster, Microservice
 
     call_command("migrate", verbosity=0)
-    cluster, _ = Cluster.objects.update_or_create(
-        name="bench", defaults={"admission_mode": "enforce", "excluded_namespaces": ["kube-system", "kubedoor"]}
-    )
+    cluster, _ = Cluster.objects.update_or_create(name="bench", defaults=CLUSTER_FIELDS)
     Microservice.objects.filter(cluster=cluster).delete()
-    Microservice.objects.bulk_create(
-        Microservice(
-            cluster=cluster,
-            namespace=namespace,
-            name=name,
-            replicas_measured=4,
-            replicas_specified=3,
-            request_cpu_m=250,
-            request_mem_mib=256,
-            limit_cpu_m=1000,
-            limit_mem_mib=1024,
-        )
-        for namespace in NAMESPACES
-        for name in NAMES
-    )
+    Microservice.objects.bulk_create(bench_microservices(cluster))
     from django.db import connections
 
     connections.close_all()

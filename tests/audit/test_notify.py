@@ -9,17 +9,7 @@ from apps.audit import notify
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
 from apps.audit.services import Actor, audit_event_record
 from apps.control import operations
-from kubedoor_site.celery import app as celery_app
 from tests.factories import MicroserviceFactory
-
-
-@pytest.fixture
-def eager_celery():
-    """Run queued tasks in-process (retries included) for the unit tests; the e2e tests use a real worker."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def record_scale(actor_user, *, result: str = "ok", message: str = "") -> AuditEvent:
@@ -176,7 +166,7 @@ def test_a_failing_receiver_is_retried_then_given_up_and_the_operation_still_suc
         django_capture_on_commit_callbacks(execute=True),
     ):
         result = operations.microservice_scale(
-            actor=Actor(user=operator, name="operator1", source="api"), service=service, replicas=4
+            actor=Actor(user=operator, name="operator1", source="api"), microservice=service, replicas=4
         )
 
     # then: three attempts (one + two retries), recorded as failed against the event; the scale happened

@@ -96,7 +96,7 @@ def test_a_refresh_keeps_what_a_person_set(prod, admin_user):
         min_mem_mib=300,
     )
     admin = Actor(user=admin_user, name=admin_user.username, source="admin")
-    services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 333})
+    services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": 333})
     # when a measurement of another (chosen) container with other limits arrives
     applied = apply(
         prod, measured("cart", container="sidecar", is_container_chosen=True, limit_cpu_m=1, limit_mem_mib=2)
@@ -144,7 +144,7 @@ def test_the_capped_flag_speaks_of_the_requests_the_refresh_wrote(prod, admin_us
     # given CPU set by hand on one row, nothing by hand on the other
     hand = MicroserviceFactory(cluster=prod, name="hand")
     services.microservice_update(
-        actor=Actor(user=admin_user, name="admin1", source="api"), service=hand, data={"request_cpu_m": 100}
+        actor=Actor(user=admin_user, name="admin1", source="api"), microservice=hand, data={"request_cpu_m": 100}
     )
     MicroserviceFactory(cluster=prod, name="auto")
     # when both measurements were capped on CPU only
@@ -283,19 +283,19 @@ def flags(name: str) -> tuple[bool, bool]:
 def test_a_person_setting_a_request_marks_it_and_clearing_it_unmarks_it(prod, admin_user):
     cart = MicroserviceFactory(cluster=prod, name="cart")
     admin = Actor(user=admin_user, name="admin1", source="admin")
-    services.microservice_update(actor=admin, service=cart, data={"request_mem_mib": 512})
+    services.microservice_update(actor=admin, microservice=cart, data={"request_mem_mib": 512})
     assert flags("cart") == (False, True)
-    services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 300, "request_mem_mib": None})
+    services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": 300, "request_mem_mib": None})
     assert flags("cart") == (True, False)
     # an unchanged value is no edit: the mark stays as it is
-    services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 300, "replicas_specified": 4})
+    services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": 300, "replicas_specified": 4})
     assert flags("cart") == (True, False)
 
 
 def test_only_people_set_requests_by_hand(prod, admin_user):
     cart = MicroserviceFactory(cluster=prod, name="cart")
     scheduler = Actor.system("scheduler", source="task", on_behalf_of=admin_user)
-    services.microservice_update(actor=scheduler, service=cart, data={"request_cpu_m": 300})
+    services.microservice_update(actor=scheduler, microservice=cart, data={"request_cpu_m": 300})
     assert flags("cart") == (False, False)
     services.microservice_create(
         actor=Actor(user=admin_user, name="admin1", source="api"),

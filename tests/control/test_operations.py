@@ -30,7 +30,7 @@ def cart(k8s_standin, k8s_cluster):
 
 def test_scale_to_given_replicas_is_persistent_patches_the_scale_subresource_and_audits(k8s_standin, cart, operator):
     # when
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=5)
 
     # then: the Deployment is scaled ...
     assert (result.ok, result.before_replicas, result.after_replicas, result.error) == (True, 2, 5, "")
@@ -64,7 +64,7 @@ def test_scale_to_given_replicas_is_persistent_patches_the_scale_subresource_and
 
 
 def test_a_temporary_scale_leaves_the_control_table_unchanged(k8s_standin, cart, operator):
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5, temporary=True)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=5, temporary=True)
 
     assert (result.ok, result.after_replicas, result.temporary) == (True, 5, True)
     cart.refresh_from_db()
@@ -86,7 +86,7 @@ def test_a_scale_the_api_server_stores_differently_fails_naming_who_changed_it(k
     k8s_standin.respond("PATCH", SCALE_PATH.format("cart"), body=scale)
 
     # when
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=5, temporary=True)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=5, temporary=True)
 
     # then
     assert (result.ok, result.after_replicas, result.error_kind) == (False, 3, "conflict")
@@ -102,7 +102,7 @@ def test_scale_without_replicas_uses_the_effective_replicas(k8s_standin, cart, o
     Microservice.objects.filter(pk=cart.pk).update(replicas_specified=0, replicas_recommended=7)
     cart.refresh_from_db()
 
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart)
 
     assert result.after_replicas == 0
     assert k8s_standin.calls("PATCH")[0].body == {"spec": {"replicas": 0}}
@@ -115,7 +115,7 @@ def test_scale_refuses_when_there_is_no_effective_replicas(k8s_standin, cart, op
     cart.refresh_from_db()
 
     with pytest.raises(ValidationError) as caught:
-        operations.microservice_scale(actor=api_actor(operator), service=cart)
+        operations.microservice_scale(actor=api_actor(operator), microservice=cart)
 
     assert list(caught.value.message_dict) == ["replicas"]
     assert "shop/cart has no effective replicas" in caught.value.message_dict["replicas"][0]
@@ -126,7 +126,7 @@ def test_scale_refuses_when_there_is_no_effective_replicas(k8s_standin, cart, op
 @pytest.mark.parametrize("replicas", [-1, 1001])
 def test_scale_refuses_replicas_out_of_range(k8s_standin, cart, operator, replicas):
     with pytest.raises(ValidationError) as caught:
-        operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=replicas)
+        operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=replicas)
 
     assert caught.value.message_dict == {"replicas": ["Replicas must be between 0 and 1000."]}
     assert k8s_standin.requests == []
@@ -135,9 +135,9 @@ def test_scale_refuses_replicas_out_of_range(k8s_standin, cart, operator, replic
 
 def test_a_viewer_cannot_scale_or_restart(k8s_standin, cart, viewer):
     with pytest.raises(PermissionDenied):
-        operations.microservice_scale(actor=api_actor(viewer), service=cart, replicas=3)
+        operations.microservice_scale(actor=api_actor(viewer), microservice=cart, replicas=3)
     with pytest.raises(PermissionDenied):
-        operations.microservice_restart(actor=api_actor(viewer), service=cart)
+        operations.microservice_restart(actor=api_actor(viewer), microservice=cart)
 
     assert k8s_standin.requests == []
     assert not AuditEvent.objects.exists()
@@ -146,7 +146,7 @@ def test_a_viewer_cannot_scale_or_restart(k8s_standin, cart, viewer):
 def test_kubernetes_errors_are_returned_and_audited_not_raised(k8s_standin, cart, operator):
     k8s_standin.respond("PATCH", SCALE_PATH.format("cart"), status=403, body={"message": "no scale for you"})
 
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=3)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=3)
 
     assert result.ok is False
     assert (result.error, result.error_kind) == (
@@ -159,7 +159,7 @@ def test_kubernetes_errors_are_returned_and_audited_not_raised(k8s_standin, cart
 
 
 def test_restart_sends_the_restart_annotation_and_audits(k8s_standin, cart, operator):
-    result = operations.microservice_restart(actor=api_actor(operator), service=cart)
+    result = operations.microservice_restart(actor=api_actor(operator), microservice=cart)
 
     [patch] = k8s_standin.requests
     assert (patch.method, patch.path, patch.content_type) == (
@@ -178,7 +178,7 @@ def test_restart_sends_the_restart_annotation_and_audits(k8s_standin, cart, oper
 def test_dry_run_is_audited_as_dry_run_and_changes_nothing(k8s_standin, cart, operator):
     NotificationChannel.objects.create(name="all", kind="slack", target="http://127.0.0.1:9/x", actions=["*"])
 
-    result = operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=8, dry_run=True)
+    result = operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=8, dry_run=True)
 
     assert result.ok is True
     assert k8s_standin.calls("PATCH")[0].query == {"dryRun": ["All"]}
@@ -197,7 +197,7 @@ def test_every_operation_queues_notifications_for_subscribed_channels(
     NotificationChannel.objects.create(name="off", kind="slack", target="http://x/", actions=["*"], enabled=False)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        operations.microservice_scale(actor=api_actor(operator), service=cart, replicas=3)
+        operations.microservice_scale(actor=api_actor(operator), microservice=cart, replicas=3)
 
     [delivery] = NotificationDelivery.objects.all()
     assert (delivery.channel, delivery.event.action, delivery.state) == (scale_channel, "microservice.scale", "pending")
@@ -211,21 +211,21 @@ def test_save_and_scale_commits_the_save_before_the_scale_reaches_kubernetes(k8s
 
     cluster = standin_cluster(k8s_standin)
     k8s_standin.add_deployment("shop", "cart", replicas=2)
-    service = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_measured=2)
+    microservice = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", replicas_measured=2)
     seen: list[int | None] = []
 
     def look_from_another_connection(record) -> None:
         # the stand-in's thread has its own database connection: it sees committed rows only
         if record.method == "PATCH":
             assert threading.current_thread() is not threading.main_thread()
-            seen.append(Microservice.objects.get(pk=service.pk).replicas_specified)
+            seen.append(Microservice.objects.get(pk=microservice.pk).replicas_specified)
             connections.close_all()
 
     k8s_standin.on_request = look_from_another_connection
 
     # when
     result = operations.microservice_save_and_scale(
-        actor=api_actor(operator), service=service, data={"replicas_specified": 6}
+        actor=api_actor(operator), microservice=microservice, data={"replicas_specified": 6}
     )
 
     # then
@@ -244,18 +244,18 @@ def test_save_and_restart_commits_the_save_first(k8s_standin, operator):
 
     cluster = standin_cluster(k8s_standin)
     k8s_standin.add_deployment("shop", "cart", replicas=2)
-    service = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", limit_cpu_m=1000)
+    microservice = MicroserviceFactory(cluster=cluster, namespace="shop", name="cart", limit_cpu_m=1000)
     seen: list[int | None] = []
 
     def look(record) -> None:
         if record.method == "PATCH":
-            seen.append(Microservice.objects.get(pk=service.pk).limit_cpu_m)
+            seen.append(Microservice.objects.get(pk=microservice.pk).limit_cpu_m)
             connections.close_all()
 
     k8s_standin.on_request = look
 
     result = operations.microservice_save_and_restart(
-        actor=api_actor(operator), service=service, data={"limit_cpu_m": 1500}
+        actor=api_actor(operator), microservice=microservice, data={"limit_cpu_m": 1500}
     )
 
     assert seen == [1500]
@@ -265,7 +265,7 @@ def test_save_and_restart_commits_the_save_first(k8s_standin, operator):
 def test_save_and_scale_with_a_bad_value_saves_nothing_and_sends_nothing(k8s_standin, cart, operator):
     with pytest.raises(ValidationError):
         operations.microservice_save_and_scale(
-            actor=api_actor(operator), service=cart, data={"replicas_specified": 5000}
+            actor=api_actor(operator), microservice=cart, data={"replicas_specified": 5000}
         )
 
     assert k8s_standin.requests == []
@@ -278,7 +278,7 @@ def test_batch_waits_the_interval_between_targets_only_and_continues_past_failur
     # given: three targets, the second missing in Kubernetes
     k8s_standin.add_deployment("shop", "a", replicas=1)
     k8s_standin.add_deployment("shop", "c", replicas=1)
-    services = [
+    microservices = [
         MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=name, replicas_measured=1)
         for name in ("a", "b", "c")
     ]
@@ -288,7 +288,7 @@ def test_batch_waits_the_interval_between_targets_only_and_continues_past_failur
     batch = operations.operation_batch_run(
         actor=api_actor(operator),
         kind="scale",
-        services=services,
+        microservices=microservices,
         replicas=4,
         interval_seconds=30,
         sleep=sleeps.append,
@@ -312,11 +312,11 @@ def test_batch_interval_is_really_waited(k8s_standin, k8s_cluster, operator):
     # given
     for name in ("a", "b", "c"):
         k8s_standin.add_deployment("shop", name)
-    services = [MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=name) for name in ("a", "b", "c")]
+    microservices = [MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name=name) for name in ("a", "b", "c")]
 
     # when
     batch = operations.operation_batch_run(
-        actor=api_actor(operator), kind="restart", services=services, interval_seconds=0.4
+        actor=api_actor(operator), kind="restart", microservices=microservices, interval_seconds=0.4
     )
 
     # then: the recorded gaps between the patches are at least the interval (lower bounds only)
@@ -333,7 +333,7 @@ def test_batch_target_without_replicas_fails_alone(k8s_standin, k8s_cluster, ope
     a = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="a", replicas_measured=0)
     b = MicroserviceFactory(cluster=k8s_cluster, namespace="shop", name="b", replicas_measured=3)
 
-    batch = operations.operation_batch_run(actor=api_actor(operator), kind="scale", services=[a, b])
+    batch = operations.operation_batch_run(actor=api_actor(operator), kind="scale", microservices=[a, b])
 
     assert batch.failed == ["shop/a"]
     assert "no effective replicas" in batch.results[0].error

@@ -23,8 +23,8 @@ from apps.control.selectors import hpa_targets_get
 from apps.metrics.refresh import control_table_refresh
 from apps.metrics.store import OrmStore
 from apps.webhook.services import admission_mode_set
+from tests.control.scheduling.test_e2e import beat_sees_changes_again, wait_until
 from tests.control.test_admin import logged_in
-from tests.control.test_scheduling_e2e import beat_sees_changes_again, wait_until
 from tests.factories import MicroserviceFactory
 from tests.metrics.test_refresh import TODAY, load, peak
 from tests.services.k8s_standin import HPA_TOKEN, K8sStandin, deployment_manifest, standin_cluster
@@ -136,7 +136,7 @@ def test_save_and_restart_applies_the_saved_limits_at_once(enforced, k8s_standin
 
     # when: a limit is saved and the service restarted in the same breath (no wait for the snapshot)
     result = microservice_save_and_restart(
-        actor=Actor(user=operator, name="operator1", source="admin"), service=enforced, data={"limit_cpu_m": 800}
+        actor=Actor(user=operator, name="operator1", source="admin"), microservice=enforced, data={"limit_cpu_m": 800}
     )
 
     # then

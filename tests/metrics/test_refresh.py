@@ -154,7 +154,7 @@ def test_manual_fields_survive_a_refresh(prod, store, admin_user):
     )
     admin = Actor(user=admin_user, name=admin_user.username, source="admin")
     control_services.microservice_update(
-        actor=admin, service=cart, data={"container": "app", "request_cpu_m": 333, "limit_mem_mib": 2048}
+        actor=admin, microservice=cart, data={"container": "app", "request_cpu_m": 333, "limit_mem_mib": 2048}
     )
     load(store, [peak(D[1], "cart", "app", cpu=0.5, mem=400.0, pods=3), peak(D[1], "cart", "sidecar", cpu=0.9)])
     # when
@@ -172,8 +172,8 @@ def test_manual_fields_survive_a_refresh(prod, store, admin_user):
 def test_a_request_cleared_by_hand_goes_back_to_collection(prod, store, admin_user):
     cart = MicroserviceFactory(cluster=prod, name="cart")
     admin = Actor(user=admin_user, name=admin_user.username, source="api")
-    control_services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": 333})
-    control_services.microservice_update(actor=admin, service=cart, data={"request_cpu_m": None})
+    control_services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": 333})
+    control_services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": None})
     load(store, [peak(D[1], "cart", cpu=0.5)])
     refresh(prod, store)
     assert Microservice.objects.get(name="cart").request_cpu_m == 500

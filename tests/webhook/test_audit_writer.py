@@ -7,7 +7,6 @@ import datetime
 import json
 import threading
 
-import pytest
 from django.db import connections
 from django.utils import timezone
 
@@ -15,7 +14,6 @@ from apps.audit import services as audit_services
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
 from apps.audit.services import Actor, audit_event_record
 from apps.webhook.audit_writer import AuditWriter
-from kubedoor_site.celery import app as celery_app
 from tests.factories import ClusterFactory
 from tests.webhook.conftest import load_case
 
@@ -78,15 +76,6 @@ def test_a_notified_event_keeps_the_time_of_the_decision_too(db):
     event = AuditEvent.objects.get()
     assert NotificationDelivery.objects.get().event == event
     assert (event.at, event.before, event.actor_name, event.source) == (at, EVENT["before"], "webhook", "webhook")
-
-
-@pytest.fixture
-def eager_celery():
-    """Queued tasks run in-process, at once: deliveries reach the loopback receiver inside the test."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def _deny_storm(client, count: int) -> None:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from apps.audit.models import AuditEvent
+from apps.control import operations
 from apps.control.models import Microservice
+from apps.webhook.services import admission_preview
 from tests.factories import ClusterFactory, MicroserviceFactory
 from tests.webhook.conftest import load_case
 
@@ -126,3 +128,8 @@ def test_preview_needs_a_role_and_a_known_cluster(nobody, viewer_api, prod, clie
         == 403
     )
     assert viewer_api.post(URL, {"cluster": "nowhere", "deployment": _deployment()}, format="json").status_code == 404
+
+
+def test_the_webhook_hands_its_preview_to_the_restart():
+    # control does not import the webhook: the webhook app gives a restart in enforce mode this preview
+    assert operations._admission_preview() is admission_preview

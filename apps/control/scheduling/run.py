@@ -15,11 +15,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.models import AuditResult, AuditSource
-from apps.audit.services import Actor, audit_event_record
+from apps.audit.services import Actor
 from apps.control.models import OperationRun, OperationRunState, OperationState, ScheduledOperation, ScheduleKind
 from apps.control.operations import BatchResult, TargetResult, operation_batch_run
 from apps.control.scheduling.cron import next_run_compute
 from apps.control.scheduling.selectors import targets_ordered
+from apps.control.scheduling.services import operation_audit_record
 from kubedoor_site.beat import periodic_task_disable
 
 logger = logging.getLogger(__name__)
@@ -72,11 +73,11 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
     batch = operation_batch_run(
         actor=actor,
         kind=operation.kind,
-        services=targets_ordered(operation),
+        microservices=targets_ordered(operation),
         replicas=operation.replicas,
         temporary=operation.temporary,
         interval_seconds=operation.interval_seconds,
-        skip=lambda service: done.get(service.pk),
+        skip=lambda microservice: done.get(microservice.pk),
         on_result=persist,
     )
     finished = timezone.now()
@@ -113,11 +114,10 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
         operation.save()
         if operation.periodic_task_id and operation.schedule == ScheduleKind.ONCE:
             periodic_task_disable(name=operation.beat_name)
-        audit_event_record(
+        operation_audit_record(
             actor=actor,
+            operation=operation,
             action="operation.run",
-            cluster=operation.cluster.name,
-            name=f"operation-{operation.pk}",
             after=summary,
             result=AuditResult.OK if batch.ok else AuditResult.ERROR,
             message=(

@@ -13,7 +13,10 @@ def targets_ordered(operation: ScheduledOperation) -> list[Microservice]:
     ids = list(
         through.objects.filter(scheduledoperation=operation).order_by("id").values_list("microservice_id", flat=True)
     )
-    by_id = {service.pk: service for service in Microservice.objects.select_related("cluster").filter(pk__in=ids)}
+    by_id = {
+        microservice.pk: microservice
+        for microservice in Microservice.objects.select_related("cluster").filter(pk__in=ids)
+    }
     return [by_id[pk] for pk in ids if pk in by_id]
 
 

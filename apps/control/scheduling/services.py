@@ -29,12 +29,19 @@ from kubedoor_site.beat import Clocked, Crontab, periodic_task_sync, periodic_ta
 logger = logging.getLogger(__name__)
 
 
+def operation_audit_record(*, actor: Actor, operation: ScheduledOperation, action: str, **fields: Any) -> None:
+    """Append the event of ``action`` on ``operation`` (named ``operation-<id>`` in its cluster)."""
+    audit_event_record(
+        actor=actor, action=action, cluster=operation.cluster.name, name=f"operation-{operation.pk}", **fields
+    )
+
+
 def operation_snapshot(operation: ScheduledOperation) -> dict[str, Any]:
     """The audited state of an operation."""
     return {
         "id": operation.pk,
         "kind": operation.kind,
-        "targets": [str(service) for service in targets_ordered(operation)],
+        "targets": [str(microservice) for microservice in targets_ordered(operation)],
         "replicas": operation.replicas,
         "temporary": operation.temporary,
         "interval_seconds": operation.interval_seconds,
@@ -147,14 +154,13 @@ def operation_schedule(
                 after=now,
             ),
         )
-        for service in values["targets"]:
-            operation.targets.add(service)
+        for microservice in values["targets"]:
+            operation.targets.add(microservice)
         _beat_sync(operation)
-        audit_event_record(
+        operation_audit_record(
             actor=actor,
+            operation=operation,
             action="operation.schedule",
-            cluster=operation.cluster.name,
-            name=f"operation-{operation.pk}",
             after=operation_snapshot(operation),
         )
         if operation.schedule == ScheduleKind.NOW and enabled:
@@ -205,8 +211,8 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         if "targets" in data:
             operation.cluster_id = values["targets"][0].cluster_id
             operation.targets.clear()
-            for service in values["targets"]:
-                operation.targets.add(service)
+            for microservice in values["targets"]:
+                operation.targets.add(microservice)
         if "enabled" in data:
             operation.enabled = bool(data["enabled"])
         if operation.state in (OperationState.SCHEDULED, OperationState.PAUSED):
@@ -227,11 +233,10 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         after = operation_snapshot(operation)
         changed = [key for key in after if before.get(key) != after.get(key)]
         if changed:
-            audit_event_record(
+            operation_audit_record(
                 actor=actor,
+                operation=operation,
                 action="operation.update",
-                cluster=operation.cluster.name,
-                name=f"operation-{operation.pk}",
                 before={key: before.get(key) for key in changed},
                 after={key: after[key] for key in changed},
             )
@@ -259,11 +264,10 @@ def operation_cancel(*, actor: Actor, operation: ScheduledOperation) -> Schedule
         operation.next_run_at = None
         operation.save()
         _beat_sync(operation)
-        audit_event_record(
+        operation_audit_record(
             actor=actor,
+            operation=operation,
             action="operation.cancel",
-            cluster=operation.cluster.name,
-            name=f"operation-{operation.pk}",
             before=before,
             after={"state": operation.state, "enabled": False},
         )

@@ -48,7 +48,7 @@ def operation_values_validate(values: dict[str, Any], *, now: datetime.datetime,
     targets: Sequence[Microservice] = values["targets"]
     if not targets:
         errors["targets"] = _("Choose at least one microservice.")
-    elif len({service.cluster_id for service in targets}) > 1:
+    elif len({microservice.cluster_id for microservice in targets}) > 1:
         errors["targets"] = _("All targets must be in the same cluster.")
     replicas = values["replicas"]
     if values.get("temporary") and kind == OperationKind.RESTART:

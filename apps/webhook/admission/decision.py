@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from apps.control.containers import controlled_container
 from apps.control.namespaces import namespace_is_controlled
 from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
 from apps.webhook.admission.review import Review
@@ -150,17 +151,11 @@ def _replicas(obj: Any) -> Any:
     return _dig(obj, "spec", "replicas")
 
 
-def controlled_container(containers: list[dict[str, Any]], *, row: ControlRow, deployment: str) -> int | None:
+def _controlled_index(containers: list[dict[str, Any]], *, row: ControlRow, deployment: str) -> int | None:
     """The index of the container the row controls (§6.2 step 8), or None when the named one is absent."""
-    if row.container:
-        for index, container in enumerate(containers):
-            if container.get("name") == row.container:
-                return index
-        return None
-    for index, container in enumerate(containers):
-        if container.get("name") == deployment:
-            return index
-    return 0 if containers else None
+    names = [container["name"] for container in containers]  # parse_review checked each is a string
+    name, _written = controlled_container(configured=row.container, deployment=deployment, names=names)
+    return None if name is None else names.index(name)
 
 
 def replicas_controlled(row: ControlRow) -> bool:
@@ -186,7 +181,7 @@ def _replicas_ops(obj: Any, row: ControlRow, warnings: list[str], before: dict, 
 def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict, after: dict) -> list[dict]:
     containers = obj["spec"]["template"]["spec"]["containers"]
     deployment = _dig(obj, "metadata", "name") or ""
-    index = controlled_container(containers, row=row, deployment=deployment)
+    index = _controlled_index(containers, row=row, deployment=deployment)
     if index is None:
         if row.container:
             warnings.append(

@@ -127,6 +127,18 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
         raise ValidationError({"mode": _("Choose one of: %(modes)s.") % {"modes": ", ".join(AdmissionMode.values)}})
     before = cluster.admission_mode
     name = registration.configuration_name(cluster.name)
+
+    def record(*, result: str, message: str) -> None:
+        audit_event_record(
+            actor=actor,
+            action="admission.mode",
+            cluster=cluster.name,
+            before={"admission_mode": before},
+            after={"admission_mode": mode},
+            result=result,
+            message=message,
+        )
+
     try:
         if mode == AdmissionMode.OFF:
             existed = k8s.webhook_configuration_delete(cluster=cluster, name=name)
@@ -148,27 +160,12 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
             message += " " + _(
                 "KubeDoor's service account needs get/create/update/delete on mutatingwebhookconfigurations."
             )
-        audit_event_record(
-            actor=actor,
-            action="admission.mode",
-            cluster=cluster.name,
-            before={"admission_mode": before},
-            after={"admission_mode": mode},
-            result=AuditResult.ERROR,
-            message=message,
-        )
+        record(result=AuditResult.ERROR, message=message)
         logger.warning("admission mode of %s not changed: %s", cluster.name, exc.message)
         raise AdmissionRegistrationError(message, status=exc.status) from exc
     with transaction.atomic():
         cluster.admission_mode = mode
         cluster.save(update_fields=["admission_mode", "updated_at"])
-        audit_event_record(
-            actor=actor,
-            action="admission.mode",
-            cluster=cluster.name,
-            before={"admission_mode": before},
-            after={"admission_mode": mode},
-            message=f"admission mode {before} -> {mode}: {detail}",
-        )
+        record(result=AuditResult.OK, message=f"admission mode {before} -> {mode}: {detail}")
     logger.info("admission mode of %s: %s -> %s (%s)", cluster.name, before, mode, detail)
     return cluster

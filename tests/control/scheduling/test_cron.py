@@ -7,14 +7,9 @@ import datetime
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from apps.audit.services import Actor
 from apps.control import scheduling
 
 UTC = datetime.UTC
-
-
-def api_actor(user) -> Actor:
-    return Actor(user=user, name=user.get_username(), source="api")
 
 
 @pytest.mark.parametrize(
@@ -36,12 +31,9 @@ def test_next_cron_run_follows_daylight_saving(after, expected):
     assert got == expected
 
 
-def test_next_cron_run_agrees_with_beat_across_daylight_saving(targets, operator):
+def test_next_cron_run_agrees_with_beat_across_daylight_saving(operator_schedules):
     # given: the crontab beat itself evaluates, in Europe/Berlin
-    scheduling.operation_schedule(
-        actor=api_actor(operator), kind="restart", targets=targets, schedule="cron", cron="0 9 * * *",
-        time_zone="Europe/Berlin",
-    )  # fmt: skip
+    operator_schedules(schedule="cron", cron="0 9 * * *", time_zone="Europe/Berlin")
     beat_schedule = PeriodicTask.objects.get().crontab.schedule
     last_run = datetime.datetime(2026, 3, 28, 8, 0, tzinfo=UTC)  # Saturday 09:00 CET
 

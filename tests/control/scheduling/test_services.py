@@ -12,24 +12,17 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from apps.audit.models import AuditEvent
-from apps.audit.services import Actor
 from apps.control import scheduling
 from apps.control.models import ScheduledOperation
-from kubedoor_site.celery import app as celery_app
+from tests.factories import api_actor
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
 
-def api_actor(user) -> Actor:
-    return Actor(user=user, name=user.get_username(), source="api")
-
-
-def test_once_creates_a_one_off_clocked_beat_entry(targets, operator):
+def test_once_creates_a_one_off_clocked_beat_entry(operator_schedules, targets, operator):
     run_at = timezone.now() + datetime.timedelta(hours=2)
 
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator), kind="scale", targets=targets, replicas=4, schedule="once", run_at=run_at
-    )
+    operation = operator_schedules(kind="scale", replicas=4, schedule="once", run_at=run_at)
 
     task = PeriodicTask.objects.get()
     assert operation.periodic_task == task
@@ -53,15 +46,8 @@ def test_once_creates_a_one_off_clocked_beat_entry(targets, operator):
     assert event.after["targets"] == ["shop/a", "shop/b"]
 
 
-def test_cron_creates_a_crontab_in_the_time_zone(targets, operator):
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="restart",
-        targets=targets,
-        schedule="cron",
-        cron="0  9 * * 1-5",
-        time_zone="Europe/Berlin",
-    )
+def test_cron_creates_a_crontab_in_the_time_zone(operator_schedules):
+    operation = operator_schedules(schedule="cron", cron="0  9 * * 1-5", time_zone="Europe/Berlin")
 
     crontab = PeriodicTask.objects.get().crontab
     assert (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week) == (
@@ -85,10 +71,8 @@ def test_a_viewer_cannot_schedule(targets, viewer, k8s_standin):
     assert k8s_standin.requests == []
 
 
-def test_pause_resume_and_edit_keep_the_beat_entry_in_step(targets, operator):
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator), kind="restart", targets=targets, schedule="cron", cron="0 9 * * *"
-    )
+def test_pause_resume_and_edit_keep_the_beat_entry_in_step(operator_schedules, targets, operator):
+    operation = operator_schedules(schedule="cron", cron="0 9 * * *")
 
     scheduling.operation_pause(actor=api_actor(operator), operation=operation)
     task = PeriodicTask.objects.get()
@@ -113,12 +97,10 @@ def test_pause_resume_and_edit_keep_the_beat_entry_in_step(targets, operator):
     ]
 
 
-def test_moving_a_once_operation_replaces_its_clocked_schedule(targets, operator):
+def test_moving_a_once_operation_replaces_its_clocked_schedule(operator_schedules, operator):
     first = timezone.now() + datetime.timedelta(hours=1)
     second = first + datetime.timedelta(hours=1)
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator), kind="restart", targets=targets, schedule="once", run_at=first
-    )
+    operation = operator_schedules(schedule="once", run_at=first)
 
     scheduling.operation_update(actor=api_actor(operator), operation=operation, data={"run_at": second})
 
@@ -126,14 +108,8 @@ def test_moving_a_once_operation_replaces_its_clocked_schedule(targets, operator
     assert PeriodicTask.objects.get().clocked.clocked_time == second
 
 
-def test_cancel_deletes_the_beat_entry_and_keeps_the_history(targets, operator):
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="restart",
-        targets=targets,
-        schedule="once",
-        run_at=timezone.now() + datetime.timedelta(hours=1),
-    )
+def test_cancel_deletes_the_beat_entry_and_keeps_the_history(operator_schedules, operator):
+    operation = operator_schedules(schedule="once")
 
     scheduling.operation_cancel(actor=api_actor(operator), operation=operation)
 
@@ -146,14 +122,9 @@ def test_cancel_deletes_the_beat_entry_and_keeps_the_history(targets, operator):
         scheduling.operation_update(actor=api_actor(operator), operation=operation, data={"enabled": True})
 
 
-def test_now_is_queued_after_commit(targets, operator, k8s_standin, django_capture_on_commit_callbacks):
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            operation = scheduling.operation_schedule(actor=api_actor(operator), kind="restart", targets=targets)
-    finally:
-        celery_app.conf.task_always_eager = previous
+def test_now_is_queued_after_commit(operator_schedules, k8s_standin, eager_celery, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        operation = operator_schedules()
 
     assert len(k8s_standin.calls("PATCH")) == 2
     operation.refresh_from_db()

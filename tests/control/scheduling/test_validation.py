@@ -11,30 +11,18 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from apps.audit.models import AuditEvent
-from apps.audit.services import Actor
 from apps.control import scheduling
 from apps.control.models import ScheduledOperation
-from tests.factories import ClusterFactory, MicroserviceFactory
+from tests.factories import ClusterFactory, MicroserviceFactory, api_actor
 
 UTC = datetime.UTC
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
 
-def api_actor(user) -> Actor:
-    return Actor(user=user, name=user.get_username(), source="api")
-
-
-def test_a_naive_run_at_is_read_in_the_operation_time_zone(targets, operator):
+def test_a_naive_run_at_is_read_in_the_operation_time_zone(operator_schedules):
     local = (timezone.now() + datetime.timedelta(days=2)).astimezone(BERLIN).replace(tzinfo=None, microsecond=0)
 
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="restart",
-        targets=targets,
-        schedule="once",
-        run_at=local,
-        time_zone="Europe/Berlin",
-    )
+    operation = operator_schedules(schedule="once", run_at=local, time_zone="Europe/Berlin")
 
     assert operation.run_at == local.replace(tzinfo=BERLIN)
 

@@ -62,7 +62,7 @@ def test_a_failed_change_leaves_no_event(service, admin_user):
     # when the change fails validation inside the service
     with pytest.raises(Exception, match="limit"):
         services.microservice_update(
-            actor=Actor(user=admin_user, name="admin1", source="api"), service=service, data={"limit_cpu_m": 1}
+            actor=Actor(user=admin_user, name="admin1", source="api"), microservice=service, data={"limit_cpu_m": 1}
         )
     # then neither the change nor an event exists
     service.refresh_from_db()
@@ -76,7 +76,7 @@ def test_change_and_event_share_one_transaction(service, admin_user):
         with transaction.atomic():
             services.microservice_update(
                 actor=Actor(user=admin_user, name="admin1", source="api"),
-                service=service,
+                microservice=service,
                 data={"replicas_specified": 7},
             )
             assert AuditEvent.objects.count() == 1
@@ -92,9 +92,9 @@ def test_change_and_event_share_one_transaction(service, admin_user):
 def test_api_lists_events_with_filters_and_cannot_write(viewer_api, service, admin_user, operator):
     # given
     admin = Actor(user=admin_user, name="admin1", source="api")
-    services.microservice_update(actor=admin, service=service, data={"replicas_specified": 3})
+    services.microservice_update(actor=admin, microservice=service, data={"replicas_specified": 3})
     services.microservice_update(
-        actor=Actor(user=operator, name="operator1", source="admin"), service=service, data={"limit_cpu_m": 1200}
+        actor=Actor(user=operator, name="operator1", source="admin"), microservice=service, data={"limit_cpu_m": 1200}
     )
     audit_event_record(actor=Actor.system(), action="collection.run", cluster="staging")
     url = "/api/v1/audit-events/"

@@ -8,25 +8,14 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from apps.audit.models import AuditEvent
-from apps.audit.services import Actor
 from apps.control import scheduling
 from apps.control.models import OperationRun
+from tests.factories import api_actor
 
 
-def api_actor(user) -> Actor:
-    return Actor(user=user, name=user.get_username(), source="api")
-
-
-def test_a_run_acts_once_per_run_id_and_audits_as_the_scheduler(targets, operator, k8s_standin):
+def test_a_run_acts_once_per_run_id_and_audits_as_the_scheduler(operator_schedules, operator, k8s_standin):
     # given
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="scale",
-        targets=targets,
-        replicas=5,
-        schedule="once",
-        run_at=timezone.now() + datetime.timedelta(hours=1),
-    )
+    operation = operator_schedules(kind="scale", replicas=5, schedule="once")
 
     # when: the same message is delivered twice
     first = scheduling.operation_run(operation_id=operation.pk, run_id="run-1")
@@ -50,15 +39,9 @@ def test_a_run_acts_once_per_run_id_and_audits_as_the_scheduler(targets, operato
     assert {(e.actor_name, e.actor_id) for e in scale_events} == {("scheduler", operator.pk)}
 
 
-def test_a_once_run_disables_itself_and_records_its_result(targets, operator, k8s_standin):
+def test_a_once_run_disables_itself_and_records_its_result(operator_schedules, k8s_standin):
     k8s_standin.respond("PATCH", "/apis/apps/v1/namespaces/shop/deployments/b", status=409)
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="restart",
-        targets=targets,
-        schedule="once",
-        run_at=timezone.now() + datetime.timedelta(hours=1),
-    )
+    operation = operator_schedules(schedule="once")
 
     scheduling.operation_run(operation_id=operation.pk, run_id="r")
 
@@ -73,14 +56,8 @@ def test_a_once_run_disables_itself_and_records_its_result(targets, operator, k8
     assert (event.result, event.message) == ("error", "1 succeeded, 1 failed: shop/b")
 
 
-def test_an_interrupted_run_resumes_without_repeating_handled_targets(targets, operator, k8s_standin):
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator),
-        kind="restart",
-        targets=targets,
-        schedule="cron",
-        cron="0 9 * * *",
-    )
+def test_an_interrupted_run_resumes_without_repeating_handled_targets(operator_schedules, targets, k8s_standin):
+    operation = operator_schedules(schedule="cron", cron="0 9 * * *")
     # a worker died after restarting "a": its progress was saved under the run id
     OperationRun.objects.create(
         run_id="r",
@@ -113,10 +90,8 @@ def test_an_interrupted_run_resumes_without_repeating_handled_targets(targets, o
     assert operation.next_run_at > timezone.now()
 
 
-def test_a_paused_or_cancelled_operation_does_not_run(targets, operator, k8s_standin):
-    operation = scheduling.operation_schedule(
-        actor=api_actor(operator), kind="restart", targets=targets, schedule="cron", cron="0 9 * * *"
-    )
+def test_a_paused_or_cancelled_operation_does_not_run(operator_schedules, operator, k8s_standin):
+    operation = operator_schedules(schedule="cron", cron="0 9 * * *")
     scheduling.operation_pause(actor=api_actor(operator), operation=operation)
 
     assert scheduling.operation_run(operation_id=operation.pk, run_id="x") is None
