@@ -283,3 +283,9 @@ def test_a_cron_without_five_fields_is_refused_naming_it(db):
     with pytest.raises(ValueError, match="KUBEDOOR_DRIFT_CHECK_CRON '30 3' must have five fields"):
         drift.drift_schedule_sync(cron="30 3")
     assert not PeriodicTask.objects.exists()
+
+
+def test_drift_admin_page_needs_a_role(client, nobody, drifting, k8s_standin):
+    client.force_login(nobody)
+    assert client.get(f"/admin/webhook/admission/{drifting.pk}/drift/").status_code == 403
+    assert k8s_standin.requests == []
