@@ -301,8 +301,8 @@ def _flux_text(cluster: str) -> str:
         "admission is on (enforce) the replicas, requests and limits it owns come back as KubeDoor sets them\n"
         "and Flux neither reports nor reverts them: nothing needs to be ignored.\n\n"
         "With admission off or in audit, Flux applies what Git holds. To make the control table the\n"
-        "reviewable source, add the components of this export to the Flux Kustomization's kustomization.yaml\n"
-        "(components: [kubedoor/<namespace>]) and commit a new export when the table changes.\n\n"
+        "reviewable source, list this export's folder (or one namespace's folder in it) under components:\n"
+        "in the kustomization.yaml that Flux builds, and commit a new export when the table changes.\n\n"
         "For an HPA-managed Deployment keep spec.replicas out of Git altogether (the export never sets it).\n"
     ) % {"cluster": cluster}
 
@@ -314,7 +314,9 @@ def _readme_text(export: ClusterTargets) -> str:
         _(
             "Each namespace folder is a kustomize Component: one strategic-merge patch per Deployment, setting\n"
             "the replicas (unless HPA-managed or replicas_mode ignore) and the requests and limits of the\n"
-            "controlled container that KubeDoor's admission would set now. Use it from your overlay:\n\n"
+            "controlled container that KubeDoor's admission would set now. The containers before the controlled\n"
+            "one are named too (name only), so that kustomize keeps the pod's container order. Use it from your\n"
+            "overlay:\n\n"
             "    components:\n"
             "      - path/to/this/folder   # every namespace, or path/to/this/folder/<namespace>"
         ),
@@ -325,6 +327,12 @@ def _readme_text(export: ClusterTargets) -> str:
         lines += ["", _("Control rows without a Deployment in the cluster (not exported):")]
         lines += [f"- {item['namespace']}/{item['name']}" for item in export.missing]
     return "\n".join(lines) + "\n"
+
+
+def patch_file(deployment: str) -> str:
+    """A Deployment's patch file: ``.patch.yaml``, so that no name (``kustomization`` included) collides
+    with a file kustomize reads by its name."""
+    return f"{deployment}.patch.yaml"
 
 
 def export_files(export: ClusterTargets) -> dict[str, str]:
@@ -338,10 +346,10 @@ def export_files(export: ClusterTargets) -> dict[str, str]:
     for ns in sorted(by_namespace):
         targets = sorted(by_namespace[ns], key=lambda t: t.name)
         files[f"{ns}/kustomization.yaml"] = _yaml(
-            {**KUSTOMIZE_COMPONENT, "patches": [{"path": f"{target.name}.yaml"} for target in targets]}
+            {**KUSTOMIZE_COMPONENT, "patches": [{"path": patch_file(target.name)} for target in targets]}
         )
         for target in targets:
-            files[f"{ns}/{target.name}.yaml"] = _yaml(target.strategic_patch())
+            files[f"{ns}/{patch_file(target.name)}"] = _yaml(target.strategic_patch())
     owned = [target for ns in sorted(by_namespace) for target in sorted(by_namespace[ns], key=lambda t: t.name)]
     files["argocd-ignore-differences.yaml"] = _argocd_text(owned)
     files["FLUX.md"] = _flux_text(export.cluster)
