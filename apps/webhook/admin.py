@@ -3,6 +3,7 @@ and the drift page (live Deployments that differ from what admission would set, 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -88,9 +89,21 @@ class AdmissionAdmin(admin.ModelAdmin):
             "drift_url": reverse("api:cluster-drift", args=[cluster.name]),
         }
         try:
-            context["drift"] = services.drift_list(cluster=cluster, namespace=namespace)
+            drift = services.drift_list(cluster=cluster, namespace=namespace)
         except k8s.K8sError as exc:
             context["error"] = exc.message
+        else:
+            context["drift"] = drift
+            # Shown as JSON, the way the API and kubectl write them.
+            context["rows"] = [
+                {
+                    **item,
+                    "live_text": json.dumps(item["live"], ensure_ascii=False),
+                    "wanted_text": json.dumps(item["wanted"], ensure_ascii=False),
+                    "patch_text": json.dumps(item["patch"], ensure_ascii=False, indent=1),
+                }
+                for item in drift["items"]
+            ]
         return TemplateResponse(request, "admin/webhook/admission/drift.html", context)
 
     def mode_view(self, request: HttpRequest, pk: int) -> HttpResponse:
