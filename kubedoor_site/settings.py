@@ -234,6 +234,11 @@ KUBEDOOR_SERVICE_ACCOUNT_USERNAMES = env.list(
     "KUBEDOOR_SERVICE_ACCOUNT_USERNAMES", default=["system:serviceaccount:kubedoor:kubedoor"]
 )
 KUBEDOOR_K8S_TIMEOUT_SECONDS = env.float("KUBEDOOR_K8S_TIMEOUT_SECONDS", default=10.0)
+# Items per page of KubeDoor's list calls to the API server (``limit``; the rest follows ``continue``).
+KUBEDOOR_K8S_LIST_PAGE_SIZE = env.int("KUBEDOOR_K8S_LIST_PAGE_SIZE", default=500)
+# When the nightly drift check runs (five cron fields in KUBEDOOR_TIME_ZONE); empty = never. Beat's
+# entry follows this value each time beat starts.
+KUBEDOOR_DRIFT_CHECK_CRON = env.str("KUBEDOOR_DRIFT_CHECK_CRON", default="30 3 * * *")
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
 globals().update(ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"]))

@@ -710,3 +710,30 @@ def test_snapshot_checked_at_is_when_the_last_successful_check_began(monkeypatch
     checked = holder.checked_at
     holder.refresh()
     assert (holder.checked_at, holder.last_error) == (checked, "down")
+
+
+def test_deployment_lists_are_paged_by_limit_and_continue(k8s_standin):
+    # given five Deployments in shop and one elsewhere
+    for name in ("a", "b", "c", "d", "e"):
+        k8s_standin.add_deployment("shop", name)
+    k8s_standin.add_deployment("pay", "z")
+    path = "/apis/apps/v1/namespaces/shop/deployments"
+    # when listed two at a time
+    names, token, pages = [], None, 0
+    while True:
+        query = {"limit": "2", **({"continue": token} if token else {})}
+        page = k8s_standin.request("GET", path, token=KUBEDOOR_TOKEN, query=query).body
+        pages += 1
+        names += [item["metadata"]["name"] for item in page["items"]]
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    # then every item once, in order, over three pages; without limit one page holds all
+    assert (names, pages) == (["a", "b", "c", "d", "e"], 3)
+    whole = k8s_standin.request("GET", path, token=KUBEDOOR_TOKEN).body
+    assert [item["metadata"]["name"] for item in whole["items"]] == names
+    assert "continue" not in whole["metadata"]
+    # a token that is not the server's is refused
+    refused = k8s_standin.request("GET", path, token=KUBEDOOR_TOKEN, query={"limit": "2", "continue": "bogus"})
+    assert refused.status == 400
+    assert refused.body["message"].startswith("continue key is not valid")

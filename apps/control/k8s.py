@@ -317,6 +317,11 @@ def _dry_run(dry_run: bool) -> dict[str, str]:
     return {"dry_run": "All"} if dry_run else {}
 
 
+def _page_size() -> int:
+    """Items per page of a list call (``settings.KUBEDOOR_K8S_LIST_PAGE_SIZE``, default ``LIST_PAGE_SIZE``)."""
+    return max(1, int(getattr(settings, "KUBEDOOR_K8S_LIST_PAGE_SIZE", LIST_PAGE_SIZE)))
+
+
 def _common() -> dict[str, Any]:
     return {"_request_timeout": _timeout(), "_preload_content": False}
 
@@ -430,7 +435,7 @@ def deployment_list(
                 cluster,
                 "list deployments in all namespaces",
                 lambda: _json(
-                    apps.list_deployment_for_all_namespaces(limit=LIST_PAGE_SIZE, **selector, **extra, **_common())
+                    apps.list_deployment_for_all_namespaces(limit=_page_size(), **selector, **extra, **_common())
                 ),
             )
 
@@ -443,12 +448,28 @@ def deployment_list(
                 cluster,
                 f"list deployments in {namespace}",
                 lambda: _json(
-                    apps.list_namespaced_deployment(namespace, limit=LIST_PAGE_SIZE, **selector, **extra, **_common())
+                    apps.list_namespaced_deployment(namespace, limit=_page_size(), **selector, **extra, **_common())
                 ),
             )
 
         result.extend(_deployment(item) for item in _pages(fetch))
     return result
+
+
+def deployment_object_list(*, cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    """Every Deployment of ``namespace`` exactly as the API server stores it: one list call, paged with
+    ``limit``/``continue`` (for comparing each with what admission would make of it)."""
+    apps = k8s_client.AppsV1Api(api_client(cluster))
+
+    def fetch(token: str | None) -> dict[str, Any]:
+        extra = {"_continue": token} if token else {}
+        return _call(
+            cluster,
+            f"list deployments in {namespace}",
+            lambda: _json(apps.list_namespaced_deployment(namespace, limit=_page_size(), **extra, **_common())),
+        )
+
+    return list(_pages(fetch))
 
 
 def deployment_object_get(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -548,7 +569,7 @@ def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namesp
         return _call(
             cluster,
             "list namespaces",
-            lambda: _json(core.list_namespace(limit=LIST_PAGE_SIZE, **selector, **extra, **_common())),
+            lambda: _json(core.list_namespace(limit=_page_size(), **selector, **extra, **_common())),
         )
 
     return [_namespace(item) for item in _pages(fetch)]
@@ -572,7 +593,7 @@ def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> li
                     "list horizontal pod autoscalers in all namespaces",
                     lambda: _json(
                         autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces(
-                            limit=LIST_PAGE_SIZE, **extra, **_common()
+                            limit=_page_size(), **extra, **_common()
                         )
                     ),
                 )
@@ -581,7 +602,7 @@ def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> li
                 f"list horizontal pod autoscalers in {namespace}",
                 lambda: _json(
                     autoscaling.list_namespaced_horizontal_pod_autoscaler(
-                        namespace, limit=LIST_PAGE_SIZE, **extra, **_common()
+                        namespace, limit=_page_size(), **extra, **_common()
                     )
                 ),
             )

@@ -1,7 +1,9 @@
-"""Admin "Admission" page: per cluster, the mode switch (with a confirmation step) and what is registered."""
+"""Admin "Admission" page: per cluster, the mode switch (with a confirmation step) and what is registered,
+and the drift page (live Deployments that differ from what admission would set, with the patch)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -15,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.audit.services import Actor
+from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.webhook import registration, services
 from apps.webhook.models import Admission
@@ -32,6 +35,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         "on_store_error",
         "allow_unmanaged",
         "open_link",
+        "drift_link",
     ]
     list_display_links = None
     ordering = ["name"]
@@ -41,6 +45,11 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         url = reverse("admin:webhook_admission_mode", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("open"))
 
+    @admin.display(description=gettext_lazy("drift and export"))
+    def drift_link(self, obj: Admission) -> str:
+        url = reverse("admin:webhook_admission_drift", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("drift"))
+
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("control.view_cluster")
 
@@ -49,7 +58,45 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view(self.mode_view)
-        return [path("<int:pk>/mode/", view, name="webhook_admission_mode"), *super().get_urls()]
+        drift = self.admin_site.admin_view(self.drift_view)
+        return [
+            path("<int:pk>/mode/", view, name="webhook_admission_mode"),
+            path("<int:pk>/drift/", drift, name="webhook_admission_drift"),
+            *super().get_urls(),
+        ]
+
+    def drift_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: the cluster's drift, read now through the Kubernetes door; links to the export."""
+        if not request.user.has_perm("control.view_microservice"):
+            raise PermissionDenied
+        cluster = get_object_or_404(Admission, pk=pk)
+        namespace = request.GET.get("namespace", "").strip() or None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "cluster": cluster,
+            "namespace": namespace,
+            "title": _("Drift of cluster %(cluster)s") % {"cluster": cluster},
+            "export_url": reverse("api:cluster-export", args=[cluster.name]),
+            "drift_url": reverse("api:cluster-drift", args=[cluster.name]),
+        }
+        try:
+            drift = services.drift_list(cluster=cluster, namespace=namespace)
+        except k8s.K8sError as exc:
+            context["error"] = exc.message
+        else:
+            context["drift"] = drift
+            # Shown as JSON, the way the API and kubectl write them.
+            context["rows"] = [
+                {
+                    **item,
+                    "live_text": json.dumps(item["live"], ensure_ascii=False),
+                    "wanted_text": json.dumps(item["wanted"], ensure_ascii=False),
+                    "patch_text": json.dumps(item["patch"], ensure_ascii=False, indent=1),
+                }
+                for item in drift["items"]
+            ]
+        return TemplateResponse(request, "admin/webhook/admission/drift.html", context)
 
     def mode_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """GET: mode and registration read from the cluster. POST mode: confirm. POST mode+confirm: switch."""

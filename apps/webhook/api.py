@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.audit.services import Actor
+from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.selectors import cluster_list
 from apps.webhook import services
@@ -102,3 +105,79 @@ class AdmissionPreviewView(APIView):
                 mode=values.get("mode"),
             )
         )
+
+
+class _ClusterReadView(APIView):
+    """A read of one cluster's live Deployments (viewers may): ``namespace`` narrows it to one namespace.
+
+    ``?format=`` names the export's format here, not DRF's renderer, so content negotiation always
+    answers JSON (the tarball and the YAML stream are returned as they are).
+    """
+
+    renderer_classes = [JSONRenderer]
+
+    def get_permissions(self) -> list[Any]:
+        return [has_perms("control.view_microservice")()]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+    def _cluster(self, name: str) -> Any:
+        return get_object_or_404(cluster_list(), name=name)
+
+
+NAMESPACE_PARAMETER = OpenApiParameter("namespace", str, description="Only this namespace.")
+
+
+class ClusterExportView(_ClusterReadView):
+    """GET the control table as a GitOps change: ``format=kustomize`` (a tar.gz, or with ``layout=stream``
+    one multi-document YAML stream) or ``format=json`` (the same values as data)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(services.export.FORMATS), description="Default kustomize."),
+            OpenApiParameter("layout", str, enum=list(services.export.LAYOUTS), description="kustomize only."),
+            NAMESPACE_PARAMETER,
+        ],
+        responses={200: dict},
+    )
+    def get(self, request: Request, name: str) -> Any:
+        cluster = self._cluster(name)
+        export_format = request.query_params.get("format", "kustomize")
+        layout = request.query_params.get("layout", "tar")
+        services.export_check(format=export_format, layout=layout)
+        try:
+            result = services.cluster_export(
+                cluster=cluster,
+                format=export_format,
+                layout=layout,
+                namespace=request.query_params.get("namespace") or None,
+            )
+        except k8s.K8sError as exc:
+            raise KubernetesRefused(exc.message) from exc
+        if export_format == "json":
+            return Response(result)
+        folder = services.export_folder(cluster.name)
+        if layout == "stream":
+            response = HttpResponse(result, content_type="application/yaml; charset=utf-8")
+            response["Content-Disposition"] = f'inline; filename="{folder}.yaml"'
+            return response
+        response = HttpResponse(result, content_type="application/gzip")
+        response["Content-Disposition"] = f'attachment; filename="{folder}.tar.gz"'
+        return response
+
+
+class ClusterDriftView(_ClusterReadView):
+    """GET every controlled Deployment whose live replicas, requests or limits differ from what admission
+    would set now, with the patch admission would send."""
+
+    @extend_schema(parameters=[NAMESPACE_PARAMETER], responses={200: dict})
+    def get(self, request: Request, name: str) -> Response:
+        cluster = self._cluster(name)
+        try:
+            return Response(
+                services.drift_list(cluster=cluster, namespace=request.query_params.get("namespace") or None)
+            )
+        except k8s.K8sError as exc:
+            raise KubernetesRefused(exc.message) from exc

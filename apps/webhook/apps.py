@@ -1,5 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+
+def _drift_schedule_on_beat_start(**kwargs: Any) -> None:
+    """Beat (standalone or embedded in a worker) writes its drift entry from the setting as it starts."""
+    from apps.webhook.services.drift import drift_schedule_sync
+
+    drift_schedule_sync()
 
 
 class WebhookConfig(AppConfig):
@@ -14,3 +23,7 @@ class WebhookConfig(AppConfig):
         from apps.webhook.services import admission_preview
 
         restart_admission_preview_set(admission_preview)
+
+        from celery.signals import beat_init
+
+        beat_init.connect(_drift_schedule_on_beat_start, dispatch_uid="kubedoor-drift-schedule")

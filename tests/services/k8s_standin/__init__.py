@@ -94,7 +94,8 @@ The :class:`K8sStandin` API
 Behaviour (when no script matches)
 ----------------------------------
 ``GET /version``; GET/list Namespaces; GET/list Deployments (in all namespaces or one; label selectors
-in the ``k=v``, ``k!=v``, ``k in (…)``, ``k notin (…)``, ``k``, ``!k`` forms); POST (create), PUT,
+in the ``k=v``, ``k!=v``, ``k in (…)``, ``k notin (…)``, ``k``, ``!k`` forms; paged by ``limit`` with a
+``continue`` token, sorted by namespace and name); POST (create), PUT,
 PATCH (``application/merge-patch+json``, ``application/strategic-merge-patch+json``,
 ``application/json-patch+json``; a failing JSON patch ``test`` is 422) and DELETE of a Deployment;
 GET/PUT/PATCH of its ``scale`` subresource (the patch applies to the ``autoscaling/v1`` Scale, whose
@@ -111,6 +112,7 @@ parameter answers as if written without changing the state. Anything else is 404
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -538,7 +540,7 @@ class K8sStandin:
                     for _, d in sorted(self._deployments.items())
                     if selector_matches(selector, d["metadata"].get("labels") or {})
                 ]
-                return _Reply(200, self._list("DeploymentList", "apps/v1", items))
+                return _Reply(200, self._list("DeploymentList", "apps/v1", items, r.query))
         match = NAMESPACE_RE.match(r.path)
         if match and r.method == "GET":
             return self._namespaces(match.group(1), selector)
@@ -546,7 +548,7 @@ class K8sStandin:
         if match:
             namespace, name, scale = match.group(1), match.group(2), bool(match.group(3))
             if r.method == "GET":
-                return self._deployment_read(namespace, name, scale, selector)
+                return self._deployment_read(namespace, name, scale, selector, r.query)
             if r.method in ("POST", "PUT", "PATCH", "DELETE"):
                 return self._deployment_write(r, user, namespace, name, scale)
             return _Reply(405, status_object(405, "method not allowed"))
@@ -578,13 +580,30 @@ class K8sStandin:
     def _minor(self) -> int:
         return int(self._version_info()["minor"])
 
-    def _list(self, kind: str, api_version: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "apiVersion": api_version,
-            "metadata": {"resourceVersion": str(self._version)},
-            "items": items,
-        }
+    def _list(
+        self, kind: str, api_version: str, items: list[dict[str, Any]], query: dict[str, list[str]] | None = None
+    ) -> dict[str, Any]:
+        """A list answer; with ``limit`` in ``query`` one page of it and a ``continue`` token for the next
+        (an opaque text, as a real server's; a token that is not one of ours is 400)."""
+        metadata: dict[str, Any] = {"resourceVersion": str(self._version)}
+        query = query or {}
+        start = 0
+        token = (query.get("continue") or [""])[0]
+        if token:
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ApiError(400, f"continue key is not valid: {exc}") from None
+        limit = int((query.get("limit") or ["0"])[0] or 0)
+        if limit > 0:
+            end = start + limit
+            if end < len(items):
+                metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": end}).encode()).decode()
+                metadata["remainingItemCount"] = len(items) - end
+            items = items[start:end]
+        else:
+            items = items[start:]
+        return {"kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items}
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -609,7 +628,9 @@ class K8sStandin:
             ]
             return _Reply(200, self._list("NamespaceList", "v1", items))
 
-    def _deployment_read(self, namespace: str, name: str | None, scale: bool, selector: str) -> _Reply:
+    def _deployment_read(
+        self, namespace: str, name: str | None, scale: bool, selector: str, query: dict[str, list[str]] | None = None
+    ) -> _Reply:
         with self._lock:
             if name is None:
                 items = [
@@ -617,7 +638,7 @@ class K8sStandin:
                     for (ns, _), d in sorted(self._deployments.items())
                     if ns == namespace and selector_matches(selector, d["metadata"].get("labels") or {})
                 ]
-                return _Reply(200, self._list("DeploymentList", "apps/v1", items))
+                return _Reply(200, self._list("DeploymentList", "apps/v1", items, query))
             obj = self._deployments.get((namespace, name))
             if obj is None:
                 raise objects.not_found("deployments", name)
