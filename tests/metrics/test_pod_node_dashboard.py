@@ -253,7 +253,7 @@ def test_the_demo_writes_pod_and_node_figures_idempotently():
     out = io.StringIO()
     call_command("kubedoor_demo", stdout=out)
     cluster = Cluster.objects.get(name="demo")
-    pods = sum(max(1, s.pod_count or 1) for s in Microservice.objects.filter(cluster=cluster))
+    pods = sum(max(1, s.replicas_measured or 1) for s in Microservice.objects.filter(cluster=cluster))
     assert PodPeak.objects.filter(cluster="demo").count() == pods * 30
     nodes = NodePeak.objects.filter(cluster="demo").values_list("node", flat=True).distinct().count()
     assert nodes >= 3
