@@ -260,7 +260,7 @@ def test_the_demo_writes_pod_and_node_figures_idempotently():
     assert NodePeak.objects.filter(cluster="demo").count() == nodes * 30
     assert f"{pods * 30} pod and {nodes * 30} node figures written" in out.getvalue()
     # a node's figures are the sums of its pods' requests; the cluster is requested below its allocatable
-    requested = sum(s.request_cpu_m * max(1, s.pod_count) for s in Microservice.objects.filter(cluster=cluster))
+    requested = sum(s.request_cpu_m * max(1, s.replicas_measured) for s in Microservice.objects.filter(cluster=cluster))
     day = NodePeak.objects.filter(cluster="demo").latest("day").day
     on_day = NodePeak.objects.filter(cluster="demo", day=day)
     assert sum(n.request_cpu_m for n in on_day) == requested
