@@ -234,6 +234,10 @@ KUBEDOOR_SERVICE_ACCOUNT_USERNAMES = env.list(
     "KUBEDOOR_SERVICE_ACCOUNT_USERNAMES", default=["system:serviceaccount:kubedoor:kubedoor"]
 )
 KUBEDOOR_K8S_TIMEOUT_SECONDS = env.float("KUBEDOOR_K8S_TIMEOUT_SECONDS", default=10.0)
+# In-place resize: how long a resize waits for the kubelet (deferred pods after that count as
+# "deferred too long"), and how often it reads the pods back meanwhile.
+KUBEDOOR_RESIZE_WAIT_SECONDS = env.float("KUBEDOOR_RESIZE_WAIT_SECONDS", default=60.0)
+KUBEDOOR_RESIZE_POLL_SECONDS = env.float("KUBEDOOR_RESIZE_POLL_SECONDS", default=5.0)
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
 globals().update(ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"]))

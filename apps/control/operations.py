@@ -26,13 +26,15 @@ from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.models import MAX_REPLICAS, Microservice, OperationKind
 from apps.control.services import microservice_update
-from apps.webhook.services import admission_preview
+from apps.webhook.services import admission_container_resources, admission_preview
 
 logger = logging.getLogger(__name__)
 
 KIND_PERMISSIONS = {
     OperationKind.SCALE: "control.scale_microservice",
     OperationKind.RESTART: "control.restart_microservice",
+    # A resize changes running pods' resources, and its fallback restarts them: a restart's permission.
+    OperationKind.RESIZE: "control.restart_microservice",
 }
 
 
@@ -55,6 +57,8 @@ class TargetResult:
     error_kind: str = ""
     dry_run: bool = False
     temporary: bool = False
+    # A resize's report per pod: {"pod", "state" (done, in_progress, deferred, infeasible, rejected), "detail"}.
+    pods: list[dict[str, str]] = field(default_factory=list)
     at: str = field(default_factory=lambda: timezone.now().isoformat())
 
     def as_dict(self) -> dict[str, Any]:
@@ -288,6 +292,16 @@ def _restart_with_table(*, cluster: Any, service: Microservice, dry_run: bool) -
     raise last
 
 
+def table_resources_for(
+    *, service: Microservice, containers: list[dict[str, Any]]
+) -> tuple[str, dict[str, str], dict[str, str]] | None:
+    """The controlled container and the cpu/memory requests and limits admission would give it over
+    ``containers`` (what an in-place resize sends); ``None`` when that container is missing."""
+    return admission_container_resources(
+        cluster=service.cluster, namespace=service.namespace, name=service.name, containers=containers
+    )
+
+
 def microservice_restart(*, actor: Actor, service: Microservice, dry_run: bool = False) -> TargetResult:
     """Roll the Deployment's pods like ``kubectl rollout restart``; failures are returned and audited.
 
@@ -376,10 +390,15 @@ def operation_target_run(
     service: Microservice,
     replicas: int | None = None,
     temporary: bool = False,
+    restart_fallback: bool = False,
     dry_run: bool = False,
 ) -> TargetResult:
     """Run one target of a batch; a bad replica count becomes a failed result instead of an exception."""
     try:
+        if kind == OperationKind.RESIZE:
+            from apps.control.resize import microservice_resize  # resize builds on this module
+
+            return microservice_resize(actor=actor, service=service, restart_fallback=restart_fallback, dry_run=dry_run)
         if kind == OperationKind.SCALE:
             return microservice_scale(
                 actor=actor, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
@@ -409,6 +428,7 @@ def operation_batch_run(
     services: Sequence[Microservice],
     replicas: int | None = None,
     temporary: bool = False,
+    restart_fallback: bool = False,
     interval_seconds: float = 0,
     dry_run: bool = False,
     skip: Callable[[Microservice], TargetResult | None] | None = None,
@@ -433,7 +453,13 @@ def operation_batch_run(
         if acted and interval_seconds > 0:
             sleep(interval_seconds)
         result = operation_target_run(
-            actor=actor, kind=kind, service=service, replicas=replicas, temporary=temporary, dry_run=dry_run
+            actor=actor,
+            kind=kind,
+            service=service,
+            replicas=replicas,
+            temporary=temporary,
+            restart_fallback=restart_fallback,
+            dry_run=dry_run,
         )
         acted = True
         results.append(result)

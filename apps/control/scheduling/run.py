@@ -75,6 +75,7 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
         services=targets_ordered(operation),
         replicas=operation.replicas,
         temporary=operation.temporary,
+        restart_fallback=operation.restart_fallback,
         interval_seconds=operation.interval_seconds,
         skip=lambda service: done.get(service.pk),
         on_result=persist,
