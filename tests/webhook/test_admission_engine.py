@@ -8,6 +8,7 @@ requests shows.
 from __future__ import annotations
 
 import datetime
+import json
 
 import kubernetes_validate
 import pytest
@@ -21,7 +22,7 @@ from apps.webhook import policy
 from apps.webhook import services as webhook_services
 from apps.webhook.snapshot import control_row_from
 from tests.factories import MicroserviceFactory
-from tests.services.k8s_standin import standin_cluster
+from tests.services.k8s_standin import deployment_manifest, standin_cluster
 
 DAY = datetime.date(2026, 11, 29)
 ADMISSION = "/apis/admissionregistration.k8s.io"
@@ -271,3 +272,57 @@ def test_the_webhook_engine_queues_no_parameter_writes(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.microservice_update(actor=admin_actor(admin_user), service=cart, data={"limit_cpu_m": 900})
     assert callbacks == []
+
+
+def test_with_the_policy_engine_the_api_server_applies_the_table_itself(k8s_standin, prod, admin_user):
+    # given: the policy engine on; no webhook process anywhere
+    webhook_services.admission_mode_set(actor=admin_actor(admin_user), cluster=prod, mode="enforce")
+    assert k8s_standin.webhook_configurations == {}
+    containers = [
+        {"name": "cart", "image": "shop/cart:1", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+        {"name": "proxy", "image": "envoy:1"},
+    ]
+
+    # when: a person creates a registered Deployment
+    created = k8s_standin.kubectl_create(deployment_manifest("shop", "cart", replicas=5, containers=containers))
+
+    # then: the stored object carries the table's replicas and values, other keys and containers kept
+    assert created.status == 201, created.body
+    stored_cart = k8s_standin.deployment("shop", "cart")
+    assert stored_cart["spec"]["replicas"] == 2
+    cart, proxy = stored_cart["spec"]["template"]["spec"]["containers"]
+    assert cart["resources"] == {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
+    assert proxy["resources"] == {}  # the defaults only
+    assert k8s_standin.admission_calls == []  # no webhook was called
+
+    # ... a person's scale is set back to the table; an HPA-managed Deployment keeps what it is given
+    assert k8s_standin.kubectl_scale("shop", "cart", 7).body["spec"]["replicas"] == 2
+    k8s_standin.add_deployment("shop", "api", replicas=3)
+    assert k8s_standin.kubectl_scale("shop", "api", 6).body["spec"]["replicas"] == 6
+
+    # ... and an unregistered Deployment is refused with the webhook's message
+    refused = k8s_standin.kubectl_create(deployment_manifest("shop", "rogue", replicas=1))
+    assert refused.status == 403
+    assert refused.body["message"] == (
+        "deployments.apps \"rogue\" is forbidden: ValidatingAdmissionPolicy 'kubedoor-prod' with binding "
+        "'kubedoor-prod' denied request: KubeDoor: Deployment shop/rogue is not in the control table of cluster "
+        "prod, so it may not be created, rolled out or scaled. Register it first: add it under Microservices in "
+        'the KubeDoor admin, or POST /api/v1/microservices/ with {"cluster": "prod", "namespace": "shop", '
+        '"name": "rogue"}; then apply again.'
+    )
+    assert k8s_standin.deployment("shop", "rogue") is None
+
+
+def test_the_api_switches_engine_and_mode_for_admins_only(k8s_standin, prod, admin_api, viewer_api):
+    url = "/api/v1/clusters/prod/admission/"
+    assert viewer_api.post(url, {"engine": "webhook"}, format="json").status_code == 403
+    assert admin_api.post(url, {}, format="json").status_code == 400
+
+    response = admin_api.post(url, {"engine": "policy", "mode": "enforce"}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["engine"], body["mode"], body["registered"], body["in_sync"]) == ("policy", "enforce", False, True)
+    refused = admin_api.post(url, {"mode": "audit"}, format="json")
+    assert refused.status_code == 400
+    assert "Audit mode needs the webhook engine" in json.dumps(refused.json())

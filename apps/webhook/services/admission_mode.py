@@ -93,9 +93,11 @@ def admission_state_get(*, cluster: Cluster) -> dict[str, Any]:
         "in_sync": None,
         "error": "",
     }
+    policy_engine = cluster.admission_engine == AdmissionEngine.POLICY
     try:
         obj = k8s.webhook_configuration_get(cluster=cluster, name=name)
-        policies = admission_policy.admission_policy_present(cluster=cluster)
+        # the policies are read for the policy engine only (the webhook engine's switch removed them)
+        policies = admission_policy.admission_policy_present(cluster=cluster) if policy_engine else None
     except k8s.K8sError as exc:
         state["error"] = exc.message
         return state
@@ -105,15 +107,13 @@ def admission_state_get(*, cluster: Cluster) -> dict[str, Any]:
     state["policies"] = policies
     if cluster.admission_mode == AdmissionMode.OFF:
         state["in_sync"] = obj is None and not policies
-    elif cluster.admission_engine == AdmissionEngine.POLICY:
+    elif policy_engine:
         wanted = 2 if cluster.allow_unmanaged else 4
-        state["in_sync"] = obj is None and len(policies) == wanted
+        state["in_sync"] = obj is None and len(policies or []) == wanted
     else:
-        state["in_sync"] = (
-            not policies
-            and summary is not None
-            and (summary["failure_policy"], summary["timeout_seconds"])
-            == (cluster.failure_policy, cluster.webhook_timeout_seconds)
+        state["in_sync"] = summary is not None and (summary["failure_policy"], summary["timeout_seconds"]) == (
+            cluster.failure_policy,
+            cluster.webhook_timeout_seconds,
         )
     return state
 
@@ -142,21 +142,22 @@ def _audit_needs_webhook(*, mode: str, engine: str) -> None:
         )
 
 
-def _install(*, cluster: Cluster, mode: str, engine: str) -> list[str]:
-    """Put the cluster's admission in ``mode`` with ``engine``; the other engine's objects go first, so the
-    webhook configuration and the policies are never on together. Returns what was done."""
+def _install(*, cluster: Cluster, mode: str, engine: str, switching: bool = False) -> list[str]:
+    """Put the cluster's admission in ``mode`` with ``engine``. On a switch of engine the other engine's
+    objects go first, so the webhook configuration and the policies are never on together. Returns what
+    was done."""
     name = registration.configuration_name(cluster.name)
     if mode == AdmissionMode.OFF:
         existed = k8s.webhook_configuration_delete(cluster=cluster, name=name)
         done = [f"deleted {name}" if existed else f"{name} was not registered"]
-        return done + admission_policy.admission_policy_remove(cluster=cluster)
+        if engine == AdmissionEngine.POLICY:
+            done += admission_policy.admission_policy_remove(cluster=cluster)
+        return done
     if engine == AdmissionEngine.POLICY:
         api_version = admission_policy.policy_api_version(cluster=cluster)  # refuses < 1.34 before any change
         done = [f"deleted {name}"] if k8s.webhook_configuration_delete(cluster=cluster, name=name) else []
         return done + admission_policy.admission_policy_install(cluster=cluster, api_version=api_version)
-    done = []
-    if admission_policy.admission_policy_present(cluster=cluster):
-        done = admission_policy.admission_policy_remove(cluster=cluster)
+    done = admission_policy.admission_policy_remove(cluster=cluster) if switching else []
     existing = k8s.webhook_configuration_get(cluster=cluster, name=name)
     body = webhook_configuration_for(
         cluster=cluster, existing=existing, match_conditions=_supports_match_conditions(cluster)
@@ -166,7 +167,7 @@ def _install(*, cluster: Cluster, mode: str, engine: str) -> list[str]:
 
 
 def _refused(
-    *, actor: Actor, cluster: Cluster, exc: k8s.K8sError, action: str, before: dict, after: dict
+    *, actor: Actor, cluster: Cluster, exc: k8s.K8sError, action: str, before: dict, after: dict, engines: set[str]
 ) -> AdmissionRegistrationError:
     message = _("Kubernetes refused the admission registration %(name)s of cluster %(cluster)s: %(error)s") % {
         "name": registration.configuration_name(cluster.name),
@@ -175,10 +176,13 @@ def _refused(
     }
     if isinstance(exc, k8s.K8sForbidden):
         message += " " + _(
-            "KubeDoor's service account needs get/create/update/delete on mutatingwebhookconfigurations "
-            "(and, for the policy engine, on the admission policies, their bindings and the kubedoor-<cluster> "
-            "ConfigMaps)."
+            "KubeDoor's service account needs get/create/update/delete on mutatingwebhookconfigurations."
         )
+        if AdmissionEngine.POLICY in engines:
+            message += " " + _(
+                "For the policy engine also on the admission policies, their bindings and the ConfigMaps "
+                "named kubedoor-<cluster>, and create on ConfigMaps."
+            )
     audit_event_record(
         actor=actor,
         action=action,
@@ -213,6 +217,7 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
             action="admission.mode",
             before={"admission_mode": before},
             after={"admission_mode": mode},
+            engines={cluster.admission_engine},
         ) from exc
     detail = "; ".join(done)
     with transaction.atomic():
@@ -247,7 +252,7 @@ def admission_engine_set(*, actor: Actor, cluster: Cluster, engine: str) -> Clus
     done: list[str] = []
     if cluster.admission_mode != AdmissionMode.OFF:
         try:
-            done = _install(cluster=cluster, mode=cluster.admission_mode, engine=engine)
+            done = _install(cluster=cluster, mode=cluster.admission_mode, engine=engine, switching=True)
         except k8s.K8sError as exc:
             raise _refused(
                 actor=actor,
@@ -256,6 +261,7 @@ def admission_engine_set(*, actor: Actor, cluster: Cluster, engine: str) -> Clus
                 action="admission.engine",
                 before={"admission_engine": before},
                 after={"admission_engine": engine},
+                engines={before, engine},
             ) from exc
     detail = "; ".join(done) or "admission is off: nothing registered"
     with transaction.atomic():

@@ -79,6 +79,15 @@ The :class:`K8sStandin` API
     ``status``, ``response``, ``error``, ``seconds``).
 ``standin.git_version``
     what ``GET /version`` reports (default ``v1.30.2``).
+``standin.pods(namespace, deployment)``; ``standin.resize_plan(namespace, pod, *states)``
+    the pods of a Deployment (``spec.replicas`` running pods of its current template, replaced on a
+    template change; see ``pods.py``), and the states (``done``, ``in_progress``, ``deferred``,
+    ``infeasible``) a pod goes through after its next ``pods/resize`` patch, one per read.
+``standin.admission_policies``; ``standin.config_maps``
+    (kind, name) → Mutating/ValidatingAdmissionPolicy or binding as created through the API (served by
+    ``git_version``: v1beta1 mutating from 1.34, v1 from 1.36, validating v1 from 1.30), and
+    (namespace, name) → ConfigMap. Stored policies run on every Deployment write after the webhooks
+    (``policies.py``, CEL through cel-python): mutations applied, validations refusing.
 ``standin.on_request``
     a callable given each :class:`Recorded` before it is answered, in the server's thread (e.g. to
     read the database through that thread's own connection and see only committed data).
@@ -99,8 +108,10 @@ PATCH (``application/merge-patch+json``, ``application/strategic-merge-patch+jso
 ``application/json-patch+json``; a failing JSON patch ``test`` is 422) and DELETE of a Deployment;
 GET/PUT/PATCH of its ``scale`` subresource (the patch applies to the ``autoscaling/v1`` Scale, whose
 admitted ``spec.replicas`` is copied into the Deployment); GET/list of ``autoscaling/v2``
-HorizontalPodAutoscalers; GET/POST/PUT/DELETE of MutatingWebhookConfigurations (PUT needs the current
-``metadata.resourceVersion``, else 409; POST of an existing name is 409). A Deployment write is
+HorizontalPodAutoscalers; GET/list of Pods and PATCH of ``pods/<name>/resize`` (1.33+);
+GET/POST/PUT/DELETE of ConfigMaps and of admission policies and their bindings; GET/POST/PUT/DELETE of
+MutatingWebhookConfigurations (PUT needs the current ``metadata.resourceVersion``, else 409; POST of an
+existing name is 409). A Deployment write is
 defaulted (``apps/v1`` defaults), admitted (CREATE/UPDATE/DELETE; ``dryRun`` and the options reach the
 review), validated (422 with the server's wording: selector, replicas, containers, requests above
 limits), then stored: ``resourceVersion`` bumps (not on a no-op), ``generation`` bumps on a spec change,
@@ -130,7 +141,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tests.services import LoopbackHTTPServer
-from tests.services.k8s_standin import objects, pods
+from tests.services.k8s_standin import objects, pods, policies
 from tests.services.k8s_standin.admission import AdmissionCall, Attributes, User, admit, request_options, warning_header
 from tests.services.k8s_standin.objects import (
     REASONS,
@@ -717,6 +728,17 @@ class K8sStandin:
                 targets=targets,
                 record=self._record_admission,
             )
+            with self._lock:
+                stored_policies = copy.deepcopy(self.admission_policies)
+                params = {n: copy.deepcopy(c) for (ns, n), c in self.config_maps.items() if ns == namespace}
+            if stored_policies:  # the webhook-less engine: admission policies after the mutating webhooks
+                outcome.object = policies.admit(
+                    attrs,
+                    outcome.object,
+                    stored=stored_policies,
+                    params_by_name=params,
+                    namespace_labels=namespace_labels or {},
+                )
             try:
                 return self._finish(attrs, current, outcome.object, dry_run, outcome.warnings)
             except ApiError as exc:

@@ -259,3 +259,64 @@ def validate(
             return Outcome(matched=False, message=str(exc))
         return Outcome(matched=True, allowed=False, message=str(exc))
     return Outcome(matched=True)
+
+
+def admit(
+    attrs: Any,
+    obj: dict[str, Any] | None,
+    *,
+    stored: dict[tuple[str, str], dict[str, Any]],
+    params_by_name: dict[str, dict[str, Any]],
+    namespace_labels: dict[str, str],
+) -> dict[str, Any] | None:
+    """A Deployment write through the stored admission policies, as the API server runs them after the
+    mutating webhooks: each bound MutatingAdmissionPolicy's mutations, then each bound
+    ValidatingAdmissionPolicy (``Deny``). Returns the object to store, or raises ``ApiError``."""
+    from tests.services.k8s_standin.admission import _review
+
+    if attrs.operation == "DELETE" or obj is None:
+        return obj
+    review = _review({"admissionReviewVersions": ["v1"]}, attrs, obj)
+    assert review is not None
+    request = review["request"]
+    name = attrs.name or (obj.get("metadata") or {}).get("name", "")
+    resource = "deployments.apps"
+    for kind, binding_kind in (
+        ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"),
+        ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"),
+    ):
+        for (stored_kind, policy_name), policy in sorted(stored.items()):
+            if stored_kind != kind:
+                continue
+            bindings = [
+                b
+                for (k, _), b in sorted(stored.items())
+                if k == binding_kind and b["spec"]["policyName"] == policy_name
+            ]
+            for binding in bindings:
+                args = {
+                    "policy": policy,
+                    "binding": binding,
+                    "request": request,
+                    "params_by_name": params_by_name,
+                    "namespace_labels": namespace_labels,
+                }
+                try:
+                    if kind.startswith("Mutating"):
+                        outcome = mutate(**args)
+                        if outcome.matched:
+                            request = {**request, "object": outcome.patched}
+                        continue
+                    verdict = validate(**args)
+                except PolicyFailure as exc:
+                    raise objects.ApiError(500, f"Internal error occurred: {exc}") from exc
+                if not verdict.allowed:
+                    reason = policy["spec"]["validations"][0].get("reason") or "Invalid"
+                    code = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge": 413}.get(reason, 422)
+                    raise objects.ApiError(
+                        code,
+                        f"{resource} \"{name}\" is forbidden: ValidatingAdmissionPolicy '{policy_name}' with binding "
+                        f"'{binding['metadata']['name']}' denied request: {verdict.message}",
+                        reason=reason,
+                    )
+    return request["object"]
