@@ -239,6 +239,10 @@ KUBEDOOR_K8S_LIST_PAGE_SIZE = env.int("KUBEDOOR_K8S_LIST_PAGE_SIZE", default=500
 # When the nightly drift check runs (five cron fields in KUBEDOOR_TIME_ZONE); empty = never. Beat's
 # entry follows this value each time beat starts.
 KUBEDOOR_DRIFT_CHECK_CRON = env.str("KUBEDOOR_DRIFT_CHECK_CRON", default="30 3 * * *")
+# In-place resize: how long a resize waits for the kubelet (deferred pods after that count as
+# "deferred too long"), and how often it reads the pods back meanwhile.
+KUBEDOOR_RESIZE_WAIT_SECONDS = env.float("KUBEDOOR_RESIZE_WAIT_SECONDS", default=60.0)
+KUBEDOOR_RESIZE_POLL_SECONDS = env.float("KUBEDOOR_RESIZE_POLL_SECONDS", default=5.0)
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
 globals().update(ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"]))

@@ -42,6 +42,7 @@ def test_every_name_queued_or_scheduled_is_a_registered_task():
     celery_app.loader.import_default_modules()  # what a worker does at start: import every app's tasks
     names = {
         control_queue.OPERATION_RUN_TASK: "apps.control.tasks.operation_run_task",
+        control_queue.ADMISSION_POLICY_SYNC_TASK: "apps.webhook.tasks.admission_policy_sync_task",
         metrics_queue.COLLECTION_RUN_TASK: "apps.metrics.tasks.collection_run_task",
         collection_schedule.COLLECTION_SCHEDULED_TASK: "apps.metrics.tasks.collection_scheduled_task",
         audit_queue.NOTIFICATION_DELIVER_TASK: "apps.audit.tasks.notification_deliver_task",

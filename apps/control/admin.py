@@ -234,8 +234,10 @@ class ClusterAdminForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = [  # every editable field; the mode changes only through the admission switch
-            f.name for f in Cluster._meta.fields if f.name not in {"id", "admission_mode", "created_at", "updated_at"}
+        fields = [  # every editable field; the mode and engine change only through the admission switch
+            f.name
+            for f in Cluster._meta.fields
+            if f.name not in {"id", "admission_mode", "admission_engine", "created_at", "updated_at"}
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -263,7 +265,7 @@ class ClusterAdmin(admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = ["name", "display_name", "admission_mode", "time_zone", "peak_window", "lookback_days"]
     search_fields = ["name", "display_name"]
-    readonly_fields = ["admission_mode", "excluded_days_link", "created_at", "updated_at"]
+    readonly_fields = ["admission_mode", "admission_engine", "excluded_days_link", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "display_name", "time_zone"]}),
         (_("Kubernetes API"), {"fields": ["in_cluster", "kubeconfig_path", "kube_context", "kubeconfig"]}),
@@ -305,6 +307,7 @@ class ClusterAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "admission_mode",
+                    "admission_engine",
                     "allow_unmanaged",
                     "on_store_error",
                     "failure_policy",

@@ -27,6 +27,7 @@ from apps.control.models import Microservice, OperationKind, OperationState, Sch
 KIND_LABELS: dict[str, Promise] = {
     OperationKind.SCALE: gettext_lazy("Scale"),
     OperationKind.RESTART: gettext_lazy("Restart"),
+    OperationKind.RESIZE: gettext_lazy("Resize in place"),
 }
 
 
@@ -58,7 +59,7 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
     """Scale and restart actions with an intermediate page, and the Save & scale / Save & restart buttons."""
 
     change_form_template = "admin/control/microservice/change_form.html"
-    actions = ["scale_action", "restart_action"]
+    actions = ["scale_action", "restart_action", "resize_action"]
 
     def has_scale_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("control.scale_microservice")
@@ -73,6 +74,10 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
     @admin.action(description=gettext_lazy("Restart selected microservices…"), permissions=["restart"])
     def restart_action(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> HttpResponse | None:
         return self._operation_page(request, queryset, kind=OperationKind.RESTART)
+
+    @admin.action(description=gettext_lazy("Resize selected microservices in place…"), permissions=["restart"])
+    def resize_action(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> HttpResponse | None:
+        return self._operation_page(request, queryset, kind=OperationKind.RESIZE)
 
     def _operation_page(self, request: HttpRequest, queryset: QuerySet[Microservice], *, kind: str) -> Any:
         microservices = list(queryset.select_related("cluster").order_by("namespace", "name"))
@@ -100,6 +105,7 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
         data = form.cleaned_data
         replicas = data.get("replicas")
         temporary = bool(data.get("temporary"))
+        restart_fallback = bool(data.get("restart_fallback"))
         actor = Actor.for_admin(request)
         try:
             if data["schedule"] == ScheduleKind.NOW and len(microservices) == 1:
@@ -109,7 +115,9 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
                         actor=actor, microservice=microservice, replicas=replicas, temporary=temporary
                     )
                 else:
-                    result = operations.microservice_restart(actor=actor, microservice=microservice)
+                    result = operations.operation_target_run(
+                        actor=actor, kind=kind, microservice=microservice, restart_fallback=restart_fallback
+                    )
                 _result_message(request, result)
                 return True
             operation = scheduling.operation_schedule(
@@ -118,6 +126,7 @@ class MicroserviceOperationsMixin(_MicroserviceAdminBase):
                 targets=microservices,
                 replicas=replicas,
                 temporary=temporary,
+                restart_fallback=restart_fallback,
                 interval_seconds=data["interval_seconds"],
                 schedule=data["schedule"],
                 run_at=data.get("run_at"),
@@ -251,6 +260,7 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
                 targets=list(data["targets"]),
                 replicas=data.get("replicas"),
                 temporary=bool(data.get("temporary")),
+                restart_fallback=bool(data.get("restart_fallback")),
                 interval_seconds=data.get("interval_seconds") or 0,
                 schedule=data["schedule"],
                 run_at=data.get("run_at"),

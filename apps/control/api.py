@@ -17,13 +17,14 @@ from rest_framework.serializers import BaseSerializer
 from apps.audit.services import Actor
 from apps.control import excluded_days, operations, scheduling, selectors, services
 from apps.control.filters import AliasOrderingFilter, MicroserviceFilter
-from apps.control.models import Cluster, ExcludedDay, Microservice, ScheduledOperation
+from apps.control.models import Cluster, ExcludedDay, Microservice, OperationKind, ScheduledOperation
 from apps.control.serializers import (
     REPLICAS_ALIASES,
     ClusterSerializer,
     ExcludedDaySerializer,
     MicroserviceSerializer,
     OperationSerializer,
+    ResizeRequestSerializer,
     RestartRequestSerializer,
     ScaleRequestSerializer,
     TargetResultSerializer,
@@ -166,6 +167,21 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         )
         return _operation_response(result)
 
+    @extend_schema(request=ResizeRequestSerializer, responses={200: TargetResultSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[has_perms("control.restart_microservice")])
+    def resize(self, request: Request, pk: str | None = None) -> Response:
+        """Resize the running pods in place to the table's values (Kubernetes 1.35+; 409 below)."""
+        params = ResizeRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        result = operations.operation_target_run(
+            actor=Actor.for_api(request),
+            kind=OperationKind.RESIZE,
+            microservice=self.get_object(),
+            restart_fallback=params.validated_data["restart_fallback"],
+            dry_run=params.validated_data["dry_run"],
+        )
+        return _operation_response(result)
+
 
 class KubernetesFailed(exceptions.APIException):
     """Kubernetes refused or could not be reached; the message says which and why."""
@@ -214,6 +230,7 @@ class OperationViewSet(viewsets.ModelViewSet):
             targets=data["targets"],
             replicas=data.get("replicas"),
             temporary=data.get("temporary", False),
+            restart_fallback=data.get("restart_fallback", False),
             interval_seconds=data.get("interval_seconds", 0),
             schedule=data.get("schedule", "now"),
             run_at=data.get("run_at"),

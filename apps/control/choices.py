@@ -20,6 +20,11 @@ class AdmissionMode(models.TextChoices):
     ENFORCE = "enforce", _("enforce")
 
 
+class AdmissionEngine(models.TextChoices):
+    WEBHOOK = "webhook", _("webhook (KubeDoor's admission endpoint)")
+    POLICY = "policy", _("policy (MutatingAdmissionPolicy, Kubernetes 1.34+)")
+
+
 class OnStoreError(models.TextChoices):
     ALLOW = "allow", _("allow")
     DENY = "deny", _("deny")

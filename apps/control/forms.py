@@ -42,7 +42,7 @@ def time_zone_choices() -> list[tuple[str, str]]:
 
 
 class OperationScheduleForm(forms.Form):
-    """When (now / at a time / by cron) and how to run a scale or restart on the selected rows."""
+    """When (now / at a time / by cron) and how to run a scale, restart or resize on the selected rows."""
 
     schedule = forms.ChoiceField(
         label=_("when"), choices=ScheduleKind.choices, initial=ScheduleKind.NOW, widget=forms.RadioSelect
@@ -67,6 +67,14 @@ class OperationScheduleForm(forms.Form):
             "Unticked, the replicas become each microservice's specified pods."
         ),
     )
+    restart_fallback = forms.BooleanField(
+        label=_("restart when a resize cannot be done"),
+        required=False,
+        help_text=_(
+            "When a pod's in-place resize is infeasible, refused, or still deferred after the wait, restart "
+            "the Deployment instead."
+        ),
+    )
     interval_seconds = forms.IntegerField(
         label=_("interval between microservices (s)"), min_value=0, max_value=MAX_INTERVAL_SECONDS, initial=0
     )
@@ -76,6 +84,8 @@ class OperationScheduleForm(forms.Form):
         if kind != "scale":
             del self.fields["replicas"]
             del self.fields["temporary"]
+        if kind != "resize":
+            del self.fields["restart_fallback"]
 
 
 class ScheduledOperationForm(forms.ModelForm):

@@ -683,3 +683,306 @@ def webhook_configuration_delete(*, cluster: Cluster, name: str, dry_run: bool =
         return False
     logger.info("cluster %s: deleted mutating webhook configuration %s", cluster.name, name)
     return True
+
+
+# --- pods and in-place resize -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodCondition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod as far as an in-place resize needs it: what it asks for and what the kubelet applied."""
+
+    namespace: str
+    name: str
+    phase: str
+    is_deleting: bool
+    containers: tuple[ContainerResources, ...]
+    # Per container name: the resources the kubelet actually applied (status.containerStatuses[].resources).
+    applied: Mapping[str, Mapping[str, Mapping[str, str]]]
+    conditions: tuple[PodCondition, ...] = ()
+    resource_version: str = ""
+
+    def condition(self, kind: str) -> PodCondition | None:
+        for condition in self.conditions:
+            if condition.type == kind and condition.status == "True":
+                return condition
+        return None
+
+
+def _pod(obj: Mapping[str, Any]) -> Pod:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    containers = tuple(
+        ContainerResources(
+            name=str(c.get("name", "")),
+            image=str(c.get("image", "")),
+            requests=dict((c.get("resources") or {}).get("requests") or {}),
+            limits=dict((c.get("resources") or {}).get("limits") or {}),
+        )
+        for c in spec.get("containers") or []
+    )
+    applied = {
+        str(s.get("name", "")): {
+            "requests": dict((s.get("resources") or {}).get("requests") or {}),
+            "limits": dict((s.get("resources") or {}).get("limits") or {}),
+        }
+        for s in status.get("containerStatuses") or []
+        if isinstance(s.get("resources"), dict)
+    }
+    conditions = tuple(
+        PodCondition(
+            type=str(c.get("type", "")),
+            status=str(c.get("status", "")),
+            reason=str(c.get("reason") or ""),
+            message=str(c.get("message") or ""),
+        )
+        for c in status.get("conditions") or []
+    )
+    return Pod(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        phase=str(status.get("phase") or ""),
+        is_deleting=bool(meta.get("deletionTimestamp")),
+        containers=containers,
+        applied=applied,
+        conditions=conditions,
+        resource_version=str(meta.get("resourceVersion") or ""),
+    )
+
+
+def label_selector_text(selector: Mapping[str, Any]) -> str:
+    """A Deployment's ``spec.selector`` (matchLabels and matchExpressions) as a list-call label selector."""
+    parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(sorted(expression.get("values") or []))
+        if operator == "In":
+            parts.append(f"{key} in ({values})")
+        elif operator == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif operator == "Exists":
+            parts.append(key)
+        elif operator == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def deployment_pods_list(*, cluster: Cluster, namespace: str, name: str) -> list[Pod]:
+    """The pods of Deployment ``namespace/name`` (by its selector), one paged list call."""
+    obj = deployment_object_get(cluster=cluster, namespace=namespace, name=name)
+    selector = label_selector_text((obj.get("spec") or {}).get("selector") or {})
+    if not selector:  # apps/v1 requires a selector; never list the whole namespace by accident
+        raise K8sInvalid(f"cluster {cluster.name}: deployment {namespace}/{name} has no pod selector")
+    core = k8s_client.CoreV1Api(api_client(cluster))
+
+    def fetch(token: str | None) -> dict[str, Any]:
+        extra = {"_continue": token} if token else {}
+        return _call(
+            cluster,
+            f"list pods of deployment {namespace}/{name}",
+            lambda: _json(
+                core.list_namespaced_pod(namespace, label_selector=selector, limit=LIST_PAGE_SIZE, **extra, **_common())
+            ),
+        )
+
+    return [_pod(item) for item in _pages(fetch)]
+
+
+def pod_resize(
+    *,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    container: str,
+    requests: Mapping[str, str],
+    limits: Mapping[str, str],
+    dry_run: bool = False,
+) -> Pod:
+    """Resize one container of a running pod in place: a strategic merge patch of the ``resize`` subresource.
+
+    Only ``cpu`` and ``memory`` keys given here are sent; the kubelet applies them without restarting
+    the pod when it can (Kubernetes 1.35+), and reports how it went in the pod's conditions.
+    """
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = dict(requests)
+    if limits:
+        resources["limits"] = dict(limits)
+    body = {"spec": {"containers": [{"name": container, "resources": resources}]}}
+    core = k8s_client.CoreV1Api(api_client(cluster))
+    logger.info("resize %s/%s/%s container %s: %s", cluster.name, namespace, name, container, resources)
+    obj = _call(
+        cluster,
+        f"resize pod {namespace}/{name}",
+        lambda: _json(
+            core.patch_namespaced_pod_resize(
+                name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH, **_dry_run(dry_run), **_common()
+            )
+        ),
+    )
+    return _pod(obj)
+
+
+# --- admission policies (the webhook-less engine) and their parameters ------------------------
+
+MUTATING_POLICY = "MutatingAdmissionPolicy"
+MUTATING_POLICY_BINDING = "MutatingAdmissionPolicyBinding"
+VALIDATING_POLICY = "ValidatingAdmissionPolicy"
+VALIDATING_POLICY_BINDING = "ValidatingAdmissionPolicyBinding"
+
+
+@dataclass(frozen=True)
+class _PolicyMethods:
+    read: Callable[..., Any]
+    create: Callable[..., Any]
+    replace: Callable[..., Any]
+    delete: Callable[..., Any]
+
+
+def _policy_api(cluster: Cluster, api_version: str, kind: str) -> _PolicyMethods:
+    """The generated client methods for one policy kind (named here so the RBAC test can read them)."""
+    group, _, version = api_version.partition("/")
+    if group != "admissionregistration.k8s.io" or version not in ("v1", "v1beta1"):
+        raise ValueError(f"no admission policy API for {api_version} {kind}")
+    client = api_client(cluster)
+    if kind in (VALIDATING_POLICY, VALIDATING_POLICY_BINDING) and version != "v1":
+        raise ValueError(f"no admission policy API for {api_version} {kind}")
+    api: Any = (
+        k8s_client.AdmissionregistrationV1Api(client)
+        if version == "v1"
+        else k8s_client.AdmissionregistrationV1beta1Api(client)
+    )
+    if kind == MUTATING_POLICY:
+        return _PolicyMethods(
+            api.read_mutating_admission_policy,
+            api.create_mutating_admission_policy,
+            api.replace_mutating_admission_policy,
+            api.delete_mutating_admission_policy,
+        )
+    if kind == MUTATING_POLICY_BINDING:
+        return _PolicyMethods(
+            api.read_mutating_admission_policy_binding,
+            api.create_mutating_admission_policy_binding,
+            api.replace_mutating_admission_policy_binding,
+            api.delete_mutating_admission_policy_binding,
+        )
+    if kind == VALIDATING_POLICY:
+        return _PolicyMethods(
+            api.read_validating_admission_policy,
+            api.create_validating_admission_policy,
+            api.replace_validating_admission_policy,
+            api.delete_validating_admission_policy,
+        )
+    if kind == VALIDATING_POLICY_BINDING:
+        return _PolicyMethods(
+            api.read_validating_admission_policy_binding,
+            api.create_validating_admission_policy_binding,
+            api.replace_validating_admission_policy_binding,
+            api.delete_validating_admission_policy_binding,
+        )
+    raise ValueError(f"no admission policy API for {api_version} {kind}")
+
+
+def admission_policy_get(*, cluster: Cluster, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+    """A (Mutating|Validating)AdmissionPolicy or its binding as a dict, or ``None`` when it does not exist."""
+    methods = _policy_api(cluster, api_version, kind)
+    try:
+        return _call(cluster, f"{kind} {name}", lambda: _json(methods.read(name, **_common())))
+    except K8sNotFound:
+        return None
+
+
+def admission_policy_apply(*, cluster: Cluster, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    """Create the policy object ``body``, or replace it (with its resourceVersion) when it exists."""
+    api_version, kind = str(body.get("apiVersion", "")), str(body.get("kind", ""))
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if not name:
+        raise ValueError("an admission policy object needs metadata.name")
+    methods = _policy_api(cluster, api_version, kind)
+    existing = admission_policy_get(cluster=cluster, api_version=api_version, kind=kind, name=name)
+    if existing is None:
+        logger.info("cluster %s: create %s %s", cluster.name, kind, name)
+        return _call(
+            cluster, f"create {kind} {name}", lambda: _json(methods.create(body, **_dry_run(dry_run), **_common()))
+        )
+    replacement = {**body, "metadata": {**body["metadata"]}}
+    version = (existing.get("metadata") or {}).get("resourceVersion")
+    if version:
+        replacement["metadata"]["resourceVersion"] = version
+    logger.info("cluster %s: replace %s %s", cluster.name, kind, name)
+    return _call(
+        cluster,
+        f"replace {kind} {name}",
+        lambda: _json(methods.replace(name, replacement, **_dry_run(dry_run), **_common())),
+    )
+
+
+def admission_policy_delete(*, cluster: Cluster, api_version: str, kind: str, name: str) -> bool:
+    """Delete a policy object; ``False`` when it did not exist."""
+    methods = _policy_api(cluster, api_version, kind)
+    try:
+        _call(cluster, f"delete {kind} {name}", lambda: _json(methods.delete(name, **_common())))
+    except K8sNotFound:
+        return False
+    logger.info("cluster %s: deleted %s %s", cluster.name, kind, name)
+    return True
+
+
+def config_map_apply(
+    *, cluster: Cluster, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
+) -> bool:
+    """Write ConfigMap ``namespace/name`` with exactly ``data``; ``True`` when it changed (or was created)."""
+    core = k8s_client.CoreV1Api(api_client(cluster))
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "data": dict(data),
+    }
+    try:
+        existing = _call(
+            cluster,
+            f"config map {namespace}/{name}",
+            lambda: _json(core.read_namespaced_config_map(name, namespace, **_common())),
+        )
+    except K8sNotFound:
+        _call(
+            cluster,
+            f"create config map {namespace}/{name}",
+            lambda: _json(core.create_namespaced_config_map(namespace, body, **_common())),
+        )
+        return True
+    if (existing.get("data") or {}) == body["data"] and ((existing.get("metadata") or {}).get("labels") or {}) == dict(
+        labels
+    ):
+        return False
+    body["metadata"]["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
+    _call(
+        cluster,
+        f"replace config map {namespace}/{name}",
+        lambda: _json(core.replace_namespaced_config_map(name, namespace, body, **_common())),
+    )
+    return True
+
+
+def config_map_delete(*, cluster: Cluster, namespace: str, name: str) -> bool:
+    """Delete ConfigMap ``namespace/name``; ``False`` when it did not exist."""
+    core = k8s_client.CoreV1Api(api_client(cluster))
+    try:
+        _call(
+            cluster,
+            f"delete config map {namespace}/{name}",
+            lambda: _json(core.delete_namespaced_config_map(name, namespace, **_common())),
+        )
+    except K8sNotFound:
+        return False
+    return True

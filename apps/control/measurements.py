@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from apps.audit.services import Actor, AuditDraft, audit_events_record
 from apps.control.models import Cluster, Microservice
-from apps.control.services import MICROSERVICE_REQUEST_FIELDS
+from apps.control.services import MICROSERVICE_REQUEST_FIELDS, admission_params_changed
 
 # The fields a refresh writes (and audits when they change).
 MEASURED_FIELDS = (
@@ -233,6 +233,8 @@ def microservices_measurements_apply(
     )
     updates = [(pk, after) for pk, _, _, after in [*changed, *vanished]]
     _rows_write(new_rows=new_rows, updates=updates, fields=MEASURED_FIELDS, drafts=drafts, actor=actor)
+    touched = [row.namespace for row in new_rows] + [key[0] for _, key, _, _ in [*changed, *vanished]]
+    admission_params_changed(cluster=cluster, namespaces=touched)
     return MeasurementsApplied(
         added=len(new_rows),
         updated=len(changed),
@@ -314,6 +316,8 @@ def microservices_import_apply(
         else:
             unchanged += 1
     _rows_write(new_rows=new_rows, updates=updates, fields=IMPORTED_FIELDS, drafts=[*created, *changed], actor=actor)
+    touched = [row.namespace for row in new_rows] + [draft.namespace for draft in changed]
+    admission_params_changed(cluster=cluster, namespaces=touched)
     return ImportApplied(created=len(new_rows), updated=len(updates), unchanged=unchanged)
 
 

@@ -13,6 +13,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.control.choices import (
+    AdmissionEngine,
     AdmissionMode,
     FailurePolicy,
     OnStoreError,
@@ -139,6 +140,16 @@ class Cluster(models.Model):
     # Admission (§6).
     admission_mode = models.CharField(
         _("admission mode"), max_length=8, choices=AdmissionMode.choices, default=AdmissionMode.OFF
+    )
+    admission_engine = models.CharField(
+        _("admission engine"),
+        max_length=8,
+        choices=AdmissionEngine.choices,
+        default=AdmissionEngine.WEBHOOK,
+        help_text=_(
+            "How the API server applies the table: by calling KubeDoor's webhook, or by itself with a "
+            "MutatingAdmissionPolicy (no webhook in the path of a deploy). Changed on the Admission page."
+        ),
     )
     allow_unmanaged = models.BooleanField(_("allow unmanaged Deployments"), default=False)
     on_store_error = models.CharField(
@@ -367,6 +378,7 @@ class ExcludedDay(models.Model):
 class OperationKind(models.TextChoices):
     SCALE = "scale", _("scale")
     RESTART = "restart", _("restart")
+    RESIZE = "resize", _("resize in place")
 
 
 class ScheduleKind(models.TextChoices):
@@ -387,7 +399,7 @@ MAX_INTERVAL_SECONDS = 3600
 
 
 class ScheduledOperation(models.Model):
-    """A scale or restart of one or more microservices, now, once at a time, or by cron (DESIGN §4.5).
+    """A scale, restart or in-place resize of one or more microservices, now, once at a time, or by cron (DESIGN §4.5).
 
     ``once`` and ``cron`` are backed by a django-celery-beat ``PeriodicTask`` (a one-off clocked
     schedule, or a crontab in ``time_zone``) that the services in ``apps.control.scheduling`` keep in
@@ -412,6 +424,14 @@ class ScheduledOperation(models.Model):
         help_text=_(
             "Scale only. Leave the control table unchanged: the next deploy or restart applies the table's "
             "replicas again. Otherwise the replicas become each target's specified pods."
+        ),
+    )
+    restart_fallback = models.BooleanField(
+        _("restart when a resize cannot be done"),
+        default=False,
+        help_text=_(
+            "Resize only. When a pod's in-place resize is infeasible, refused, or still deferred after the "
+            "wait, restart the Deployment instead (a rolling restart with the table's values)."
         ),
     )
     interval_seconds = models.PositiveIntegerField(

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 KIND_PERMISSIONS = {
     OperationKind.SCALE: "control.scale_microservice",
     OperationKind.RESTART: "control.restart_microservice",
+    # A resize changes running pods' resources, and its fallback restarts them: a restart's permission.
+    OperationKind.RESIZE: "control.restart_microservice",
 }
 
 
@@ -54,6 +56,8 @@ class TargetResult:
     error_kind: str = ""
     dry_run: bool = False
     temporary: bool = False
+    # A resize's report per pod: {"pod", "state" (done, in_progress, deferred, infeasible, rejected), "detail"}.
+    pods: list[dict[str, str]] = field(default_factory=list)
     at: str = field(default_factory=lambda: timezone.now().isoformat())
 
     def as_dict(self) -> dict[str, Any]:
@@ -320,6 +324,36 @@ def _restart_with_table(*, cluster: Any, microservice: Microservice, dry_run: bo
     raise last
 
 
+class ContainerResources(Protocol):
+    """The controlled container of Deployment ``namespace/name`` and the cpu/memory requests and limits
+    admission would give it over ``containers`` (a running pod's), or ``None`` when it is missing."""
+
+    def __call__(
+        self, *, cluster: Any, namespace: str, name: str, containers: list[dict[str, Any]]
+    ) -> tuple[str, dict[str, str], dict[str, str]] | None: ...
+
+
+# Handed over by the webhook app like the preview (``apps.webhook.apps.WebhookConfig.ready``).
+_container_resources: list[ContainerResources] = []
+
+
+def table_resources_set(resources: ContainerResources) -> None:
+    """Use ``resources`` for what an in-place resize sends (the webhook's own rule)."""
+    _container_resources[:] = [resources]
+
+
+def table_resources_for(
+    *, microservice: Microservice, containers: list[dict[str, Any]]
+) -> tuple[str, dict[str, str], dict[str, str]] | None:
+    """The controlled container and the cpu/memory requests and limits admission would give it over
+    ``containers`` (what an in-place resize sends); ``None`` when that container is missing."""
+    if not _container_resources:
+        raise RuntimeError("no admission rule for container resources is set: is apps.webhook in INSTALLED_APPS?")
+    return _container_resources[0](
+        cluster=microservice.cluster, namespace=microservice.namespace, name=microservice.name, containers=containers
+    )
+
+
 def microservice_restart(*, actor: Actor, microservice: Microservice, dry_run: bool = False) -> TargetResult:
     """Roll the Deployment's pods like ``kubectl rollout restart``; failures are returned and audited.
 
@@ -412,10 +446,17 @@ def operation_target_run(
     microservice: Microservice,
     replicas: int | None = None,
     temporary: bool = False,
+    restart_fallback: bool = False,
     dry_run: bool = False,
 ) -> TargetResult:
     """Run one target of a batch; a bad replica count becomes a failed result instead of an exception."""
     try:
+        if kind == OperationKind.RESIZE:
+            from apps.control.resize import microservice_resize  # resize builds on this module
+
+            return microservice_resize(
+                actor=actor, microservice=microservice, restart_fallback=restart_fallback, dry_run=dry_run
+            )
         if kind == OperationKind.SCALE:
             return microservice_scale(
                 actor=actor, microservice=microservice, replicas=replicas, temporary=temporary, dry_run=dry_run
@@ -449,6 +490,7 @@ def operation_batch_run(
     microservices: Sequence[Microservice],
     replicas: int | None = None,
     temporary: bool = False,
+    restart_fallback: bool = False,
     interval_seconds: float = 0,
     dry_run: bool = False,
     skip: Callable[[Microservice], TargetResult | None] | None = None,
@@ -473,7 +515,13 @@ def operation_batch_run(
         if acted and interval_seconds > 0:
             sleep(interval_seconds)
         result = operation_target_run(
-            actor=actor, kind=kind, microservice=microservice, replicas=replicas, temporary=temporary, dry_run=dry_run
+            actor=actor,
+            kind=kind,
+            microservice=microservice,
+            replicas=replicas,
+            temporary=temporary,
+            restart_fallback=restart_fallback,
+            dry_run=dry_run,
         )
         acted = True
         results.append(result)

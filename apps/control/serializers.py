@@ -32,7 +32,7 @@ class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
         exclude = ["id"]
-        read_only_fields = ["admission_mode", "created_at", "updated_at"]
+        read_only_fields = ["admission_mode", "admission_engine", "created_at", "updated_at"]
         extra_kwargs = {field: {"write_only": True} for field in CLUSTER_SECRET_FIELDS}
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -218,6 +218,21 @@ class RestartRequestSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
+class ResizeRequestSerializer(serializers.Serializer):
+    restart_fallback = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=_("Restart the Deployment when a pod's resize is infeasible, refused or deferred too long."),
+    )
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class PodResizeSerializer(serializers.Serializer):
+    pod = serializers.CharField()
+    state = serializers.CharField(help_text="done, in_progress, deferred, infeasible, rejected or dry_run")
+    detail = serializers.CharField(allow_blank=True)
+
+
 class TargetResultSerializer(serializers.Serializer):
     service_id = serializers.IntegerField()
     cluster = serializers.CharField()
@@ -232,6 +247,7 @@ class TargetResultSerializer(serializers.Serializer):
     error_kind = serializers.CharField(allow_blank=True)
     dry_run = serializers.BooleanField()
     temporary = serializers.BooleanField()
+    pods = PodResizeSerializer(many=True, required=False)
     at = serializers.CharField()
 
 

@@ -14,8 +14,10 @@ from django.utils.translation import gettext as _
 
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor, audit_event_record
+from apps.control.choices import AdmissionEngine, AdmissionMode
 from apps.control.collection_schedule import collection_schedule_delete, collection_schedule_sync
 from apps.control.models import Cluster, Microservice
+from apps.control.queue import admission_policy_sync_enqueue
 from kubedoor_site.beat import periodic_tasks_delete
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,24 @@ def _check_request_permission(*, user: Any, fields: Iterable[str]) -> None:
         raise PermissionDenied(_("Only admins may change requests (%(fields)s).") % {"fields": ", ".join(touched)})
 
 
+# --- the admission policy's parameters ----------------------------------------------------------
+
+
+def admission_params_changed(*, cluster: Cluster, namespaces: Iterable[str] | None) -> None:
+    """After commit, have the cluster's admission-policy parameters rewritten (engine ``policy``, admission on).
+
+    ``namespaces`` are the ones whose rows changed; ``None`` rewrites every namespace and the policies
+    (the cluster's settings changed). The webhook engine reads the table itself: nothing is queued.
+    """
+    if cluster.admission_engine != AdmissionEngine.POLICY or cluster.admission_mode == AdmissionMode.OFF:
+        return
+    names = None if namespaces is None else sorted(set(namespaces))
+    if names == []:
+        return
+    cluster_id = cluster.pk
+    transaction.on_commit(lambda: admission_policy_sync_enqueue(cluster_id=cluster_id, namespaces=names))
+
+
 # --- clusters ---------------------------------------------------------------------------------
 
 
@@ -114,6 +134,7 @@ def cluster_update(*, actor: Actor, cluster: Cluster, data: Mapping[str, Any]) -
         audit_event_record(
             actor=actor, action="cluster.update", cluster=cluster.name, before=changed_before, after=changed_after
         )
+        admission_params_changed(cluster=cluster, namespaces=None)
     return cluster
 
 
@@ -146,6 +167,7 @@ def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name:
     microservice.full_clean()
     _requests_by_hand_mark(actor=actor, microservice=microservice, fields=MICROSERVICE_REQUEST_FIELDS)
     microservice.save()
+    admission_params_changed(cluster=cluster, namespaces=[namespace])
     audit_event_record(
         actor=actor,
         action="microservice.create",
@@ -179,6 +201,7 @@ def microservice_update(*, actor: Actor, microservice: Microservice, data: Mappi
     microservice.full_clean()
     _requests_by_hand_mark(actor=actor, microservice=microservice, fields=changed)
     microservice.save()
+    admission_params_changed(cluster=microservice.cluster, namespaces=[microservice.namespace])
     changed_before, changed_after = _changes(before, microservice_snapshot(microservice))
     changed_after.pop("updated_at", None)
     changed_before.pop("updated_at", None)
@@ -209,6 +232,7 @@ def _requests_by_hand_mark(*, actor: Actor, microservice: Microservice, fields: 
 def microservice_delete(*, actor: Actor, microservice: Microservice) -> None:
     before = microservice_snapshot(microservice)
     cluster, namespace, name = microservice.cluster.name, microservice.namespace, microservice.name
+    admission_params_changed(cluster=microservice.cluster, namespaces=[namespace])
     microservice.delete()
     audit_event_record(
         actor=actor, action="microservice.delete", cluster=cluster, namespace=namespace, name=name, before=before

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from apps.audit.services import Actor
 from apps.control import k8s
-from apps.control.choices import AdmissionMode
+from apps.control.choices import AdmissionEngine, AdmissionMode
 from apps.webhook import registration, services
 from apps.webhook.models import Admission
 from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
@@ -30,6 +30,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         "name",
         "display_name",
         "admission_mode",
+        "admission_engine",
         "failure_policy",
         "webhook_timeout_seconds",
         "on_store_error",
@@ -109,6 +110,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
             "opts": self.model._meta,
             "cluster": cluster,
             "modes": AdmissionMode.choices,
+            "engines": AdmissionEngine.choices,
             "can_change": can_change,
             "configuration": registration.configuration_name(cluster.name),
             "title": _("Admission of cluster %(cluster)s") % {"cluster": cluster},
@@ -116,6 +118,8 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         if request.method == "POST":
             if not can_change:
                 raise PermissionDenied
+            if "engine" in request.POST:
+                return self._engine_post(request, cluster, context)
             mode = request.POST.get("mode", "")
             if mode not in AdmissionMode.values:
                 messages.error(request, _("Choose one of: %(modes)s.") % {"modes": ", ".join(AdmissionMode.values)})
@@ -138,3 +142,26 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
             return HttpResponseRedirect(request.path)
         context["state"] = services.admission_state_get(cluster=cluster)
         return TemplateResponse(request, "admin/webhook/admission/mode.html", context)
+
+    def _engine_post(self, request: HttpRequest, cluster: Admission, context: dict[str, Any]) -> HttpResponse:
+        """POST engine: confirm. POST engine+confirm: switch (the old engine's objects go first)."""
+        engine = request.POST.get("engine", "")
+        if engine not in AdmissionEngine.values:
+            messages.error(request, _("Choose one of: %(engines)s.") % {"engines": ", ".join(AdmissionEngine.values)})
+            return HttpResponseRedirect(request.path)
+        if request.POST.get("confirm") != "yes":
+            context |= {"engine": engine, "engine_label": AdmissionEngine(engine).label}
+            return TemplateResponse(request, "admin/webhook/admission/confirm.html", context)
+        try:
+            services.admission_engine_set(actor=Actor.for_admin(request), cluster=cluster, engine=engine)
+        except services.AdmissionRegistrationError as exc:
+            messages.error(request, exc.message)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                _("The admission engine of %(cluster)s is now %(engine)s.")
+                % {"cluster": cluster.name, "engine": AdmissionEngine(engine).label},
+            )
+        return HttpResponseRedirect(request.path)

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from apps.audit.services import Actor
 from apps.control import k8s
-from apps.control.choices import AdmissionMode
+from apps.control.choices import AdmissionEngine, AdmissionMode
 from apps.control.selectors import cluster_list
 from apps.webhook import services
 from kubedoor_site.permissions import has_perms
@@ -43,7 +43,17 @@ class TextYAMLParser(YAMLTextParser):
 
 
 class AdmissionModeSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=AdmissionMode.choices)
+    mode = serializers.ChoiceField(choices=AdmissionMode.choices, required=False)
+    engine = serializers.ChoiceField(
+        choices=AdmissionEngine.choices,
+        required=False,
+        help_text="webhook or policy (MutatingAdmissionPolicy, Kubernetes 1.34+); switched before the mode.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give the mode, the engine, or both.")
+        return attrs
 
 
 class PreviewSerializer(serializers.Serializer):
@@ -54,7 +64,7 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class ClusterAdmissionView(APIView):
-    """GET the admission mode and the registration the cluster really has; POST a new mode (admins)."""
+    """GET the admission mode, engine and what the cluster really has; POST a new mode and/or engine (admins)."""
 
     def get_permissions(self) -> list[Any]:
         if self.request.method == "GET":
@@ -73,8 +83,12 @@ class ClusterAdmissionView(APIView):
         cluster = self._cluster(name)
         data = AdmissionModeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        values = data.validated_data
         try:
-            services.admission_mode_set(actor=Actor.for_api(request), cluster=cluster, mode=data.validated_data["mode"])
+            if "engine" in values:
+                services.admission_engine_set(actor=Actor.for_api(request), cluster=cluster, engine=values["engine"])
+            if "mode" in values:
+                services.admission_mode_set(actor=Actor.for_api(request), cluster=cluster, mode=values["mode"])
         except services.AdmissionRegistrationError as exc:
             raise KubernetesRefused(exc.message) from exc
         return Response(services.admission_state_get(cluster=cluster))

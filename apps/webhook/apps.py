@@ -19,10 +19,11 @@ class WebhookConfig(AppConfig):
     def ready(self) -> None:
         # A restart in enforce mode applies what admission would set; control may not import the
         # webhook, so the webhook hands it the preview (the same decision the endpoint runs).
-        from apps.control.operations import restart_admission_preview_set
-        from apps.webhook.services import admission_preview
+        from apps.control.operations import restart_admission_preview_set, table_resources_set
+        from apps.webhook.services import admission_container_resources, admission_preview
 
         restart_admission_preview_set(admission_preview)
+        table_resources_set(admission_container_resources)
 
         from celery.signals import beat_init
 

@@ -37,6 +37,13 @@ EXPECTED_RULES_BASE = {
     ("apps", "deployments", "patch", ()),
     ("apps", "deployments/scale", "patch", ()),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create", ()),
+    ("admissionregistration.k8s.io", "mutatingadmissionpolicies", "create", ()),
+    ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings", "create", ()),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies", "create", ()),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "create", ()),
+    ("", "pods", "list", ()),
+    ("", "pods/resize", "patch", ()),
+    ("", "configmaps", "create", ()),
     ("", "namespaces", "list", ()),
     ("autoscaling", "horizontalpodautoscalers", "list", ()),
 }

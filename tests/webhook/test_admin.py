@@ -77,3 +77,43 @@ def test_user_without_role_sees_nothing(client, nobody, prod):
     client.force_login(nobody)
     assert client.get(reverse("admin:webhook_admission_mode", args=[prod.pk])).status_code == 403
     assert client.get(reverse("admin:webhook_admission_changelist")).status_code == 403
+
+
+def test_admin_switches_the_engine_after_confirmation(client, admin_user, prod, k8s_standin, operator):
+    # given: admission enforced by the webhook on a 1.34 cluster
+    k8s_standin.git_version = "v1.34.1"
+    k8s_standin.add_namespace("shop")
+    client.force_login(admin_user)
+    url = reverse("admin:webhook_admission_mode", args=[prod.pk])
+    client.post(url, {"mode": "enforce", "confirm": "yes"})
+    assert list(k8s_standin.webhook_configurations) == ["kubedoor-prod"]
+    page = client.get(url).content.decode()
+    assert '<td id="admission-engine">webhook (KubeDoor&#x27;s admission endpoint)</td>' in page
+
+    # choosing an engine only asks for confirmation
+    confirm = client.post(url, {"engine": "policy"})
+    assert "Switch the admission engine of cluster prod to policy" in confirm.content.decode()
+    prod.refresh_from_db()
+    assert prod.admission_engine == "webhook"
+
+    # confirming removes the webhook configuration and creates the policies
+    done = client.post(url, {"engine": "policy", "confirm": "yes"}, follow=True).content.decode()
+    assert "The admission engine of prod is now policy (MutatingAdmissionPolicy, Kubernetes 1.34+)." in done
+    assert k8s_standin.webhook_configurations == {}
+    assert sorted(kind for kind, _ in k8s_standin.admission_policies) == [
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ]
+    assert "<li>MutatingAdmissionPolicy kubedoor-prod</li>" in client.get(url).content.decode()
+    event = AuditEvent.objects.get(action="admission.engine")
+    assert (event.source, event.before, event.after) == (
+        "admin",
+        {"admission_engine": "webhook"},
+        {"admission_engine": "policy"},
+    )
+
+    # an operator may look but not switch
+    client.force_login(operator)
+    assert client.post(url, {"engine": "webhook", "confirm": "yes"}).status_code == 403

@@ -251,9 +251,11 @@ def test_only_admins_change_the_mode_and_viewers_read_it(operator_api, viewer_ap
     assert state.json() == {
         "cluster": "prod",
         "mode": "off",
+        "engine": "webhook",
         "configuration": "kubedoor-prod",
         "registered": False,
         "registration": None,
+        "policies": None,
         "in_sync": True,
         "error": "",
     }

@@ -76,6 +76,7 @@ def operation_run(*, operation_id: int, run_id: str) -> BatchResult | None:
         microservices=targets_ordered(operation),
         replicas=operation.replicas,
         temporary=operation.temporary,
+        restart_fallback=operation.restart_fallback,
         interval_seconds=operation.interval_seconds,
         skip=lambda microservice: done.get(microservice.pk),
         on_result=persist,

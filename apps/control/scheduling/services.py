@@ -44,6 +44,7 @@ def operation_snapshot(operation: ScheduledOperation) -> dict[str, Any]:
         "targets": [str(microservice) for microservice in targets_ordered(operation)],
         "replicas": operation.replicas,
         "temporary": operation.temporary,
+        "restart_fallback": operation.restart_fallback,
         "interval_seconds": operation.interval_seconds,
         "schedule": operation.schedule,
         "run_at": operation.run_at.isoformat() if operation.run_at else None,
@@ -101,6 +102,7 @@ def operation_schedule(
     targets: Sequence[Microservice],
     replicas: int | None = None,
     temporary: bool = False,
+    restart_fallback: bool = False,
     interval_seconds: int = 0,
     schedule: str = ScheduleKind.NOW,
     run_at: datetime.datetime | None = None,
@@ -122,6 +124,7 @@ def operation_schedule(
             "targets": list(targets),
             "replicas": replicas,
             "temporary": temporary,
+            "restart_fallback": restart_fallback,
             "interval_seconds": interval_seconds,
             "schedule": schedule,
             "run_at": run_at,
@@ -137,6 +140,7 @@ def operation_schedule(
             cluster_id=values["targets"][0].cluster_id,
             replicas=values["replicas"],
             temporary=bool(values["temporary"]),
+            restart_fallback=bool(values["restart_fallback"]),
             interval_seconds=values["interval_seconds"],
             schedule=values["schedule"],
             run_at=values["run_at"],
@@ -190,6 +194,7 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
             "targets": targets_ordered(operation),
             "replicas": operation.replicas,
             "temporary": operation.temporary,
+            "restart_fallback": operation.restart_fallback,
             "interval_seconds": operation.interval_seconds,
             "schedule": operation.schedule,
             "run_at": operation.run_at,
@@ -206,7 +211,8 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
         )
         if values["schedule"] == ScheduleKind.NOW and operation.schedule != ScheduleKind.NOW:
             raise ValidationError({"schedule": _("A scheduled operation cannot be turned into a run now.")})
-        for field in ("replicas", "temporary", "interval_seconds", "schedule", "run_at", "cron", "time_zone"):
+        stored = ("replicas", "temporary", "restart_fallback", "interval_seconds", "schedule", "run_at", "cron")
+        for field in (*stored, "time_zone"):
             setattr(operation, field, values[field])
         if "targets" in data:
             operation.cluster_id = values["targets"][0].cluster_id

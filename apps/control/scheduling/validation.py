@@ -19,6 +19,7 @@ EDITABLE_FIELDS = (
     "targets",
     "replicas",
     "temporary",
+    "restart_fallback",
     "interval_seconds",
     "schedule",
     "run_at",
@@ -44,16 +45,18 @@ def operation_values_validate(values: dict[str, Any], *, now: datetime.datetime,
     errors: dict[str, str] = {}
     kind = values["kind"]
     if kind not in OperationKind.values:
-        errors["kind"] = _("Choose scale or restart.")
+        errors["kind"] = _("Choose scale, restart or resize.")
     targets: Sequence[Microservice] = values["targets"]
     if not targets:
         errors["targets"] = _("Choose at least one microservice.")
     elif len({microservice.cluster_id for microservice in targets}) > 1:
         errors["targets"] = _("All targets must be in the same cluster.")
     replicas = values["replicas"]
-    if values.get("temporary") and kind == OperationKind.RESTART:
+    if values.get("temporary") and kind in (OperationKind.RESTART, OperationKind.RESIZE):
         errors["temporary"] = _("Only a scale can be temporary.")
-    if replicas is not None and kind == OperationKind.RESTART:
+    if values.get("restart_fallback") and kind in (OperationKind.SCALE, OperationKind.RESTART):
+        errors["restart_fallback"] = _("Only a resize has a restart fallback.")
+    if replicas is not None and kind in (OperationKind.RESTART, OperationKind.RESIZE):
         errors["replicas"] = _("Replicas only apply to scale operations.")
     else:
         try:
@@ -103,6 +106,7 @@ def operation_validate(*, values: Mapping[str, Any], check_past: bool = True) ->
         "targets": list(values.get("targets") or []),
         "replicas": values.get("replicas"),
         "temporary": bool(values.get("temporary")),
+        "restart_fallback": bool(values.get("restart_fallback")),
         "interval_seconds": values.get("interval_seconds", 0),
         "schedule": values.get("schedule", ScheduleKind.NOW),
         "run_at": values.get("run_at"),

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from apps.control.choices import AdmissionMode
+from apps.control.containers import controlled_container
 from apps.control.models import Cluster, Microservice
 from apps.control.selectors import microservice_get
 from apps.webhook import admission
@@ -87,3 +88,40 @@ def admission_preview(
         "patch": decision.patch,
         "patched": patched,
     }
+
+
+RESIZED_KEYS = ("cpu", "memory")
+
+
+def admission_container_resources(
+    *, cluster: Cluster, namespace: str, name: str, containers: list[dict[str, Any]]
+) -> tuple[str, dict[str, str], dict[str, str]] | None:
+    """The controlled container of Deployment ``namespace/name`` and its cpu/memory requests and limits
+    as admission would set them over ``containers`` (e.g. a running pod's), or ``None`` when the row
+    names a container the list lacks, or the Deployment is not in the control table.
+
+    The same decision as the webhook's full patch (row values, the container's own where the row has
+    none, a request above its limit lowered to it), so an in-place resize and the next deploy agree.
+    """
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": {"containers": containers}}},
+    }
+    preview = admission_preview(cluster=cluster, deployment=deployment, mode="enforce")
+    if not preview["managed"]:
+        return None
+    try:
+        row = control_row_from(microservice_get(cluster=cluster.name, namespace=namespace, name=name))
+    except Microservice.DoesNotExist:
+        return None
+    names = [str(container.get("name")) for container in containers]
+    chosen, _written = controlled_container(configured=row.container, deployment=name, names=names)
+    if chosen is None:
+        return None
+    patched = preview["patched"]["spec"]["template"]["spec"]["containers"][names.index(chosen)]
+    resources = patched.get("resources") or {}
+    requests = {k: str(v) for k, v in (resources.get("requests") or {}).items() if k in RESIZED_KEYS}
+    limits = {k: str(v) for k, v in (resources.get("limits") or {}).items() if k in RESIZED_KEYS}
+    return str(patched.get("name", "")), requests, limits

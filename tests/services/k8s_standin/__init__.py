@@ -79,6 +79,15 @@ The :class:`K8sStandin` API
     ``status``, ``response``, ``error``, ``seconds``).
 ``standin.git_version``
     what ``GET /version`` reports (default ``v1.30.2``).
+``standin.pods(namespace, deployment)``; ``standin.resize_plan(namespace, pod, *states)``
+    the pods of a Deployment (``spec.replicas`` running pods of its current template, replaced on a
+    template change; see ``pods.py``), and the states (``done``, ``in_progress``, ``deferred``,
+    ``infeasible``) a pod goes through after its next ``pods/resize`` patch, one per read.
+``standin.admission_policies``; ``standin.config_maps``
+    (kind, name) → Mutating/ValidatingAdmissionPolicy or binding as created through the API (served by
+    ``git_version``: v1beta1 mutating from 1.34, v1 from 1.36, validating v1 from 1.30), and
+    (namespace, name) → ConfigMap. Stored policies run on every Deployment write after the webhooks
+    (``policies.py``, CEL through cel-python): mutations applied, validations refusing.
 ``standin.on_request``
     a callable given each :class:`Recorded` before it is answered, in the server's thread (e.g. to
     read the database through that thread's own connection and see only committed data).
@@ -100,8 +109,10 @@ PATCH (``application/merge-patch+json``, ``application/strategic-merge-patch+jso
 ``application/json-patch+json``; a failing JSON patch ``test`` is 422) and DELETE of a Deployment;
 GET/PUT/PATCH of its ``scale`` subresource (the patch applies to the ``autoscaling/v1`` Scale, whose
 admitted ``spec.replicas`` is copied into the Deployment); GET/list of ``autoscaling/v2``
-HorizontalPodAutoscalers; GET/POST/PUT/DELETE of MutatingWebhookConfigurations (PUT needs the current
-``metadata.resourceVersion``, else 409; POST of an existing name is 409). A Deployment write is
+HorizontalPodAutoscalers; GET/list of Pods and PATCH of ``pods/<name>/resize`` (1.33+);
+GET/POST/PUT/DELETE of ConfigMaps and of admission policies and their bindings; GET/POST/PUT/DELETE of
+MutatingWebhookConfigurations (PUT needs the current ``metadata.resourceVersion``, else 409; POST of an
+existing name is 409). A Deployment write is
 defaulted (``apps/v1`` defaults), admitted (CREATE/UPDATE/DELETE; ``dryRun`` and the options reach the
 review), validated (422 with the server's wording: selector, replicas, containers, requests above
 limits), then stored: ``resourceVersion`` bumps (not on a no-op), ``generation`` bumps on a spec change,
@@ -132,7 +143,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tests.services import LoopbackHTTPServer
-from tests.services.k8s_standin import objects
+from tests.services.k8s_standin import objects, pods, policies
 from tests.services.k8s_standin.admission import AdmissionCall, Attributes, User, admit, request_options, warning_header
 from tests.services.k8s_standin.objects import (
     REASONS,
@@ -233,6 +244,18 @@ class _Reply:
 DEPLOYMENT_RE = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?(/scale)?$")
 WEBHOOK_RE = re.compile(r"^/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations(?:/([^/]+))?$")
 NAMESPACE_RE = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?$")
+POD_RE = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/resize)?$")
+CONFIG_MAP_RE = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$")
+POLICY_RE = re.compile(
+    r"^/apis/admissionregistration.k8s.io/(v1|v1beta1)/(mutatingadmissionpolicies|mutatingadmissionpolicybindings|"
+    r"validatingadmissionpolicies|validatingadmissionpolicybindings)(?:/([^/]+))?$"
+)
+POLICY_KINDS = {
+    "mutatingadmissionpolicies": "MutatingAdmissionPolicy",
+    "mutatingadmissionpolicybindings": "MutatingAdmissionPolicyBinding",
+    "validatingadmissionpolicies": "ValidatingAdmissionPolicy",
+    "validatingadmissionpolicybindings": "ValidatingAdmissionPolicyBinding",
+}
 HPA_RE = re.compile(r"^/apis/autoscaling/v2/(?:namespaces/([^/]+)/)?horizontalpodautoscalers(?:/([^/]+))?$")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -248,6 +271,10 @@ class K8sStandin:
     users: dict[str, tuple[str, list[str]]] = field(default_factory=default_users)
     webhook_targets: dict[str, str] = field(default_factory=dict)
     admission_calls: list[AdmissionCall] = field(default_factory=list)
+    # (kind, name) -> object, e.g. ("MutatingAdmissionPolicy", "kubedoor-prod"); the apiVersion is kept.
+    admission_policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # (namespace, name) -> ConfigMap
+    config_maps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -255,6 +282,10 @@ class K8sStandin:
         self._scripts: dict[tuple[str, str], list[_Script]] = {}
         self._deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self._hpas: dict[tuple[str, str], dict[str, Any]] = {}
+        self._pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self._resize_plans: dict[tuple[str, str], list[str]] = {}
+        self._resize_pending: dict[tuple[str, str], list[str]] = {}  # the steps a resized pod has left
+        self._pod_serial = 0  # pods' own counter: the Deployments' resourceVersions stay as they were
         self._version = 100
         self._stopping = threading.Event()
         self._http = LoopbackHTTPServer(self._serve, name="k8s-standin")
@@ -336,12 +367,31 @@ class K8sStandin:
             )
             obj["status"] = objects.deployment_status(obj)
             self._deployments[(namespace, name)] = obj
+            self._pods_sync(namespace, name)
             return copy.deepcopy(obj)
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             obj = self._deployments.get((namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
+
+    def pods(self, namespace: str, deployment: str) -> list[dict[str, Any]]:
+        """The pods of a Deployment as the state holds them now (copies), by name."""
+        with self._lock:
+            prefix = f"{deployment}-"
+            return [
+                copy.deepcopy(pod)
+                for (ns, name), pod in sorted(self._pods.items())
+                if ns == namespace and name.startswith(prefix) and self._owner(pod) == deployment
+            ]
+
+    def resize_plan(self, namespace: str, pod: str, *states: str) -> None:
+        """The states pod ``namespace/pod`` goes through after its next resize (see pods.py)."""
+        for state in states:
+            if state not in pods.RESIZE_STATES:
+                raise ValueError(f"unknown resize state {state!r}")
+        with self._lock:
+            self._resize_plans[(namespace, pod)] = list(states) or ["done"]
 
     def add_hpa(
         self, namespace: str, name: str, target_deployment: str, *, min_replicas: int = 1, max_replicas: int = 10
@@ -552,6 +602,17 @@ class K8sStandin:
             if r.method in ("POST", "PUT", "PATCH", "DELETE"):
                 return self._deployment_write(r, user, namespace, name, scale)
             return _Reply(405, status_object(405, "method not allowed"))
+        match = POD_RE.match(r.path)
+        if match:
+            return self._pod_call(r, match.group(1), match.group(2), bool(match.group(3)), selector)
+        match = CONFIG_MAP_RE.match(r.path)
+        if match:
+            with self._lock:
+                return self._config_map_call(r, match.group(1), match.group(2))
+        match = POLICY_RE.match(r.path)
+        if match:
+            with self._lock:
+                return self._policy_call(r, match.group(1), POLICY_KINDS[match.group(2)], match.group(3))
         match = HPA_RE.match(r.path)
         if match and r.method == "GET":
             return self._hpa_read(match.group(1), match.group(2), selector)
@@ -688,6 +749,17 @@ class K8sStandin:
                 targets=targets,
                 record=self._record_admission,
             )
+            with self._lock:
+                stored_policies = copy.deepcopy(self.admission_policies)
+                params = {n: copy.deepcopy(c) for (ns, n), c in self.config_maps.items() if ns == namespace}
+            if stored_policies:  # the webhook-less engine: admission policies after the mutating webhooks
+                outcome.object = policies.admit(
+                    attrs,
+                    outcome.object,
+                    stored=stored_policies,
+                    params_by_name=params,
+                    namespace_labels=namespace_labels or {},
+                )
             try:
                 return self._finish(attrs, current, outcome.object, dry_run, outcome.warnings)
             except ApiError as exc:
@@ -769,6 +841,7 @@ class K8sStandin:
             if not dry_run:
                 with self._lock:
                     self._deployments.pop(key, None)
+                    self._pods_sync(*key)
             details = {"name": attrs.name, "group": "apps", "kind": "deployments", "uid": current["metadata"]["uid"]}
             body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
             return _Reply(200, body, warnings)
@@ -824,7 +897,196 @@ class K8sStandin:
             new["status"] = objects.deployment_status(new)
             if not dry_run:
                 self._deployments[key] = copy.deepcopy(new)
+                self._pods_sync(*key)
             return new
+
+    # --- pods and their resize subresource -----------------------------------------------------
+
+    @staticmethod
+    def _owner(pod: dict[str, Any]) -> str:
+        owner = ((pod["metadata"].get("ownerReferences") or [{}])[0]).get("name", "")
+        return owner.rsplit("-", 1)[0]
+
+    def _pods_sync(self, namespace: str, name: str) -> None:
+        """The instantaneous ReplicaSet controller: ``spec.replicas`` pods of the current template."""
+        with self._lock:
+            deployment = self._deployments.get((namespace, name))
+            mine = sorted(key for key, pod in self._pods.items() if key[0] == namespace and self._owner(pod) == name)
+            if deployment is None:
+                for key in mine:
+                    del self._pods[key]
+                return
+            wanted = pods.template_hash(deployment["spec"]["template"])
+            for key in mine:
+                if self._pods[key]["metadata"]["labels"].get("pod-template-hash") != wanted:
+                    del self._pods[key]  # a rollout replaces every pod of the old template
+            current = sorted(key for key, pod in self._pods.items() if key[0] == namespace and self._owner(pod) == name)
+            replicas = deployment["spec"].get("replicas") or 0
+            for key in current[replicas:]:
+                del self._pods[key]
+            index = 0
+            while len([k for k in self._pods if k[0] == namespace and self._owner(self._pods[k]) == name]) < replicas:
+                self._pod_serial += 1
+                pod = pods.pod_for(deployment, index, uid=f"uid-pod-{self._pod_serial}", version=f"p{self._pod_serial}")
+                index += 1
+                key = (namespace, pod["metadata"]["name"])
+                if key not in self._pods:
+                    self._pods[key] = pod
+
+    def _pod_advance(self, key: tuple[str, str]) -> None:
+        """A read of a pod moves its resize one step along its plan (the last step stays)."""
+        plan = self._resize_pending.get(key)
+        if plan and len(plan) > 1:
+            plan.pop(0)
+            pods.resize_state_apply(self._pods[key], plan[0])
+
+    def _pod_call(self, r: Recorded, namespace: str, name: str | None, resize: bool, selector: str) -> _Reply:
+        with self._lock:
+            if name is None:
+                if r.method != "GET":
+                    return _Reply(405, status_object(405, "method not allowed"))
+                keys = [
+                    key
+                    for key, pod in sorted(self._pods.items())
+                    if key[0] == namespace and selector_matches(selector, pod["metadata"].get("labels") or {})
+                ]
+                for key in keys:
+                    self._pod_advance(key)
+                return _Reply(200, self._list("PodList", "v1", [copy.deepcopy(self._pods[key]) for key in keys]))
+            key = (namespace, name)
+            pod = self._pods.get(key)
+            if pod is None:
+                raise objects.not_found("pods", name, group="")
+            if r.method == "GET":
+                self._pod_advance(key)
+                return _Reply(200, copy.deepcopy(self._pods[key]))
+            if not resize or r.method != "PATCH":
+                return _Reply(405, status_object(405, "method not allowed"))
+            if self._minor() < 33:  # the resize subresource arrived (beta, on by default) in 1.33
+                message = f"the server could not find the requested resource ({r.method} {r.path})"
+                return _Reply(404, status_object(404, message))
+            patched = pods.resize_patched(pod, r.body, r.content_type)
+            if r.query.get("dryRun"):
+                return _Reply(200, patched)
+            if patched["spec"] != pod["spec"]:
+                patched["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+                self._pod_serial += 1
+                patched["metadata"]["resourceVersion"] = f"p{self._pod_serial}"
+                plan = list(self._resize_plans.get(key) or ["done"])
+                self._resize_pending[key] = plan
+                pods.resize_state_apply(patched, plan[0])
+            self._pods[key] = patched
+            return _Reply(200, copy.deepcopy(patched))
+
+    # --- ConfigMaps (the admission policy's parameters) -----------------------------------------
+
+    def _config_map_call(self, r: Recorded, namespace: str, name: str | None) -> _Reply:
+        dry_run = bool(r.query.get("dryRun"))
+        if name is None:
+            if r.method == "GET":
+                items = [copy.deepcopy(c) for (ns, _), c in sorted(self.config_maps.items()) if ns == namespace]
+                return _Reply(200, self._list("ConfigMapList", "v1", items))
+            if r.method != "POST" or not isinstance(r.body, dict):
+                return _Reply(405, status_object(405, "method not allowed"))
+            if namespace not in self.namespaces:
+                raise objects.not_found("namespaces", namespace, group="")
+            new_name = (r.body.get("metadata") or {}).get("name", "")
+            if (namespace, new_name) in self.config_maps:
+                return _Reply(409, status_object(409, f'configmaps "{new_name}" already exists'))
+            obj = self._config_map_checked(r.body, namespace, new_name)
+            if not dry_run:
+                self.config_maps[(namespace, new_name)] = obj
+            return _Reply(201, copy.deepcopy(obj))
+        existing = self.config_maps.get((namespace, name))
+        if existing is None:
+            raise objects.not_found("configmaps", name, group="")
+        if r.method == "GET":
+            return _Reply(200, copy.deepcopy(existing))
+        if r.method == "PUT" and isinstance(r.body, dict):
+            sent_version = (r.body.get("metadata") or {}).get("resourceVersion")
+            if sent_version and sent_version != existing["metadata"]["resourceVersion"]:
+                raise objects.conflict("configmaps", name)
+            obj = self._config_map_checked(r.body, namespace, name)
+            obj["metadata"]["uid"] = existing["metadata"]["uid"]
+            if not dry_run:
+                self.config_maps[(namespace, name)] = obj
+            return _Reply(200, copy.deepcopy(obj))
+        if r.method == "DELETE":
+            if not dry_run:
+                del self.config_maps[(namespace, name)]
+            return _Reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}})
+        return _Reply(405, status_object(405, "method not allowed"))
+
+    def _config_map_checked(self, body: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        data = obj.get("data") or {}
+        bad = [key for key in data if not re.fullmatch(r"[-._a-zA-Z0-9]+", key) or not isinstance(data[key], str)]
+        if bad:
+            raise objects.invalid("ConfigMap", "", name, [(f"data[{bad[0]}]", "Invalid value", "a valid config key")])
+        size = sum(len(key) + len(value.encode()) for key, value in data.items())
+        if size > 1024 * 1024:
+            raise objects.invalid("ConfigMap", "", name, [("data", "Too long", "must have at most 1048576 bytes")])
+        obj["apiVersion"], obj["kind"] = "v1", "ConfigMap"
+        obj["metadata"]["namespace"] = namespace
+        obj["metadata"]["resourceVersion"] = self._next_version()
+        obj["metadata"].setdefault("uid", f"uid-cm-{namespace}-{name}")
+        return obj
+
+    # --- admission policies and their bindings ------------------------------------------------
+
+    def _policy_versions(self, kind: str) -> tuple[str, ...]:
+        """The admissionregistration versions this server serves for ``kind`` (by ``git_version``)."""
+        minor = self._minor()
+        if kind.startswith("Validating"):
+            return ("v1",) if minor >= 30 else ()
+        served = []
+        if minor >= 36:
+            served.append("v1")
+        if minor >= 34:
+            served.append("v1beta1")
+        return tuple(served)
+
+    def _policy_call(self, r: Recorded, version: str, kind: str, name: str | None) -> _Reply:
+        if version not in self._policy_versions(kind):
+            message = f"the server could not find the requested resource ({r.method} {r.path})"
+            return _Reply(404, status_object(404, message))
+        plural = next(p for p, k in POLICY_KINDS.items() if k == kind)
+        dry_run = bool(r.query.get("dryRun"))
+        if name is None:
+            if r.method == "GET":
+                items = [copy.deepcopy(o) for (k, _), o in sorted(self.admission_policies.items()) if k == kind]
+                return _Reply(200, self._list(f"{kind}List", f"admissionregistration.k8s.io/{version}", items))
+            if r.method != "POST" or not isinstance(r.body, dict):
+                return _Reply(405, status_object(405, "method not allowed"))
+            new_name = (r.body.get("metadata") or {}).get("name", "")
+            if (kind, new_name) in self.admission_policies:
+                message = f'{plural}.admissionregistration.k8s.io "{new_name}" already exists'
+                return _Reply(409, status_object(409, message))
+            obj = copy.deepcopy(r.body)
+            obj["metadata"]["resourceVersion"] = self._next_version()
+            obj["metadata"]["uid"] = f"uid-{kind}-{new_name}"
+            if not dry_run:
+                self.admission_policies[(kind, new_name)] = obj
+            return _Reply(201, copy.deepcopy(obj))
+        existing = self.admission_policies.get((kind, name))
+        if existing is None:
+            raise objects.not_found(plural, name, group="admissionregistration.k8s.io")
+        if r.method == "GET":
+            return _Reply(200, copy.deepcopy(existing))
+        if r.method == "PUT" and isinstance(r.body, dict):
+            if (r.body.get("metadata") or {}).get("resourceVersion") != existing["metadata"]["resourceVersion"]:
+                raise objects.conflict(f"{plural}.admissionregistration.k8s.io", name)
+            obj = copy.deepcopy(r.body)
+            obj["metadata"]["resourceVersion"] = self._next_version()
+            obj["metadata"]["uid"] = existing["metadata"]["uid"]
+            if not dry_run:
+                self.admission_policies[(kind, name)] = obj
+            return _Reply(200, copy.deepcopy(obj))
+        if r.method == "DELETE":
+            if not dry_run:
+                del self.admission_policies[(kind, name)]
+            return _Reply(200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}})
+        return _Reply(405, status_object(405, "method not allowed"))
 
     # --- MutatingWebhookConfigurations -------------------------------------------------------
 

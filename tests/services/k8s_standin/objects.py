@@ -559,7 +559,7 @@ def invalid(kind: str, group: str, name: str, errors: list[tuple[str, str, str]]
     ]
     return ApiError(
         422,
-        f'{kind}.{group} "{name}" is invalid: {summary}',
+        f'{kind}.{group} "{name}" is invalid: {summary}' if group else f'{kind} "{name}" is invalid: {summary}',
         details={"name": name, "group": group, "kind": kind, "causes": causes},
     )
 
