@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('control', '0009_microservice_requests_by_hand'),
+        ('control', '0016_excluded_days_prices'),
     ]
 
     operations = [
