@@ -8,7 +8,6 @@ snapshot is loaded before the first request and kept fresh by a background threa
 
 import gc
 import os
-import sys
 
 os.environ["KUBEDOOR_PROCESS"] = "webhook"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
@@ -47,6 +46,8 @@ connections.close_all()
 # scans, so the collections that parsing reviews triggers only walk young objects.
 gc.collect()
 gc.freeze()
-# The snapshot refresher and the audit writer share the interpreter with the request thread: hand the
-# GIL over every millisecond rather than every 5 ms so a review never waits behind a batch for long.
-sys.setswitchinterval(0.001)
+# The GIL's switch interval stays Python's 5 ms. At 1 ms, gunicorn's main loop (accepting and polling
+# connections) and the request thread forced each other off the interpreter five times as often,
+# and those hand-offs cost more than they saved: ≈ 20-35 µs of CPU per review under wrk at 1 and
+# 16 connections (bench/webhook/threads.py). The audit writer gives the GIL up by itself every 100
+# rows of a batch (apps/audit/services.py), so a review does not wait behind a whole batch.
