@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from apps.control.namespaces import namespace_is_controlled
-from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
+from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, same_quantity
 from apps.webhook.admission.review import Review
 
 REPLICAS_MODE_ENFORCE = "enforce"
@@ -234,11 +234,13 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
     ]
     if not changes:
         return []
-    resources_path = pointer("spec", "template", "spec", "containers", index, "resources")
+    resources_path = f"/spec/template/spec/containers/{index}/resources"  # nothing in it to escape
     ops: list[dict[str, Any]] = []
     if not isinstance(container.get("resources"), dict):
         ops.append({"op": "add", "path": resources_path, "value": {}})
     made: set[str] = set()
+    before_container = before.setdefault("containers", {}).setdefault(cname, {})
+    after_container = after.setdefault("containers", {}).setdefault(cname, {})
     for slot in changes:
         part, key = _RESOURCE_KEYS[slot]
         old, new = current[slot], final[slot]
@@ -249,8 +251,8 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
         op = "replace" if old is not None else "add"
         ops.append({"op": op, "path": f"{resources_path}/{part}/{key}", "value": new})
         warnings.append(f"container {cname} {part}.{key} {_show(old)} -> {new}")
-        before.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = old
-        after.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = new
+        before_container.setdefault(part, {})[key] = old
+        after_container.setdefault(part, {})[key] = new
     return ops
 
 
