@@ -137,7 +137,10 @@ class AuditWriter:
         return written
 
     def ensure_started(self) -> None:
-        if not self.autostart or (self._pid == os.getpid() and self._thread is not None and self._thread.is_alive()):
+        """Start the writer thread in this process (again after a fork), as ``SnapshotHolder.ensure_started``:
+        a running thread answers without a system call; a forked child's copy is never alive."""
+        thread = self._thread
+        if not self.autostart or (thread is not None and thread.is_alive()):
             return
         with self._start_lock:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
