@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -33,9 +32,12 @@ class AdmissionParseError(ValueError):
     """The body is not an AdmissionReview this webhook can answer; the message says why."""
 
 
-@dataclass(frozen=True)
-class Review:
-    """The parts of an AdmissionReview request the decision needs."""
+class Review(NamedTuple):
+    """The parts of an AdmissionReview request the decision needs.
+
+    An immutable named tuple rather than a frozen dataclass: one is built per review, and a frozen
+    dataclass of these 13 fields took ≈ 3 µs to build (each field set through ``object.__setattr__``).
+    """
 
     api_version: str
     uid: str
