@@ -196,11 +196,14 @@ class SnapshotHolder:
         """Start the refresher thread in this process (again after a fork); cheap when running.
 
         The first call of a process loads the snapshot synchronously, so the first review after a
-        start is answered from data, not by ``on_store_error``.
+        start is answered from data, not by ``on_store_error``. Every review calls it: a running thread
+        answers without ``os.getpid()`` (a system call), since a forked child's copy of the thread is
+        never alive (``threading`` marks every thread but the forking one stopped in the child).
         """
         if not self.autostart:
             return
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        thread = self._thread
+        if thread is not None and thread.is_alive():
             return
         with self._start_lock:
             if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():

@@ -4,16 +4,18 @@ events still notify; dry runs never do; a storm of denials is written in full an
 from __future__ import annotations
 
 import datetime
+import decimal
 import json
 import threading
 
+import pytest
 from django.db import connections
 from django.utils import timezone
 
 from apps.audit import services as audit_services
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
-from apps.audit.services import Actor, audit_event_record
-from apps.webhook.audit_writer import AuditWriter
+from apps.audit.services import Actor, audit_event_record, audit_json_text
+from apps.webhook.audit_writer import AuditWriter, json_text
 from tests.factories import ClusterFactory
 from tests.webhook.conftest import load_case
 
@@ -43,6 +45,53 @@ def test_bulk_loaded_rows_equal_audit_event_record(db):
     loaded = AuditEvent.objects.exclude(pk=reference.pk).get()
     assert {f: getattr(loaded, f) for f in FIELDS} == {f: getattr(reference, f) for f in FIELDS}
     assert loaded.at == at
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"replicas": 2}, {"replicas": 3}),
+        (
+            {"containers": {"café-ü": {"requests": {"cpu": 0.5, "memory": 134217728}}}},
+            {"containers": {"café-ü": {"requests": {"cpu": "250m", "memory": "256Mi"}}}},
+        ),
+        ({"containers": {'a\\b\t"c\n': {"limits": {"cpu": "1"}}}}, {"replicas": None}),
+        ({"replicas": 2**70}, {"replicas": 1}),
+    ],
+)
+def test_bulk_loaded_before_and_after_equal_audit_event_record(db, before, after):
+    # given the same decision written both ways: orjson's text where it writes the same value, Django's else
+    event = EVENT | {"before": before, "after": after}
+    reference = audit_event_record(actor=Actor.system("webhook", source="webhook"), **event)
+    writer = AuditWriter(autostart=False)
+    writer.submit(**event)
+    # when
+    assert writer.drain() == 1
+    # then the stored values are the same
+    loaded = AuditEvent.objects.exclude(pk=reference.pk).get()
+    assert (loaded.before, loaded.after) == (reference.before, reference.after) == (before, after)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"cpu": float("nan")},
+        {"cpu": float("inf")},
+        {"replicas": 2**64},
+        {"replicas": None},
+        {"at": datetime.datetime(2026, 11, 30, 8, 40, 0, 123456, tzinfo=datetime.UTC)},
+        {"day": datetime.date(2026, 11, 30)},
+        {"cpu": decimal.Decimal("0.25")},
+    ],
+)
+def test_json_text_is_djangos_text_where_orjson_would_write_another_value(value):
+    assert json_text(value) == audit_json_text(value)
+
+
+def test_json_text_is_orjsons_for_plain_values():
+    value = {"containers": {"café": {"requests": {"cpu": "250m", "memory": 1.5}}}, "replicas": 3}
+    assert json_text(value) == '{"containers":{"café":{"requests":{"cpu":"250m","memory":1.5}}},"replicas":3}'
+    assert json.loads(json_text(value)) == json.loads(audit_json_text(value)) == value
 
 
 def test_events_a_channel_wants_are_notified_and_dry_runs_are_not(db):

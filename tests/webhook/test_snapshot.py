@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -262,3 +263,46 @@ def test_audit_writer_drops_when_full_and_counts_it(db):
     assert metrics.AUDIT_DROPPED._value.get() - before == 1
     assert writer.drain() == 1
     assert list(AuditEvent.objects.values_list("name", flat=True)) == ["a"]
+
+
+def test_background_threads_start_again_in_a_forked_child():
+    # given a holder and a writer whose threads run in this process (no database: in-memory loaders)
+    checks: list[int] = []
+    loads: list[int] = []
+    holder = SnapshotHolder(
+        stamp_loader=lambda: checks.append(os.getpid()) or (),
+        loader=lambda: loads.append(os.getpid()) or {},
+        check_interval=60,
+    )
+    writer = AuditWriter()
+    holder.ensure_started()
+    writer.ensure_started()
+    parent_threads = (holder._thread, writer._thread)
+    read_end, write_end = os.pipe()
+    try:
+        # when the process forks (as gunicorn's master forks a worker) and the child asks again
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running the parent's exit handlers
+            try:
+                copies_alive = [thread.is_alive() for thread in parent_threads]
+                holder.ensure_started()
+                writer.ensure_started()
+                started = [
+                    part._thread is not copy and part._thread.is_alive() and part._pid == os.getpid()
+                    for part, copy in zip((holder, writer), parent_threads, strict=True)
+                ]
+                checked = checks.count(os.getpid()) >= 1
+                os.write(write_end, json.dumps([copies_alive, started, checked]).encode())
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        report = json.loads(os.read(read_end, 4096))
+    finally:
+        holder.stop()
+        writer.stop()
+        os.close(read_end)
+        os.close(write_end)
+    # then the child's copies of the threads are not alive, and it started its own and checked the store
+    assert report == [[False, False], [True, True], True]
+    # and in this process the running threads were left as they were, with one load
+    assert loads == [os.getpid()]

@@ -189,22 +189,21 @@ def test_webhook_process_settings_route_its_own_map_with_no_middleware():
     assert done.stdout.split() == ["apps.webhook.process_urls", "0"]
 
 
-def test_webhook_process_has_no_per_request_database_or_cache_receivers(db):
+def test_webhook_process_has_no_per_request_receivers(db):
     # given the webhook process's WSGI module loaded (apps/webhook/wsgi.py), against the test database
     code = (
-        "import apps.webhook.wsgi; from django.core import signals; from django.core.cache import close_caches; "
-        "from django.core.handlers.base import reset_urlconf; from django.db import close_old_connections; "
-        "print(signals.request_started.has_listeners(), "
-        "signals.request_finished.disconnect(close_old_connections), "
-        "signals.request_finished.disconnect(close_caches), signals.request_finished.disconnect(reset_urlconf))"
+        "import apps.webhook.wsgi; from django.core import signals; "
+        "print(type(apps.webhook.wsgi.application).__name__, signals.request_started.has_listeners(), "
+        "signals.request_finished.has_listeners())"
     )
     db = connection.settings_dict
     env = os.environ | {"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     # when
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    # then nothing runs when a request starts, and only Django's URLconf reset when it ends: the request
-    # thread never opens a connection (the snapshot and audit threads keep their own)
-    assert done.stdout.split() == ["False", "False", "False", "True"]
+    # then it answers through its own handler, and nothing runs when a request starts or ends: the
+    # request thread never opens a connection (the snapshot and audit threads keep their own) and never
+    # reverses a URL
+    assert done.stdout.split() == ["WebhookHandler", "False", "False"]
 
 
 def test_webhook_process_probes(client, prod, webhook_process):

@@ -16,7 +16,7 @@ import orjson
 
 from apps.control.containers import controlled_container
 from apps.control.namespaces import namespace_is_controlled
-from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, pointer, same_quantity
+from apps.webhook.admission.quantity import cpu_text, mem_text, parse_quantity, same_quantity
 from apps.webhook.admission.review import Review
 
 REPLICAS_MODE_ENFORCE = "enforce"
@@ -178,6 +178,10 @@ def _replicas_ops(obj: Any, row: ControlRow, warnings: list[str], before: dict, 
     return [{"op": "replace" if "replicas" in spec else "add", "path": "/spec/replicas", "value": row.replicas}]
 
 
+# The four values a control row sets, in the order their warnings and patch operations come.
+_RESOURCE_KEYS = (("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory"))
+
+
 def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict, after: dict) -> list[dict]:
     containers = obj["spec"]["template"]["spec"]["containers"]
     deployment = _dig(obj, "metadata", "name") or ""
@@ -191,44 +195,50 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
     container = containers[index]
     cname = container["name"]
     resources = container.get("resources") or {}
-    current = {part: dict(resources.get(part) or {}) for part in ("requests", "limits")}
-    wanted = {
-        ("requests", "cpu"): cpu_text(row.request_cpu_m) if row.request_cpu_m is not None else None,
-        ("requests", "memory"): mem_text(row.request_mem_mib) if row.request_mem_mib is not None else None,
-        ("limits", "cpu"): cpu_text(row.limit_cpu_m) if row.limit_cpu_m is not None else None,
-        ("limits", "memory"): mem_text(row.limit_mem_mib) if row.limit_mem_mib is not None else None,
-    }
-    final = {part: dict(values) for part, values in current.items()}
-    for (part, key), value in wanted.items():
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    # Four slots in _RESOURCE_KEYS order: what the container has, and what it ends up with.
+    current = (requests.get("cpu"), requests.get("memory"), limits.get("cpu"), limits.get("memory"))
+    wanted = (
+        cpu_text(row.request_cpu_m) if row.request_cpu_m is not None else None,
+        mem_text(row.request_mem_mib) if row.request_mem_mib is not None else None,
+        cpu_text(row.limit_cpu_m) if row.limit_cpu_m is not None else None,
+        mem_text(row.limit_mem_mib) if row.limit_mem_mib is not None else None,
+    )
+    final = list(current)
+    for slot, value in enumerate(wanted):
         if value is None:
-            kept = current[part].get(key)
+            part, key = _RESOURCE_KEYS[slot]
+            kept = current[slot]
             warnings.append(
                 f"container {cname} {part}.{key} not set in the control table; "
                 + (f"keeping {kept}" if kept is not None else "left unset")
             )
         else:
-            final[part][key] = value
-    for key in ("cpu", "memory"):
-        request, limit = final["requests"].get(key), final["limits"].get(key)
+            final[slot] = value
+    for request_slot, limit_slot, key in ((0, 2, "cpu"), (1, 3, "memory")):
+        request, limit = final[request_slot], final[limit_slot]
         request_q, limit_q = parse_quantity(request), parse_quantity(limit)
         if request_q is not None and limit_q is not None and request_q > limit_q:
-            final["requests"][key] = limit
+            final[request_slot] = limit
             warnings.append(f"container {cname} requests.{key} {request} lowered to the limit {limit}")
 
-    resources_path = pointer("spec", "template", "spec", "containers", index, "resources")
-    ops: list[dict[str, Any]] = []
-    changes: list[tuple[str, str, Any, Any]] = []
-    for part in ("requests", "limits"):
-        for key in ("cpu", "memory"):
-            old, new = current[part].get(key), final[part].get(key)
-            if new is not None and old != new and not same_quantity(old, new):
-                changes.append((part, key, old, new))
+    changes = [
+        slot
+        for slot in range(4)
+        if final[slot] is not None and current[slot] != final[slot] and not same_quantity(current[slot], final[slot])
+    ]
     if not changes:
         return []
+    resources_path = f"/spec/template/spec/containers/{index}/resources"  # nothing in it to escape
+    ops: list[dict[str, Any]] = []
     if not isinstance(container.get("resources"), dict):
         ops.append({"op": "add", "path": resources_path, "value": {}})
     made: set[str] = set()
-    for part, key, old, new in changes:
+    before_container = before.setdefault("containers", {}).setdefault(cname, {})
+    after_container = after.setdefault("containers", {}).setdefault(cname, {})
+    for slot in changes:
+        part, key = _RESOURCE_KEYS[slot]
+        old, new = current[slot], final[slot]
         # part and key are requests/limits and cpu/memory: nothing in them to escape
         if not isinstance(resources.get(part), dict) and part not in made:
             ops.append({"op": "add", "path": f"{resources_path}/{part}", "value": {}})
@@ -236,8 +246,8 @@ def _resource_ops(obj: dict, row: ControlRow, warnings: list[str], before: dict,
         op = "replace" if old is not None else "add"
         ops.append({"op": op, "path": f"{resources_path}/{part}/{key}", "value": new})
         warnings.append(f"container {cname} {part}.{key} {_show(old)} -> {new}")
-        before.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = old
-        after.setdefault("containers", {}).setdefault(cname, {}).setdefault(part, {})[key] = new
+        before_container.setdefault(part, {})[key] = old
+        after_container.setdefault(part, {})[key] = new
     return ops
 
 

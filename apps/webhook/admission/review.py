@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -33,9 +32,12 @@ class AdmissionParseError(ValueError):
     """The body is not an AdmissionReview this webhook can answer; the message says why."""
 
 
-@dataclass(frozen=True)
-class Review:
-    """The parts of an AdmissionReview request the decision needs."""
+class Review(NamedTuple):
+    """The parts of an AdmissionReview request the decision needs.
+
+    An immutable named tuple rather than a frozen dataclass: one is built per review, and a frozen
+    dataclass of these 13 fields took ≈ 3 µs to build (each field set through ``object.__setattr__``).
+    """
 
     api_version: str
     uid: str
@@ -81,7 +83,8 @@ def _check_pod_spec(spec: Any, where: str) -> None:
         containers = spec.get(key)
         if containers is None and key == "initContainers":
             continue
-        _expect(containers, list, f"{where}.{key}")
+        if not isinstance(containers, list):
+            _expect(containers, list, f"{where}.{key}")
         for index, container in enumerate(containers):
             if not isinstance(container, dict) or not isinstance(container.get("name"), str):
                 at = f"{where}.{key}[{index}]"
@@ -104,15 +107,24 @@ def _check_pod_spec(spec: Any, where: str) -> None:
 
 
 def _check_object(obj: Any, *, kind: str, where: str) -> None:
+    # As in _check_pod_spec: the value first, the place spelled out only for a failure.
     _expect(obj, dict, where)
-    _expect(obj.get("metadata", {}), dict, f"{where}.metadata")
-    spec = _expect(obj.get("spec", {}), dict, f"{where}.spec")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        _expect(metadata, dict, f"{where}.metadata")
+    spec = obj.get("spec", {})
+    if not isinstance(spec, dict):
+        _expect(spec, dict, f"{where}.spec")
     replicas = spec.get("replicas")
     if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
         raise AdmissionParseError(f"{where}.spec.replicas must be an integer")
     if kind == "Deployment":
-        template = _expect(spec.get("template"), dict, f"{where}.spec.template")
-        _expect(template.get("metadata", {}), dict, f"{where}.spec.template.metadata")
+        template = spec.get("template")
+        if not isinstance(template, dict):
+            _expect(template, dict, f"{where}.spec.template")
+        template_metadata = template.get("metadata", {})
+        if not isinstance(template_metadata, dict):
+            _expect(template_metadata, dict, f"{where}.spec.template.metadata")
         _check_pod_spec(template.get("spec"), f"{where}.spec.template.spec")
 
 

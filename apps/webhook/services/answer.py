@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -28,8 +27,9 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 _dumps = orjson.dumps
 
 
-@dataclass(frozen=True)
-class ReviewAnswer:
+class ReviewAnswer(NamedTuple):
+    """The HTTP status and the body the view answers (a named tuple: one per review, cheap to build)."""
+
     status: int
     body: bytes
 
