@@ -33,7 +33,7 @@ from apps.audit.models import AuditResult, AuditSource
 from apps.audit.services import Actor, audit_event_record
 from apps.control.models import Cluster
 from apps.metrics.clickhouse import ClickHouseDoor, ClickHouseError
-from apps.metrics.importer import AGENT_STATUS_COLUMNS, ClickHouseSource, kubedoor_import
+from apps.metrics.importer import AGENT_STATUS_COLUMNS, ClickHouseSource, Progress, kubedoor_import
 from apps.metrics.models import CollectionState, ImportRun, ImportSource
 from apps.metrics.queue import import_run_enqueue
 from apps.metrics.store import peak_store
@@ -275,7 +275,7 @@ def import_run_start(
     return run
 
 
-def _progress_save(run_id: int):  # type: ignore[no-untyped-def]
+def _progress_save(run_id: int) -> Progress:
     def save(done: int, total: int) -> None:
         ImportRun.objects.filter(pk=run_id).update(progress_done=done, rows_read=total)
 
@@ -307,18 +307,11 @@ def import_run_execute(*, run_id: int, clickhouse_url: str = "", password: str =
     except (ClickHouseError, ValidationError, InvalidToken, KeyError, ValueError) as exc:
         message = _("the ClickHouse password could not be read back") if isinstance(exc, InvalidToken) else str(exc)
         logger.warning("import #%s into %s failed: %s", run.pk, run.cluster.name, message)
-        run.refresh_from_db()
-        run.state, run.finished_at, run.error, run.upload = CollectionState.FAILED, timezone.now(), message, {}
-        run.save(update_fields=["state", "finished_at", "error", "upload"])
-        audit_event_record(
-            actor=actor,
-            action="kubedoor.import_run.fail",
-            cluster=run.cluster.name,
-            after={"run": run.pk, "error": message},
-            result=AuditResult.ERROR,
-            message=message,
-        )
-        return run
+        return _fail(run, actor=actor, message=message)
+    except Exception as exc:
+        logger.exception("import #%s into %s failed", run.pk, run.cluster.name)
+        _fail(run, actor=actor, message=f"{exc.__class__.__name__}: {exc}")
+        raise
     finally:
         if door is not None:
             door.close()
@@ -329,6 +322,22 @@ def import_run_execute(*, run_id: int, clickhouse_url: str = "", password: str =
     run.result = result.summary()
     run.save()
     logger.info("import #%s into %s done: %s rows read", run.pk, run.cluster.name, result.rows_read)
+    return run
+
+
+def _fail(run: ImportRun, *, actor: Actor, message: str) -> ImportRun:
+    """End a run as failed, drop its uploaded rows, and put the failure on record."""
+    run.refresh_from_db()
+    run.state, run.finished_at, run.error, run.upload = CollectionState.FAILED, timezone.now(), message, {}
+    run.save(update_fields=["state", "finished_at", "error", "upload"])
+    audit_event_record(
+        actor=actor,
+        action="kubedoor.import_run.fail",
+        cluster=run.cluster.name,
+        after={"run": run.pk, "error": message},
+        result=AuditResult.ERROR,
+        message=message,
+    )
     return run
 
 

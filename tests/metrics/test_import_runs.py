@@ -14,6 +14,7 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent
 from apps.control.models import Cluster, Microservice
 from apps.metrics.clickhouse import ClickHouseDoor
+from apps.metrics.importer import agent_settings_map
 from apps.metrics.models import DailyPeak, ImportRun
 from tests.factories import ClusterFactory, UserFactory
 from tests.metrics.test_commands import KUBEDOOR_RES_CONTROL_DDL
@@ -304,3 +305,12 @@ def test_connection_details_keep_credentials_out_of_the_url():
     response = client.post(reverse(ADD_URL), {"cluster": "prod"})
     assert response.status_code == 400
     assert ImportRun.objects.count() == 0
+
+
+def test_1x_settings_that_do_not_parse_are_reported_not_guessed():
+    fields, skipped = agent_settings_map({"env": "prod", "collect": "false", "peak_hours": "10:00-late"})
+    assert fields == {"collect_enabled": False}
+    assert skipped == {"peak_hours": {"value": "10:00-late", "reason": "not HH:MM:SS-HH:MM:SS"}}
+    fields, skipped = agent_settings_map({"env": "prod", "peak_hours": "10:00:00-11:30:00", "scheduler": 1})
+    assert fields == {"peak_start": datetime.time(10, 0), "peak_end": datetime.time(11, 30)}
+    assert skipped == {"scheduler": {"value": 1, "reason": "KubeDoor 1.x's pod scheduler has no counterpart"}}
