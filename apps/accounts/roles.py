@@ -54,6 +54,8 @@ _ADMIN_PERMS = (
     "auth.view_user",
     "auth.view_group",
     "authtoken.view_tokenproxy",
+    "metrics.view_importrun",
+    "metrics.add_importrun",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}

@@ -166,3 +166,6 @@ class DailyPeakAdmin(ReadOnlyModelAdmin):
             "next_day": (day + datetime.timedelta(days=1)).isoformat() if day else "",
         }
         return TemplateResponse(request, "admin/metrics/dailypeak/by_date.html", context)
+
+
+from apps.metrics import import_admin  # noqa: E402, F401  (registers "Import from KubeDoor")

@@ -144,7 +144,7 @@ SELECT namespace, deployment,
        argMax(request_cpu_m, update), argMax(request_mem_mb, update),
        argMax(limit_cpu_m, update), argMax(limit_mem_mb, update)
 FROM k8s_res_control
-WHERE env = %(env)s
+WHERE env IN (%(env)s, '')
 GROUP BY namespace, deployment
 ORDER BY namespace, deployment
 """
@@ -153,9 +153,18 @@ SELECT toDate(date) AS day, namespace, deployment,
        max(pod_count), max(p95_pod_load), max(p95_pod_cpu_pct), max(p95_pod_wss_mb), max(p95_pod_wss_pct),
        max(request_pod_cpu_m), max(request_pod_mem_mb), max(limit_pod_cpu_m), max(limit_pod_mem_mb), max(date)
 FROM k8s_resources
-WHERE env = %(env)s
+WHERE env IN (%(env)s, '')
 GROUP BY day, namespace, deployment
 ORDER BY day, namespace, deployment
+"""
+# KubeDoor 1.x's per-cluster settings (``k8s_agent_status``; 1.3 added the last two columns): which
+# columns this server has, then the row of one env. The column list is read first so an older 1.x
+# table (or a 0.2 database, which has none) is told apart from a query error.
+KUBEDOOR_AGENT_STATUS_COLUMNS_SQL = """
+SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'k8s_agent_status'
+"""
+KUBEDOOR_AGENT_STATUS_SQL = """
+SELECT {columns} FROM k8s_agent_status WHERE env = %(env)s LIMIT 1
 """
 
 

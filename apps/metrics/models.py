@@ -210,3 +210,53 @@ class NodePeak(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster} {self.day} {self.node}"
+
+
+class ImportSource(models.TextChoices):
+    UPLOAD = "upload", _("uploaded tables")
+    CLICKHOUSE = "clickhouse", _("KubeDoor's ClickHouse")
+
+
+class ImportRun(models.Model):
+    """One import from KubeDoor 0.2/1.x started from the admin (``apps.metrics.import_runs``).
+
+    Progress counts source rows: ``rows_read`` is known once the tables are read, ``progress_done``
+    grows as they are processed, ``rows_written`` counts archive rows and control rows created or
+    updated. An upload's parsed tables wait in ``upload`` until the worker takes them and are cleared
+    then. ``source_label`` names the file or ``host:port/database`` — never a password: a ClickHouse
+    password only travels, encrypted, in the task message.
+    """
+
+    cluster = models.ForeignKey(
+        "control.Cluster", on_delete=models.CASCADE, related_name="import_runs", verbose_name=_("cluster")
+    )
+    env = models.CharField(_("KubeDoor env"), max_length=200)
+    source = models.CharField(_("source"), max_length=10, choices=ImportSource.choices)
+    source_label = models.CharField(_("read from"), max_length=500, blank=True)
+    state = models.CharField(
+        _("state"), max_length=8, choices=CollectionState.choices, default=CollectionState.QUEUED, db_index=True
+    )
+    requested_by = models.CharField(_("requested by"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    rows_read = models.PositiveIntegerField(_("rows read"), default=0)
+    progress_done = models.PositiveIntegerField(_("rows processed"), default=0)
+    rows_written = models.PositiveIntegerField(_("rows written"), default=0)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    upload = models.JSONField(_("uploaded tables"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("KubeDoor import")
+        verbose_name_plural = _("KubeDoor imports")
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} env {self.env} #{self.pk} {self.state}"
+
+    @property
+    def progress_pct(self) -> int:
+        if not self.rows_read:
+            return 100 if self.state == CollectionState.DONE else 0
+        return min(100, round(100 * self.progress_done / self.rows_read))

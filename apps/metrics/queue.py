@@ -16,3 +16,11 @@ COLLECTION_RUN_TASK = "apps.metrics.tasks.collection_run_task"
 def collection_run_enqueue(*, run_id: int) -> None:
     """Execute a recorded collection run on a worker."""
     task_send(COLLECTION_RUN_TASK, kwargs={"run_id": run_id})
+
+
+IMPORT_RUN_TASK = "apps.metrics.tasks.import_run_task"
+
+
+def import_run_enqueue(*, run_id: int, clickhouse_url: str = "", password: str = "") -> None:
+    """Execute a recorded KubeDoor import on a worker; ``password`` is the encrypted token, never the text."""
+    task_send(IMPORT_RUN_TASK, kwargs={"run_id": run_id, "clickhouse_url": clickhouse_url, "password": password})

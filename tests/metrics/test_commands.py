@@ -199,3 +199,62 @@ def test_import_kubedoor_reports_an_unreachable_clickhouse(db):
             stdout=io.StringIO(),
         )
     assert Microservice.objects.count() == 0
+
+
+def _kubedoor_tables_load(url: str, *, control: list[tuple], resources: list[tuple]) -> None:
+    source = ClickHouseDoor.from_url(url)
+    source.execute(KUBEDOOR_RES_CONTROL_DDL)
+    source.execute(KUBEDOOR_RESOURCES_DDL)
+    for table, columns, rows in (
+        ("k8s_res_control", CONTROL_COLUMNS, control),
+        ("k8s_resources", RESOURCE_COLUMNS, resources),
+    ):
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
+        source.insert(sql, columns, [dict(zip(columns, row, strict=True)) for row in rows])
+    source.close()
+
+
+@pytest.mark.django_db
+def test_import_kubedoor_keeps_rows_whose_env_is_empty(clickhouse_url):
+    # given: 0.2 rows added by hand (env ''), next to the cluster's own rows and another env's
+    control = [
+        ("", "shop", "hand", 1, 2, 5, 12.5, 33.75, 150, 256, 500, 768, JUNE_1, 4, JUNE_1),
+        ("", "shop", "cart", 3, 3, -1, 41.5, 60.25, 250, 512, 1000, 1024, JUNE_1, -1, JUNE_1),
+        ("prod", "shop", "cart", 3, 4, 6, 42.5, 61.25, 300, 600, 1000, 1024, JUNE_2, 5, JUNE_2),  # the later wins
+        ("", "kube-system", "coredns", 2, 2, -1, 1, 1, 10, 10, 100, 100, JUNE_2, -1, JUNE_2),  # excluded namespace
+        ("stage", "shop", "orders", 1, 1, -1, 1, 1, 10, 10, 100, 100, JUNE_2, -1, JUNE_2),  # another env
+    ]
+    resources = [
+        (PEAK_1, "", "shop", "hand", 2, 0.125, 12.5, 200.5, 26.25, 500, 768, 150, 256, -1, -1, -1),
+        (PEAK_1, "stage", "shop", "orders", 1, 9, 9, 9, 9, 9, 9, 9, 9, -1, -1, -1),
+    ]
+    _kubedoor_tables_load(clickhouse_url, control=control, resources=resources)
+    ClusterFactory(name="prod", time_zone="Asia/Shanghai")
+    # when
+    out = io.StringIO()
+    call_command("import_kubedoor", "--clickhouse-url", clickhouse_url, "--cluster", "prod", stdout=out)
+    # then: the hand-made rows are in the control table with their exact values; stage's are not
+    assert out.getvalue().splitlines() == [
+        "control table: 2 created, 0 updated, 0 unchanged",
+        "archive: 1 rows in 1 days (0 days kept: already collected by KubeDoor)",
+    ]
+    hand = Microservice.objects.get(namespace="shop", name="hand")
+    assert (hand.replicas_initial, hand.replicas_measured, hand.replicas_specified, hand.replicas_recommended) == (
+        1,
+        2,
+        5,
+        4,
+    )
+    assert (hand.p95_cpu_pct, hand.p95_mem_pct) == (12.5, 33.75)
+    assert (hand.request_cpu_m, hand.request_mem_mib, hand.limit_cpu_m, hand.limit_mem_mib) == (150, 256, 500, 768)
+    cart = Microservice.objects.get(namespace="shop", name="cart")
+    assert (cart.replicas_measured, cart.replicas_specified, cart.request_cpu_m) == (4, 6, 300)
+    assert sorted(Microservice.objects.values_list("name", flat=True)) == ["cart", "hand"]
+    (hand_day,) = DailyPeak.objects.filter(step_seconds=0)
+    assert (hand_day.deployment, hand_day.day, hand_day.pod_count, hand_day.p95_cpu_cores, hand_day.p95_mem_pct) == (
+        "hand",
+        datetime.date(2025, 6, 1),
+        2,
+        0.125,
+        26.25,
+    )

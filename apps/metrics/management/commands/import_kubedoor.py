@@ -1,4 +1,7 @@
-"""``manage.py import_kubedoor --clickhouse-url URL --cluster NAME [--env ENV]``: migrate from KubeDoor 0.2."""
+"""``manage.py import_kubedoor --clickhouse-url URL --cluster NAME [--env ENV]``: migrate from KubeDoor 0.2/1.x.
+
+The admin's "Import from KubeDoor" page does the same from an upload or connection details, on a worker.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from apps.audit.models import AuditSource
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics.clickhouse import ClickHouseDoor, ClickHouseError
-from apps.metrics.importer import kubedoor_import
+from apps.metrics.importer import ClickHouseSource, kubedoor_import
 from apps.metrics.store import peak_store
 
 
@@ -32,7 +35,7 @@ class Command(BaseCommand):
             store.ensure_schema()
             result = kubedoor_import(
                 cluster=cluster,
-                source=source,
+                source=ClickHouseSource(source),
                 store=store,
                 actor=Actor.system("import_kubedoor", source=AuditSource.SYSTEM),
                 env=options["env"],
@@ -46,3 +49,8 @@ class Command(BaseCommand):
             f"archive: {result.rows_written} rows in {len(result.days_written)} days"
             f" ({len(result.days_kept)} days kept: already collected by KubeDoor)"
         )
+        if result.settings_imported or result.settings_not_imported:
+            self.stdout.write(
+                f"KubeDoor 1.x settings: imported {result.settings_imported},"
+                f" not imported {result.settings_not_imported}"
+            )
