@@ -234,6 +234,7 @@ def test_migration_job_creates_the_clickhouse_archive_when_configured(
     from urllib.parse import urlparse
 
     from apps.metrics.clickhouse import PEAKS_TABLE, ClickHouseDoor
+    from apps.metrics.pod_node_store import NODE_TABLE, POD_TABLE
 
     # given: the production Job's pod, with CLICKHOUSE_URL pointing at a real (Debian 18.16) server
     (job,) = one(production, "Job", "kubedoor-migrate")["spec"]["template"]["spec"]["containers"]
@@ -253,7 +254,7 @@ def test_migration_job_creates_the_clickhouse_archive_when_configured(
             )
         finally:
             door.close()
-    assert tables == [(PEAKS_TABLE,)]
+    assert sorted(tables) == sorted([(PEAKS_TABLE,), (POD_TABLE,), (NODE_TABLE,)])
 
 
 def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, tmp_path):
