@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -33,6 +34,11 @@ MICROSERVICE_EDITABLE_FIELDS = (
     "mem_headroom",
     "min_cpu_m",
     "min_mem_mib",
+    "target_cpu_pct",
+    "target_mem_pct",
+    "min_replicas",
+    "allow_single_replica",
+    "allow_scale_up",
     "replicas_mode",
 )
 # Fields only admins may change (operators edit specified pods and limits, DESIGN §10).
@@ -194,6 +200,44 @@ def microservice_update(*, actor: Actor, service: Microservice, data: Mapping[st
         after=changed_after,
     )
     return service
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommendationsAccepted:
+    accepted: list[str]  # "namespace/name" whose specified pods are now their recommended pods
+    skipped: list[str]  # without a recommendation, or already specified so
+
+
+@transaction.atomic
+def microservice_recommendation_accept(*, actor: Actor, services: Iterable[Microservice]) -> RecommendationsAccepted:
+    """Copy each row's recommended pods into its specified pods (issue 11), one audit event per changed row.
+
+    Rows without a recommendation, or whose specified pods already equal it, are skipped and left alone.
+    """
+    accepted: list[str] = []
+    skipped: list[str] = []
+    pks = [service.pk for service in services]
+    rows = Microservice.objects.select_for_update().select_related("cluster").filter(pk__in=pks)
+    for service in rows.order_by("namespace", "name"):
+        recommended = service.replicas_recommended
+        if recommended is None or service.replicas_specified == recommended:
+            skipped.append(str(service))
+            continue
+        before = {"replicas_specified": service.replicas_specified, "effective_replicas": service.effective_replicas}
+        service.replicas_specified = recommended
+        service.updated_by = actor.name
+        service.save(update_fields=["replicas_specified", "updated_by", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action="microservice.recommendation_accept",
+            cluster=service.cluster.name,
+            namespace=service.namespace,
+            name=service.name,
+            before=before,
+            after={"replicas_specified": recommended, "effective_replicas": service.effective_replicas},
+        )
+        accepted.append(str(service))
+    return RecommendationsAccepted(accepted=accepted, skipped=skipped)
 
 
 def _requests_by_hand_mark(*, actor: Actor, service: Microservice, fields: Iterable[str]) -> None:

@@ -87,15 +87,19 @@ def cluster_settings_from(cluster: Cluster, *, admission_mode: str | None = None
     )
 
 
-def control_row_from(service: Any) -> ControlRow:
+def control_row_from(service: Any, *, apply_recommended: bool) -> ControlRow:
     """The control row of a Microservice, or of a ``values_list(*CONTROL_ROW_FIELDS, named=True)`` row
-    (the snapshot's, which spares building model instances): both carry the same attribute names."""
+    (the snapshot's, which spares building model instances): both carry the same attribute names.
+    ``apply_recommended``: the cluster's "apply recommended pods" (off: the recommendation never counts)."""
     return ControlRow(
         namespace=service.namespace,
         name=service.name,
         container=service.container,
         replicas=effective_replicas(
-            manual=service.replicas_specified, ai=service.replicas_recommended, measured=service.replicas_measured
+            manual=service.replicas_specified,
+            ai=service.replicas_recommended,
+            measured=service.replicas_measured,
+            apply_recommended=apply_recommended,
         ),
         replicas_mode=service.replicas_mode,
         request_cpu_m=service.request_cpu_m,
@@ -110,9 +114,11 @@ def load_clusters() -> dict[str, ClusterControl]:
     """Every cluster's settings and control rows, in two queries."""
     settings: dict[int, ClusterSettings] = {}
     names: dict[int, str] = {}
+    applies: dict[int, bool] = {}
     for cluster in cluster_list().order_by():
         names[cluster.pk] = cluster.name
         settings[cluster.pk] = cluster_settings_from(cluster)
+        applies[cluster.pk] = cluster.apply_recommended_replicas
     rows: dict[int, dict[tuple[str, str], ControlRow]] = {pk: {} for pk in settings}
     values = (
         microservice_list().select_related(None).order_by().values_list("cluster_id", *CONTROL_ROW_FIELDS, named=True)
@@ -120,7 +126,9 @@ def load_clusters() -> dict[str, ClusterControl]:
     for row in values:
         if row.cluster_id not in rows:
             continue  # created between the two queries; the next rebuild picks it up
-        rows[row.cluster_id][(row.namespace, row.name)] = control_row_from(row)
+        rows[row.cluster_id][(row.namespace, row.name)] = control_row_from(
+            row, apply_recommended=applies[row.cluster_id]
+        )
     return {names[pk]: ClusterControl(settings=settings[pk], rows=rows[pk]) for pk in settings}
 
 

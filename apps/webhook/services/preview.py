@@ -65,7 +65,10 @@ def admission_preview(
     except admission.AdmissionParseError as exc:
         raise ValidationError({"deployment": str(exc).replace("request.object", "deployment")}) from exc
     try:
-        row = control_row_from(microservice_get(cluster=cluster.name, namespace=namespace, name=review.name))
+        row = control_row_from(
+            microservice_get(cluster=cluster.name, namespace=namespace, name=review.name),
+            apply_recommended=cluster.apply_recommended_replicas,
+        )
     except Microservice.DoesNotExist:
         row = None
     decision = admission.decide(
