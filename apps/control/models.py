@@ -141,16 +141,16 @@ class Cluster(models.Model):
     # Recommended pods (issue 11, README "Recommendations"); per service overridable where a Microservice
     # field of the same name is set.
     target_cpu_pct = models.FloatField(
-        _("target CPU % of limit"),
+        _("target CPU use of the limit (%)"),
         default=70.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
         help_text=_("Recommended pods = ceil(pods × P95 CPU % ÷ this)."),
     )
     target_mem_pct = models.FloatField(
-        _("memory guard % of limit"),
+        _("memory guard of the limit (%)"),
         default=80.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
-        help_text=_("At or above this P95 memory % the recommendation keeps today's pods."),
+        help_text=_("When P95 memory reaches this share of the limit (%), the recommendation keeps today's pods."),
     )
     min_replicas = models.PositiveIntegerField(
         _("minimum recommended pods"), default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)]
@@ -186,13 +186,13 @@ class Cluster(models.Model):
         _("CPU throttling threshold %"),
         default=10.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
-        help_text=_("Throttled periods above this % of all periods block any CPU-limit decrease."),
+        help_text=_("Throttled CPU periods above this share of all periods (%) block any CPU-limit decrease."),
     )
     max_change_pct = models.FloatField(
         _("largest decrease per refresh %"),
         default=50.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
-        help_text=_("One refresh lowers a request by at most this %; raising is never limited. 100: no limit."),
+        help_text=_("One refresh lowers a request by at most this share (%); raising is never limited. 100: no limit."),
     )
     min_days = models.PositiveSmallIntegerField(
         _("minimum days of data"),
@@ -304,13 +304,13 @@ class Microservice(models.Model):
     min_mem_mib = models.PositiveIntegerField(_("minimum memory request (MiB)"), null=True, blank=True)
     # Per-service overrides of the cluster's recommendation settings; empty = the cluster's.
     target_cpu_pct = models.FloatField(
-        _("target CPU % of limit"),
+        _("target CPU use of the limit (%)"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
     )
     target_mem_pct = models.FloatField(
-        _("memory guard % of limit"),
+        _("memory guard of the limit (%)"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],

@@ -38,7 +38,8 @@
     }
     var points = data.points;
     var days = column(points, "day");
-    var opts = {emptyText: tr("No data for this microservice in this range.")};
+    var marks = root.dataset.sourceDay ? [{day: root.dataset.sourceDay, cls: "source", label: tr("source day")}] : [];
+    var opts = {emptyText: tr("No data for this microservice in this range."), marks: marks};
     C.lines(root.querySelector("#kd-chart-cpu"), days, [
       {name: tr("P95 CPU"), cls: "used", values: column(points, "cpu_cores"), points: true},
       {name: tr("request"), cls: "request", values: column(points, "cpu_request_cores")},
