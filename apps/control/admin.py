@@ -82,6 +82,7 @@ class NullsLastChangeList(ChangeList):
             "p95_cpu_pct",
             "p95_mem_pct",
             "replicas_specified",
+            "replicas_recommended",
             "source_day",
             "request_cpu_m",
             "limit_cpu_m",

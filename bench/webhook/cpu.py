@@ -129,7 +129,8 @@ def setup_webhook() -> tuple[Callable[..., Any], Any, Any]:
                 request_mem_mib=256,
                 limit_cpu_m=1000,
                 limit_mem_mib=1024,
-            )
+            ),
+            apply_recommended=cluster.apply_recommended_replicas,
         )
         for namespace in NAMESPACES
         for name in NAMES
