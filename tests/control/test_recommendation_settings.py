@@ -246,3 +246,19 @@ def test_viewer_has_no_accept_action_and_a_post_changes_nothing(viewer, cluster)
     a.refresh_from_db()
     assert a.replicas_specified is None
     assert not AuditEvent.objects.filter(action="microservice.recommendation_accept").exists()
+
+
+def test_the_curves_page_marks_the_source_day_and_explains_the_numbers(viewer, cluster):
+    MicroserviceFactory(
+        cluster=cluster, namespace="shop", name="cart", source_day="2026-03-09", explanation=EXPLANATION
+    )
+    query = {"cluster": "prod", "namespace": "shop", "deployment": "cart", "day_from": "2026-03-01"}
+    client = logged_in(viewer)
+    page = client.get("/admin/metrics/dashboard/curves/", {**query, "day_to": "2026-03-10"}).content.decode()
+    assert 'data-source-day="2026-03-09"' in page
+    assert "Source day 2026-03-09 (marked on the charts)." in page
+    assert "<li>1 OOM kill(s) in the lookback: memory request raised from 690 to 828 MiB" in page
+    chinese = client.get(
+        "/admin/metrics/dashboard/curves/", {**query, "day_to": "2026-03-10"}, HTTP_ACCEPT_LANGUAGE="zh-hans"
+    ).content.decode()
+    assert "<li>回溯期内发生 1 次 OOM 终止：内存请求值从 690 MiB 提高到 828 MiB" in chinese
