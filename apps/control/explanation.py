@@ -55,6 +55,8 @@ TEMPLATES: dict[str, Any] = {
         "CPU throttled in %(throttled_pct)s %% of periods (above %(threshold_pct)s %%): the CPU limit is too low "
         "and must not be lowered."
     ),
+    "request_cpu_by_hand": gettext_lazy("The CPU request %(request_cpu_m)s m was set by hand and is kept."),
+    "request_mem_by_hand": gettext_lazy("The memory request %(request_mem_mib)s MiB was set by hand and is kept."),
     "replicas_formula": gettext_lazy(
         "Recommended pods %(replicas)s = ceil(%(pods)s pods × P95 CPU %(p95_cpu_pct)s %% "
         "÷ target %(target_cpu_pct)s %%)."

@@ -297,6 +297,13 @@ def _measured(row: dict[str, Any], measurement: MicroserviceMeasurement) -> dict
         refreshed = True
     if refreshed:  # the flag speaks of the requests this refresh wrote
         after["request_capped"] = capped
+    kept = [
+        {"code": f"request_{kind}_by_hand", "params": {field: row[field]}}
+        for kind, field in (("cpu", "request_cpu_m"), ("mem", "request_mem_mib"))
+        if row[f"{field}_by_hand"]
+    ]
+    if kept and measurement.explanation is not None:  # the reasons say which request is a person's
+        after["explanation"] = {**measurement.explanation, "reasons": [*measurement.explanation["reasons"], *kept]}
     return after
 
 

@@ -46,6 +46,9 @@ CLAMP_MEM = "clamp_mem"
 CAPPED_CPU = "capped_cpu"  # limit
 CAPPED_MEM = "capped_mem"
 CPU_THROTTLED = "cpu_throttled"  # throttled_pct, threshold_pct
+# Added by apps.control.measurements when the row keeps a request a person set: request_cpu_m / request_mem_mib
+CPU_BY_HAND = "request_cpu_by_hand"
+MEM_BY_HAND = "request_mem_by_hand"
 REPLICAS_FORMULA = "replicas_formula"  # pods, p95_cpu_pct, target_cpu_pct, replicas
 REPLICAS_MIN = "replicas_min"  # min_replicas
 REPLICAS_KEEP_TWO = "replicas_keep_two"
@@ -71,6 +74,8 @@ REASON_CODES = (
     CAPPED_CPU,
     CAPPED_MEM,
     CPU_THROTTLED,
+    CPU_BY_HAND,
+    MEM_BY_HAND,
     REPLICAS_FORMULA,
     REPLICAS_MIN,
     REPLICAS_KEEP_TWO,

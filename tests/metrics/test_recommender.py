@@ -253,6 +253,8 @@ SAMPLE_PARAMS = {
     "capped_cpu": {"limit": 1000},
     "capped_mem": {"limit": 1024},
     "cpu_throttled": {"throttled_pct": 12.5, "threshold_pct": 10.0},
+    "request_cpu_by_hand": {"request_cpu_m": 333},
+    "request_mem_by_hand": {"request_mem_mib": 512},
     "replicas_formula": {"pods": 4, "p95_cpu_pct": 35.0, "target_cpu_pct": 70.0, "replicas": 2},
     "replicas_min": {"min_replicas": 3},
     "replicas_keep_two": {},

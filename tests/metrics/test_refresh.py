@@ -165,7 +165,10 @@ def test_manual_fields_survive_a_refresh(prod, store, admin_user):
     cart.refresh_from_db()
     # the recommendation is the refresh's own (issue 11): none for a row whose replicas an HPA decides
     assert (cart.replicas_specified, cart.replicas_recommended, cart.replicas_mode) == (7, None, "ignore")
-    assert cart.explanation["reasons"][-1] == {"code": "replicas_hpa", "params": {}}
+    assert cart.explanation["reasons"][-2:] == [
+        {"code": "replicas_hpa", "params": {}},
+        {"code": "request_cpu_by_hand", "params": {"request_cpu_m": 333}},
+    ]
     assert cart.container == "app"  # set by hand: statistics come from "app", not the busier sidecar
     assert cart.request_cpu_m == 333  # edited by hand
     assert cart.request_mem_mib == 400  # never edited by hand: refreshed
