@@ -13,7 +13,7 @@ feedback of the lookback (OOM kills, throttling, the change clamp, the minimum d
 recommended pods, each with the reasons that made it (the row's ``explanation``).
 
 ``apps.control.measurements.microservices_measurements_apply`` writes them: it creates rows, keeps
-what a refresh must never overwrite (specified and recommended pods, replicas mode, a set container,
+what a refresh must never overwrite (specified pods, replicas mode, a set container,
 overrides, limits of an existing row, requests a person set), marks vanished rows and audits every
 change. The refresh adds one ``collection.run`` summary, in the same transaction.
 """

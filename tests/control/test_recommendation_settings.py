@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from apps.audit.models import AuditEvent
 from apps.control.admin import ClusterAdminForm
@@ -14,6 +15,14 @@ from apps.control.models import Cluster, Microservice
 from tests.factories import MicroserviceFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after():
+    """A request in Chinese leaves Chinese active in this thread; later tests expect the default."""
+    yield
+    translation.deactivate()
+
 
 URL = "/api/v1/microservices/"
 EXPLANATION = {
