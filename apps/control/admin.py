@@ -6,17 +6,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import Actor
 from apps.control import excluded_days, selectors, services
 from apps.control.admin_operations import MicroserviceOperationsMixin
+from apps.control.explanation import explanation_render
 from apps.control.models import Cluster, ExcludedDay, Microservice
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ class NullsLastChangeList(ChangeList):
             "p95_cpu_pct",
             "p95_mem_pct",
             "replicas_specified",
+            "replicas_recommended",
             "source_day",
             "request_cpu_m",
             "limit_cpu_m",
@@ -114,6 +117,7 @@ MEASURED_FIELDS = (
     "created_at",
     "updated_at",
     "updated_by",
+    "explanation_display",
 )
 
 
@@ -125,6 +129,7 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         "name",
         "replicas_measured",
         "replicas_specified",
+        "replicas_recommended",
         "p95_cpu_pct_display",
         "request_cpu_m",
         "limit_cpu_m",
@@ -156,12 +161,59 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
             _("Source day"),
             {"fields": ["source_day", "p95_cpu_cores", "p95_cpu_pct", "p95_mem_mib", "p95_mem_pct", "is_present"]},
         ),
+        (_("Why these numbers"), {"fields": ["explanation_display"]}),
         (
             _("Overrides of the cluster's headroom and floors"),
             {"classes": ["collapse"], "fields": ["cpu_headroom", "mem_headroom", "min_cpu_m", "min_mem_mib"]},
         ),
+        (
+            _("Overrides of the cluster's recommendation settings"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "target_cpu_pct",
+                    "target_mem_pct",
+                    "min_replicas",
+                    "allow_single_replica",
+                    "allow_scale_up",
+                ],
+            },
+        ),
         (_("History"), {"fields": ["created_at", "updated_at", "updated_by"]}),
     ]
+
+    actions = [*MicroserviceOperationsMixin.actions, "accept_recommendation_action"]
+
+    @admin.display(description=_("explanation"))
+    def explanation_display(self, obj: Microservice) -> str:
+        lines = explanation_render(obj.explanation)
+        if not lines:
+            return "—"
+        return format_html(
+            '<ul class="kd-explanation">{}</ul>', format_html_join("", "<li>{}</li>", ((line,) for line in lines))
+        )
+
+    @admin.action(description=_("Accept the recommended pods as specified pods"), permissions=["change"])
+    def accept_recommendation_action(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> None:
+        result = services.microservice_recommendation_accept(actor=Actor.for_admin(request), microservices=queryset)
+        if result.accepted:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d row now specifies its recommended pods: %(names)s.",
+                    "%(count)d rows now specify their recommended pods: %(names)s.",
+                    len(result.accepted),
+                )
+                % {"count": len(result.accepted), "names": ", ".join(result.accepted[:20])},
+                messages.SUCCESS,
+            )
+        if result.skipped:
+            self.message_user(
+                request,
+                gettext("Left alone (no recommendation, or already specified so): %(names)s.")
+                % {"names": ", ".join(result.skipped[:20])},
+                messages.WARNING,
+            )
 
     @admin.display(description=_("HPA"), ordering="hpa_name")
     def hpa_display(self, obj: Microservice) -> str:
@@ -301,6 +353,23 @@ class ClusterAdmin(admin.ModelAdmin):
                     "auto_register_new",
                 ]
             },
+        ),
+        (
+            _("Recommended pods"),
+            {
+                "fields": [
+                    "apply_recommended_replicas",
+                    "target_cpu_pct",
+                    "target_mem_pct",
+                    "min_replicas",
+                    "allow_single_replica",
+                    "allow_scale_up",
+                ]
+            },
+        ),
+        (
+            _("Safety feedback"),
+            {"fields": ["oom_bump", "oom_bump_min_mib", "throttle_threshold_pct", "max_change_pct", "min_days"]},
         ),
         (
             _("Admission"),

@@ -6,7 +6,11 @@ lookback and hands them to ``microservices_measurements_apply``; the import of K
 rows to ``microservices_import_apply``. With a person's edits (``apps.control.services``) these are the
 only writers of the control table.
 
-What a refresh never overwrites: ``replicas_specified``, ``replicas_recommended``, ``replicas_mode``, a set
+A refresh writes the recommended pods and the row's ``explanation`` (the reasons behind its numbers,
+``apps.metrics.recommender``) with the measured fields; a row the refresh found too little data for keeps
+its numbers and only gets the explanation saying so.
+
+What a refresh never overwrites: ``replicas_specified``, ``replicas_mode``, a set
 ``container`` (whoever set it), the per-service headroom/floor overrides, the limits of an existing row
 (observed limits are copied only into a new row), and a request a person set (``request_*_by_hand``,
 set by ``apps.control.services`` when an admin or API user writes the request, cleared when they clear
@@ -29,6 +33,7 @@ from typing import Any, cast
 from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from apps.audit.services import Actor, AuditDraft, audit_events_record
 from apps.control.models import Cluster, Microservice
@@ -48,7 +53,11 @@ MEASURED_FIELDS = (
     "source_day",
     "is_present",
     "hpa_name",
+    "replicas_recommended",
+    "explanation",
 )
+# The measured fields an audit event names when they change: the explanation is the reasons for the others.
+AUDITED_FIELDS = tuple(field for field in MEASURED_FIELDS if field != "explanation")
 # What the "new service found" event of a discovered row says.
 DISCOVERED_FIELDS = (
     "container",
@@ -80,6 +89,16 @@ class MicroserviceSettings:
     min_mem_mib: int | None = None
     limit_cpu_m: int | None = None
     limit_mem_mib: int | None = None
+    target_cpu_pct: float | None = None
+    target_mem_pct: float | None = None
+    min_replicas: int | None = None
+    allow_single_replica: bool | None = None
+    allow_scale_up: bool | None = None
+    # The row as it stands, which the safety feedback compares with (no decrease after an OOM kill, the clamp).
+    request_cpu_m: int | None = None
+    request_mem_mib: int | None = None
+    hpa_name: str = ""
+    replicas_mode: str = "enforce"
 
 
 SETTINGS_FIELDS = tuple(field.name for field in dataclasses.fields(MicroserviceSettings))
@@ -95,7 +114,9 @@ class MicroserviceMeasurement:
     then patches the same one). ``request_*`` are the requests the statistics call for (P95 with the
     headroom, at least the floor, capped at the row's limit: ``request_*_capped``); ``None`` when there
     is nothing to compute them from. ``limit_*`` are the limits observed, copied only into a new row.
-    ``hpa_name`` ``None``: the HPAs were not read, the row keeps its mark.
+    ``hpa_name`` ``None``: the HPAs were not read, the row keeps its mark. ``replicas_recommended`` is the
+    recommended pods (``None``: none, the explanation says why); ``explanation`` the reasons behind the
+    numbers (``None``: leave the row's).
     """
 
     namespace: str
@@ -115,6 +136,8 @@ class MicroserviceMeasurement:
     limit_cpu_m: int | None = None
     limit_mem_mib: int | None = None
     hpa_name: str | None = None
+    replicas_recommended: int | None = None
+    explanation: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,10 +237,11 @@ def microservices_measurements_apply(
 
     drafts = [
         _change_draft(
-            actor=actor, action=action, cluster=cluster, key=key, before=before, after=after, fields=MEASURED_FIELDS
+            actor=actor, action=action, cluster=cluster, key=key, before=before, after=after, fields=AUDITED_FIELDS
         )
         for action, rows in (("microservice.refresh", changed), ("microservice.vanished", vanished))
         for _, key, before, after in rows
+        if any(before[field] != after[field] for field in AUDITED_FIELDS)  # not when only the reasons changed
     ]
     drafts.extend(
         _row_draft(
@@ -250,6 +274,8 @@ def _measured(row: dict[str, Any], measurement: MicroserviceMeasurement) -> dict
     after["is_present"] = True
     if measurement.hpa_name is not None:
         after["hpa_name"] = measurement.hpa_name
+    if measurement.explanation is not None:
+        after["explanation"] = measurement.explanation
     if measurement.source_day is None:
         return after  # its set container was not seen that day: the measured fields stay
     if measurement.is_container_chosen and not after["container"]:
@@ -260,6 +286,7 @@ def _measured(row: dict[str, Any], measurement: MicroserviceMeasurement) -> dict
     after["p95_mem_mib"] = measurement.p95_mem_mib
     after["p95_cpu_pct"] = measurement.p95_cpu_pct
     after["p95_mem_pct"] = measurement.p95_mem_pct
+    after["replicas_recommended"] = measurement.replicas_recommended
     capped = refreshed = False
     if not row["request_cpu_m_by_hand"] and measurement.request_cpu_m is not None:
         after["request_cpu_m"] = measurement.request_cpu_m
@@ -271,6 +298,13 @@ def _measured(row: dict[str, Any], measurement: MicroserviceMeasurement) -> dict
         refreshed = True
     if refreshed:  # the flag speaks of the requests this refresh wrote
         after["request_capped"] = capped
+    kept = [
+        {"code": f"request_{kind}_by_hand", "params": {field: row[field]}}
+        for kind, field in (("cpu", "request_cpu_m"), ("mem", "request_mem_mib"))
+        if row[f"{field}_by_hand"]
+    ]
+    if kept and measurement.explanation is not None:  # the reasons say which request is a person's
+        after["explanation"] = {**measurement.explanation, "reasons": [*measurement.explanation["reasons"], *kept]}
     return after
 
 
@@ -400,6 +434,11 @@ def _column(field: Field[Any, Any]) -> str:
     return field.column
 
 
+def _db_value(value: Any, *, json: bool) -> Any:
+    """A value as psycopg binds it in an array: JSON documents wrapped, the rest as they are."""
+    return Jsonb(value) if json else value
+
+
 def _rows_update(
     *, rows: Sequence[tuple[int, dict[str, Any]]], fields: Sequence[str], now: datetime.datetime, actor: Actor
 ) -> None:
@@ -429,6 +468,9 @@ def _rows_update(
         f"UPDATE {quote(meta.db_table)} AS m SET {assignments} "
         f"FROM unnest({arrays}) AS v({columns}) WHERE m.{quote(_column(key))} = v.{quote(_column(key))}"
     )
+    json_fields = {
+        name for name, field in zip(written, model_fields, strict=True) if field.get_internal_type() == "JSONField"
+    }
     connection.ensure_connection()
     # One array per column, bound on the server by psycopg's own cursor (Django's cursor would quote
     # every element in Python); same connection, inside the caller's transaction.
@@ -436,6 +478,6 @@ def _rows_update(
         for start in range(0, len(rows), UPDATE_BATCH):
             batch = rows[start : start + UPDATE_BATCH]
             params: list[list[Any]] = [[pk for pk, _ in batch]]
-            params.extend([values[name] for _, values in batch] for name in fields)
+            params.extend([_db_value(values[name], json=name in json_fields) for _, values in batch] for name in fields)
             params.extend([value] * len(batch) for value in stamp.values())
             cursor.execute(sql, params)

@@ -39,16 +39,19 @@ def default_excluded_namespaces() -> list[str]:
     return ["kube-system", "kubedoor"]
 
 
-def effective_replicas(*, manual: int | None, ai: int | None, measured: int | None) -> int | None:
+def effective_replicas(
+    *, manual: int | None, ai: int | None, measured: int | None, apply_recommended: bool
+) -> int | None:
     """The replica count the control table asks for (DESIGN §4.2), or ``None`` for "leave it".
 
     The operator's specified count wins, 0 included (a service may be parked on purpose); then
-    the recommendation; then the measured count, but only when something was measured — an
-    unmeasured row never forces a Deployment to 0 replicas.
+    the recommendation, only when the cluster applies recommendations (``apply_recommended``, off by
+    default: the recommendation is then shown and exported, never applied); then the measured count,
+    but only when something was measured — an unmeasured row never forces a Deployment to 0 replicas.
     """
     if manual is not None:
         return manual
-    if ai is not None:
+    if ai is not None and apply_recommended:
         return ai
     if measured is not None and measured > 0:
         return measured
@@ -135,6 +138,69 @@ class Cluster(models.Model):
     )
     min_cpu_m = models.PositiveIntegerField(_("minimum CPU request (m)"), default=10)
     min_mem_mib = models.PositiveIntegerField(_("minimum memory request (MiB)"), default=16)
+
+    # Recommended pods (issue 11, README "Recommendations"); per service overridable where a Microservice
+    # field of the same name is set.
+    target_cpu_pct = models.FloatField(
+        _("target CPU use of the limit (%)"),
+        default=70.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+        help_text=_("Recommended pods = ceil(pods × P95 CPU % ÷ this)."),
+    )
+    target_mem_pct = models.FloatField(
+        _("memory guard of the limit (%)"),
+        default=80.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+        help_text=_("When P95 memory reaches this share of the limit (%), the recommendation keeps today's pods."),
+    )
+    min_replicas = models.PositiveIntegerField(
+        _("minimum recommended pods"), default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)]
+    )
+    allow_single_replica = models.BooleanField(
+        _("allow a single pod"),
+        default=False,
+        help_text=_("Off: a service that ran 2 or more pods is never recommended fewer than 2."),
+    )
+    allow_scale_up = models.BooleanField(
+        _("allow recommending more pods"), default=False, help_text=_("Off: never more pods than today's.")
+    )
+    apply_recommended_replicas = models.BooleanField(
+        _("apply recommended pods"),
+        default=False,
+        help_text=_(
+            "On: the effective replicas are the specified pods, else the recommended pods, else today's pods. "
+            "Off: recommended pods are only shown and exported."
+        ),
+    )
+    # Safety feedback of the refresh (issue 11).
+    oom_bump = models.FloatField(
+        _("OOM bump factor"),
+        default=1.2,
+        validators=[MinValueValidator(1.0), MaxValueValidator(10.0)],
+        help_text=_(
+            "After an OOM kill in the lookback the memory request is multiplied by this, "
+            "and raised at least by the MiB below."
+        ),
+    )
+    oom_bump_min_mib = models.PositiveIntegerField(_("OOM bump at least (MiB)"), default=100)
+    throttle_threshold_pct = models.FloatField(
+        _("CPU throttling threshold %"),
+        default=10.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text=_("Throttled CPU periods above this share of all periods (%) block any CPU-limit decrease."),
+    )
+    max_change_pct = models.FloatField(
+        _("largest decrease per refresh %"),
+        default=50.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text=_("One refresh lowers a request by at most this share (%); raising is never limited. 100: no limit."),
+    )
+    min_days = models.PositiveSmallIntegerField(
+        _("minimum days of data"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(400)],
+        help_text=_("Days with data in the lookback a service needs before a refresh changes its row."),
+    )
     auto_register_new = models.BooleanField(_("register new Deployments"), default=True)
 
     # Admission (§6).
@@ -263,6 +329,30 @@ class Microservice(models.Model):
     )
     min_cpu_m = models.PositiveIntegerField(_("minimum CPU request (m)"), null=True, blank=True)
     min_mem_mib = models.PositiveIntegerField(_("minimum memory request (MiB)"), null=True, blank=True)
+    # Per-service overrides of the cluster's recommendation settings; empty = the cluster's.
+    target_cpu_pct = models.FloatField(
+        _("target CPU use of the limit (%)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+    )
+    target_mem_pct = models.FloatField(
+        _("memory guard of the limit (%)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+    )
+    min_replicas = models.PositiveIntegerField(
+        _("minimum recommended pods"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)],
+    )
+    allow_single_replica = models.BooleanField(_("allow a single pod"), null=True, blank=True)
+    allow_scale_up = models.BooleanField(_("allow recommending more pods"), null=True, blank=True)
+    # Why each measured number is what it is: the reasons of the last refresh ({"reasons": [{"code", "params"}]},
+    # apps.metrics.recommender), written with the measured fields and rendered translated when shown.
+    explanation = models.JSONField(_("explanation"), default=dict, blank=True, editable=False)
     request_capped = models.BooleanField(
         _("request capped at limit"), default=False, help_text=_("The last refresh lowered a request to the limit.")
     )
@@ -312,7 +402,10 @@ class Microservice(models.Model):
     @property
     def effective_replicas(self) -> int | None:
         return effective_replicas(
-            manual=self.replicas_specified, ai=self.replicas_recommended, measured=self.replicas_measured
+            manual=self.replicas_specified,
+            ai=self.replicas_recommended,
+            measured=self.replicas_measured,
+            apply_recommended=self.cluster.apply_recommended_replicas,
         )
 
     @property

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from apps.control.explanation import explanation_api
 from apps.control.models import (
     MAX_INTERVAL_SECONDS,
     MAX_REPLICAS,
@@ -99,6 +100,12 @@ class MicroserviceSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text=_("An HPA targets the Deployment (hpa_name): admission leaves its replicas to the HPA."),
     )
+    explanation = serializers.SerializerMethodField(
+        help_text=_(
+            "Why the measured numbers are what they are: reasons (code and parameters) from the last refresh, "
+            "and each as a sentence in the request's language."
+        )
+    )
 
     class Meta:
         model = Microservice
@@ -126,8 +133,14 @@ class MicroserviceSerializer(serializers.ModelSerializer):
             "mem_headroom",
             "min_cpu_m",
             "min_mem_mib",
+            "target_cpu_pct",
+            "target_mem_pct",
+            "min_replicas",
+            "allow_single_replica",
+            "allow_scale_up",
             "request_capped",
             "source_day",
+            "explanation",
             "replicas_mode",
             "hpa_name",
             "hpa_managed",
@@ -160,6 +173,9 @@ class MicroserviceSerializer(serializers.ModelSerializer):
                 fields[name].read_only = True
         return fields
 
+    def get_explanation(self, obj: Microservice) -> dict[str, Any]:
+        return explanation_api(obj.explanation)
+
     def to_internal_value(self, data: Any) -> Any:
         """A write may name a replicas field by its new name or its alias, not both with different values."""
         if isinstance(data, dict):
@@ -191,6 +207,8 @@ class MicroserviceSerializer(serializers.ModelSerializer):
                 data[name] = getattr(instance, REPLICAS_ALIASES[name])
             elif name == "source_day":
                 data[name] = None if instance.source_day is None else instance.source_day.isoformat()
+            elif name == "explanation":
+                data[name] = explanation_api(instance.explanation)
             else:
                 data[name] = getattr(instance, name)
         return data

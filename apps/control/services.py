@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,11 @@ MICROSERVICE_EDITABLE_FIELDS = (
     "mem_headroom",
     "min_cpu_m",
     "min_mem_mib",
+    "target_cpu_pct",
+    "target_mem_pct",
+    "min_replicas",
+    "allow_single_replica",
+    "allow_scale_up",
     "replicas_mode",
 )
 # Fields only admins may change (operators edit specified pods and limits, DESIGN §10).
@@ -217,6 +223,53 @@ def microservice_update(*, actor: Actor, microservice: Microservice, data: Mappi
         after=changed_after,
     )
     return microservice
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommendationsAccepted:
+    accepted: list[str]  # "namespace/name" whose specified pods are now their recommended pods
+    skipped: list[str]  # without a recommendation, or already specified so
+
+
+@transaction.atomic
+def microservice_recommendation_accept(
+    *, actor: Actor, microservices: Iterable[Microservice]
+) -> RecommendationsAccepted:
+    """Copy each row's recommended pods into its specified pods (issue 11), one audit event per changed row.
+
+    Rows without a recommendation, or whose specified pods already equal it, are skipped and left alone.
+    """
+    accepted: list[str] = []
+    skipped: list[str] = []
+    changed: dict[int, tuple[Cluster, set[str]]] = {}
+    pks = [microservice.pk for microservice in microservices]
+    rows = Microservice.objects.select_for_update().select_related("cluster").filter(pk__in=pks)
+    for microservice in rows.order_by("namespace", "name"):
+        recommended = microservice.replicas_recommended
+        if recommended is None or microservice.replicas_specified == recommended:
+            skipped.append(str(microservice))
+            continue
+        before = {
+            "replicas_specified": microservice.replicas_specified,
+            "effective_replicas": microservice.effective_replicas,
+        }
+        microservice.replicas_specified = recommended
+        microservice.updated_by = actor.name
+        microservice.save(update_fields=["replicas_specified", "updated_by", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action="microservice.recommendation_accept",
+            cluster=microservice.cluster.name,
+            namespace=microservice.namespace,
+            name=microservice.name,
+            before=before,
+            after={"replicas_specified": recommended, "effective_replicas": microservice.effective_replicas},
+        )
+        accepted.append(str(microservice))
+        changed.setdefault(microservice.cluster_id, (microservice.cluster, set()))[1].add(microservice.namespace)
+    for cluster, namespaces in changed.values():
+        admission_params_changed(cluster=cluster, namespaces=namespaces)
+    return RecommendationsAccepted(accepted=accepted, skipped=skipped)
 
 
 def _requests_by_hand_mark(*, actor: Actor, microservice: Microservice, fields: Iterable[str]) -> None:

@@ -48,6 +48,8 @@ DAILY_PEAKS_COLUMNS = (
     "aggregation",
     "step_seconds",
     "collected_at",
+    "oom_kills",
+    "throttled_pct",
 )
 
 # Partitioned by month, ordered for the per-service lookups of the refresh and the dashboard.
@@ -73,7 +75,9 @@ CREATE TABLE IF NOT EXISTS kubedoor_daily_peaks (
     quantile Float64,
     aggregation String,
     step_seconds UInt32,
-    collected_at DateTime('UTC')
+    collected_at DateTime('UTC'),
+    oom_kills Nullable(UInt32),
+    throttled_pct Nullable(Float64)
 ) ENGINE = MergeTree()
 PARTITION BY toYYYYMM(day)
 ORDER BY (cluster, namespace, deployment, day, container)
@@ -123,7 +127,7 @@ WHERE cluster = %(cluster)s
 # The refresh's read: only what §5.4 needs, no timestamps.
 DAILY_PEAKS_STATS_SQL = """
 SELECT day, namespace, deployment, container, pod_count, p95_cpu_cores, p95_cpu_pct, p95_mem_mib, p95_mem_pct,
-       limit_cpu_m, limit_mem_mib
+       limit_cpu_m, limit_mem_mib, oom_kills, throttled_pct
 FROM kubedoor_daily_peaks
 WHERE cluster = %(cluster)s AND day >= %(day_from)s AND day <= %(day_to)s
 ORDER BY day, namespace, deployment, container
@@ -134,6 +138,16 @@ SELECT day, count() FROM kubedoor_daily_peaks WHERE cluster = %(cluster)s GROUP 
 """
 
 SERVER_VERSION_SQL = "SELECT version()"
+
+# Columns added after the table's first release, each with the ALTER that adds it to an older table
+# (``ensure_schema`` reads the table's columns first: 18.16 has no ``ADD COLUMN IF NOT EXISTS``).
+DAILY_PEAKS_TABLE_COLUMNS_SQL = """
+SELECT name FROM system.columns WHERE database = currentDatabase() AND table = %(table)s
+"""
+DAILY_PEAKS_ADDED_COLUMNS = {
+    "oom_kills": "ALTER TABLE kubedoor_daily_peaks ADD COLUMN oom_kills Nullable(UInt32)",
+    "throttled_pct": "ALTER TABLE kubedoor_daily_peaks ADD COLUMN throttled_pct Nullable(Float64)",
+}
 
 # KubeDoor 0.2's tables, read by the import command. 0.2 wrote -1 for "not set" and never
 # deduplicated its control table, so the latest row per Deployment (by ``update``) wins.

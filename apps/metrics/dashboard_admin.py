@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from apps.control.explanation import explanation_render
 from apps.control.models import Cluster, Microservice
 from apps.metrics import dashboard, selectors
 
@@ -136,6 +137,7 @@ def curves_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
             day_from=data["day_from"],
             day_to=data["day_to"],
             microservice=microservice,
+            explanation=explanation_render(microservice.explanation) if microservice else [],
             microservice_url=(
                 reverse("admin:control_microservice_change", args=[microservice.pk]) if microservice else ""
             ),

@@ -32,6 +32,10 @@ class DailyPeak(models.Model):
     request_mem_mib = models.PositiveIntegerField(_("request memory (MiB)"), null=True, blank=True)
     limit_cpu_m = models.PositiveIntegerField(_("limit CPU (m)"), null=True, blank=True)
     limit_mem_mib = models.PositiveIntegerField(_("limit memory (MiB)"), null=True, blank=True)
+    # Safety feedback over the window (issue 11): OOM kills of the container's pods, and the share of CPU
+    # periods throttled (%). Null: the series were absent.
+    oom_kills = models.PositiveIntegerField(_("OOM kills"), null=True, blank=True)
+    throttled_pct = models.FloatField(_("CPU throttled %"), null=True, blank=True)
     quantile = models.FloatField(_("quantile"))
     aggregation = models.CharField(_("cross-pod aggregation"), max_length=8)
     step_seconds = models.PositiveIntegerField(_("subquery step (s)"))

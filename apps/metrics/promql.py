@@ -31,7 +31,9 @@ CONTAINER_STATISTICS = (
     "limit_cpu_m",
     "limit_mem_mib",
 )
-STATISTICS = (*CONTAINER_STATISTICS, "pod_count")
+# Safety feedback per container over the window (issue 11): OOM kills and the % of CPU periods throttled.
+FEEDBACK_STATISTICS = ("oom_kills", "throttled_pct")
+STATISTICS = (*CONTAINER_STATISTICS, "pod_count", *FEEDBACK_STATISTICS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +181,39 @@ def pod_count_query(settings: QuerySettings) -> str:
     return f"min_over_time((count by (namespace, deployment) ({per_pod})){_window(settings)})"
 
 
+def oom_kills_query(settings: QuerySettings) -> str:
+    """OOM kills per container in the window, summed over the Deployment's pods.
+
+    cAdvisor's ``container_oom_events_total`` where present; else the restarts of containers whose last
+    termination (kube-state-metrics) in the window was ``OOMKilled``.
+    """
+    window = f"[{settings.window_seconds}s]"
+    events = _container_series(settings, f"increase(container_oom_events_total{selector(settings)}{window})")
+    restarts = f"increase(kube_pod_container_status_restarts_total{selector(settings)}{window})"
+    oom_killed = (
+        "max by (namespace, pod, container) (max_over_time(kube_pod_container_status_last_terminated_reason"
+        f"{selector(settings, quote_matcher('reason', 'OOMKilled'))}{window}))"
+    )
+    restarted = _container_series(settings, f"{restarts} * on (namespace, pod, container) group_left {oom_killed}")
+    by_container = "sum by (namespace, deployment, container) "
+    return f"{by_container}({events}) or {by_container}({restarted})"
+
+
+def throttled_pct_query(settings: QuerySettings) -> str:
+    """CFS periods throttled as % of all periods in the window, over the Deployment's pods."""
+    window = f"[{settings.window_seconds}s]"
+    by_container = "sum by (namespace, deployment, container) "
+    throttled = _container_series(
+        settings, f"increase(container_cpu_cfs_throttled_periods_total{selector(settings)}{window})"
+    )
+    periods = _container_series(settings, f"increase(container_cpu_cfs_periods_total{selector(settings)}{window})")
+    return f"{by_container}({throttled}) / ({by_container}({periods}) > 0) * 100"
+
+
+def quote_matcher(label: str, value: str) -> str:
+    return f"{label}={quote(value)}"
+
+
 def statistic_query(settings: QuerySettings, statistic: str) -> str:
     builders = {
         "p95_cpu_cores": lambda: usage_query(settings, "cpu"),
@@ -190,6 +225,8 @@ def statistic_query(settings: QuerySettings, statistic: str) -> str:
         "limit_cpu_m": lambda: resource_query(settings, LIMITS, "cpu"),
         "limit_mem_mib": lambda: resource_query(settings, LIMITS, "memory"),
         "pod_count": lambda: pod_count_query(settings),
+        "oom_kills": lambda: oom_kills_query(settings),
+        "throttled_pct": lambda: throttled_pct_query(settings),
     }
     return builders[statistic]()
 

@@ -9,8 +9,12 @@ excluded-days calendar (``apps.control.excluded_days``); in ``cluster`` mode a D
 with no row on that day (new since) falls back to its own busiest day rather than keeping no
 statistics.
 
+The numbers themselves come from ``apps.metrics.recommender`` (pure): the requests with the safety
+feedback of the lookback (OOM kills, throttling, the change clamp, the minimum days of data) and the
+recommended pods, each with the reasons that made it (the row's ``explanation``).
+
 ``apps.control.measurements.microservices_measurements_apply`` writes them: it creates rows, keeps
-what a refresh must never overwrite (specified and recommended pods, replicas mode, a set container,
+what a refresh must never overwrite (specified pods, replicas mode, a set container,
 overrides, limits of an existing row, requests a person set), marks vanished rows and audits every
 change. The refresh adds one ``collection.run`` summary, in the same transaction.
 """
@@ -20,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
 
 from apps.audit.services import Actor, audit_event_record
-from apps.control.choices import PeakDayMode
+from apps.control.choices import PeakDayMode, ReplicasMode
 from apps.control.containers import controlled_container
 from apps.control.excluded_days import excluded_dates
 from apps.control.measurements import (
@@ -36,7 +40,7 @@ from apps.control.measurements import (
     microservices_measurements_apply,
 )
 from apps.control.models import Cluster
-from apps.metrics import peaks
+from apps.metrics import peaks, recommender
 from apps.metrics.store import PeakStore, StatRow
 
 logger = logging.getLogger(__name__)
@@ -68,17 +72,83 @@ class RefreshResult:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class SourceDayChoice:
+    """A service's source day, the rule that chose it, and the excluded days left out of the choice."""
+
+    day: datetime.date
+    rule: str  # "service", "cluster" or "service_fallback"
+    excluded_days: tuple[datetime.date, ...] = ()
+
+
+def source_day_choose(
+    *,
+    days: Mapping[datetime.date, Sequence[StatRow]],
+    cluster_day: datetime.date | None,
+    excluded_days: tuple[datetime.date, ...] = (),
+) -> SourceDayChoice:
+    """The one place a service's source day is chosen from its days in the lookback (DESIGN §5.4).
+
+    ``cluster_day``: the cluster's busiest day in ``cluster`` mode (``None`` in ``service`` mode); a
+    service absent that day falls back to its own busiest day.
+    """
+    if cluster_day is not None and cluster_day in days:
+        return SourceDayChoice(day=cluster_day, rule="cluster", excluded_days=excluded_days)
+    rule = "service" if cluster_day is None else "service_fallback"
+    return SourceDayChoice(day=peaks.service_source_day(days), rule=rule, excluded_days=excluded_days)
+
+
+def recommendation_settings(*, cluster: Cluster, settings: MicroserviceSettings) -> recommender.RecommendationSettings:
+    """The cluster's settings, each replaced by the service's override where it sets one."""
+
+    def pick(field: str) -> Any:
+        own = getattr(settings, field)
+        return own if own is not None else getattr(cluster, field)
+
+    return recommender.RecommendationSettings(
+        target_cpu_pct=pick("target_cpu_pct"),
+        target_mem_pct=pick("target_mem_pct"),
+        min_replicas=pick("min_replicas"),
+        allow_single_replica=pick("allow_single_replica"),
+        allow_scale_up=pick("allow_scale_up"),
+        cpu_headroom=pick("cpu_headroom"),
+        mem_headroom=pick("mem_headroom"),
+        min_cpu_m=pick("min_cpu_m"),
+        min_mem_mib=pick("min_mem_mib"),
+        oom_bump=cluster.oom_bump,
+        oom_bump_min_mib=cluster.oom_bump_min_mib,
+        throttle_threshold_pct=cluster.throttle_threshold_pct,
+        max_change_pct=cluster.max_change_pct,
+        min_days=cluster.min_days,
+    )
+
+
+def lookback_of(
+    *, days: Mapping[datetime.date, Sequence[StatRow]], container: str, excluded_days: Sequence[datetime.date] = ()
+) -> recommender.Lookback:
+    """What the lookback says of the controlled container: days with data, OOM kills, worst throttling."""
+    rows = [row for day_rows in days.values() for row in day_rows if row.container == container]
+    throttled = [row.throttled_pct for row in rows if row.throttled_pct is not None]
+    return recommender.Lookback(
+        days_with_data=len(days),
+        oom_kills=sum(row.oom_kills or 0 for row in rows),
+        throttled_pct=max(throttled) if throttled else None,
+        excluded_days=tuple(excluded_days),
+    )
+
+
 def deployment_measure(
     *,
     cluster: Cluster,
     namespace: str,
     deployment: str,
-    day: datetime.date,
-    day_rows: Sequence[StatRow],
+    choice: SourceDayChoice,
+    days: Mapping[datetime.date, Sequence[StatRow]],
     settings: MicroserviceSettings | None,
     hpa_name: str | None,
 ) -> MicroserviceMeasurement:
-    """What ``day`` says of one Deployment, for its row (``settings``; ``None``: no row yet)."""
+    """What the source day and the lookback say of one Deployment, for its row (``settings``; ``None``: no row)."""
+    day_rows = days[choice.day]
     configured = settings.container if settings is not None else ""
     p95_cpu = {row.container: row.p95_cpu_cores for row in day_rows}
     container, chosen = controlled_container(
@@ -89,28 +159,50 @@ def deployment_measure(
     row = next(r for r in day_rows if r.container == container)
     if settings is None:  # what a new row will hold: no overrides, the limits observed
         settings = MicroserviceSettings(limit_cpu_m=row.limit_cpu_m, limit_mem_mib=row.limit_mem_mib)
-    cpu, mem = peaks.request_from_peak(
-        p95_cpu_cores=row.p95_cpu_cores,
-        p95_mem_mib=row.p95_mem_mib,
-        cpu_headroom=settings.cpu_headroom if settings.cpu_headroom is not None else cluster.cpu_headroom,
-        mem_headroom=settings.mem_headroom if settings.mem_headroom is not None else cluster.mem_headroom,
-        min_cpu_m=settings.min_cpu_m if settings.min_cpu_m is not None else cluster.min_cpu_m,
-        min_mem_mib=settings.min_mem_mib if settings.min_mem_mib is not None else cluster.min_mem_mib,
+    hpa = settings.hpa_name if hpa_name is None else hpa_name
+    result = recommender.recommend(
+        source=recommender.SourceDay(
+            day=choice.day,
+            rule=choice.rule,
+            pod_count=row.pod_count or 0,
+            p95_cpu_cores=row.p95_cpu_cores,
+            p95_cpu_pct=row.p95_cpu_pct,
+            p95_mem_mib=row.p95_mem_mib,
+            p95_mem_pct=row.p95_mem_pct,
+        ),
+        lookback=lookback_of(days=days, container=container, excluded_days=choice.excluded_days),
+        row=recommender.CurrentRow(
+            request_cpu_m=settings.request_cpu_m,
+            request_mem_mib=settings.request_mem_mib,
+            limit_cpu_m=settings.limit_cpu_m,
+            limit_mem_mib=settings.limit_mem_mib,
+            is_hpa_managed=bool(hpa) or settings.replicas_mode == ReplicasMode.IGNORE,
+        ),
+        settings=recommendation_settings(cluster=cluster, settings=settings),
     )
-    cpu, cpu_capped = peaks.cap_at_limit(cpu, settings.limit_cpu_m)
-    mem, mem_capped = peaks.cap_at_limit(mem, settings.limit_mem_mib)
+    if not result.is_sufficient:  # too few days: presence and the reason only, the row's numbers stay
+        return MicroserviceMeasurement(
+            namespace=namespace,
+            name=deployment,
+            hpa_name=hpa_name,
+            limit_cpu_m=row.limit_cpu_m,
+            limit_mem_mib=row.limit_mem_mib,
+            explanation=result.explanation(),
+        )
     return MicroserviceMeasurement(
         namespace=namespace,
         name=deployment,
-        source_day=day,
+        source_day=choice.day,
         container=container,
         is_container_chosen=chosen,
         replicas_measured=row.pod_count or 0,
-        request_cpu_m=cpu,
-        request_cpu_capped=cpu_capped,
-        request_mem_mib=mem,
-        request_mem_capped=mem_capped,
+        request_cpu_m=result.request_cpu_m,
+        request_cpu_capped=result.request_cpu_capped,
+        request_mem_mib=result.request_mem_mib,
+        request_mem_capped=result.request_mem_capped,
         hpa_name=hpa_name,
+        replicas_recommended=result.replicas,
+        explanation=result.explanation(),
         **{field: getattr(row, field) for field in MEASURED_AS_IS},
     )
 
@@ -153,18 +245,14 @@ def control_table_refresh(
                 )
             )
             continue
-        day = (
-            result.cluster_source_day
-            if result.cluster_source_day is not None and result.cluster_source_day in days
-            else peaks.service_source_day(days)
-        )
+        skipped = tuple(sorted(day for day in services[key] if day in excluded))
         measurements.append(
             deployment_measure(
                 cluster=cluster,
                 namespace=key[0],
                 deployment=key[1],
-                day=day,
-                day_rows=days[day],
+                choice=source_day_choose(days=days, cluster_day=result.cluster_source_day, excluded_days=skipped),
+                days=days,
                 settings=settings.get(key),
                 hpa_name=None if hpa_targets is None else hpa_targets.get(key, ""),
             )

@@ -50,8 +50,9 @@ ROUNDING = {
     "p95_mem_mib": 3,
     "p95_cpu_pct": 3,
     "p95_mem_pct": 3,
+    "throttled_pct": 3,
 }
-INTEGER_STATISTICS = ("request_cpu_m", "request_mem_mib", "limit_cpu_m", "limit_mem_mib", "pod_count")
+INTEGER_STATISTICS = ("request_cpu_m", "request_mem_mib", "limit_cpu_m", "limit_mem_mib", "pod_count", "oom_kills")
 
 
 def query_settings(cluster: Cluster, *, window_seconds: int) -> promql.QuerySettings:
@@ -179,6 +180,7 @@ def rows_from_results(
             if not all(key) or key[2] == "POD":
                 continue
             values.setdefault(key, {})[statistic] = _round(statistic, sample.value)
+    feedback = _feedback_from_results(results)
     rows = []
     for (namespace, deployment, container), stats in sorted(values.items()):
         rows.append(
@@ -203,9 +205,22 @@ def rows_from_results(
                 aggregation=settings.aggregation,
                 step_seconds=settings.step_seconds,
                 collected_at=collected_at,
+                **feedback.get((namespace, deployment, container), {}),
             )
         )
     return rows
+
+
+def _feedback_from_results(results: dict[str, list[Sample]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """OOM kills and throttling per container (issue 11); they only annotate rows the usage statistics made."""
+    feedback: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for statistic in promql.FEEDBACK_STATISTICS:
+        for sample in results.get(statistic, []):
+            labels = sample.labels
+            key = (labels.get("namespace", ""), labels.get("deployment", ""), labels.get("container", ""))
+            if all(key) and sample.value == sample.value:  # NaN: no periods at all
+                feedback.setdefault(key, {})[statistic] = _round(statistic, sample.value)
+    return feedback
 
 
 def collect_day(

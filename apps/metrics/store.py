@@ -52,6 +52,8 @@ class PeakRow:
     aggregation: str
     step_seconds: int
     collected_at: datetime.datetime
+    oom_kills: int | None = None
+    throttled_pct: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,6 +73,8 @@ class StatRow(NamedTuple):
     p95_mem_pct: float | None
     limit_cpu_m: int | None
     limit_mem_mib: int | None
+    oom_kills: int | None = None
+    throttled_pct: float | None = None
 
 
 STAT_FIELDS = StatRow._fields
@@ -200,8 +204,15 @@ class ClickHouseStore:
         self.mutation_timeout = mutation_timeout
 
     def ensure_schema(self) -> None:
+        """Create the tables, or add the columns a daily-peak table made by an older release lacks."""
         version = self.executor.server_version()
         self.executor.execute(ch.daily_peaks_ddl(server_version=version))
+        present = {
+            name for (name,) in self.executor.execute(ch.DAILY_PEAKS_TABLE_COLUMNS_SQL, {"table": ch.PEAKS_TABLE})
+        }
+        for column, sql in ch.DAILY_PEAKS_ADDED_COLUMNS.items():
+            if column not in present:
+                self.executor.execute(sql)
         for ddl in pod_node_ddl(server_version=version):  # the pod and node figures live beside the peaks
             self.executor.execute(ddl)
 
@@ -316,17 +327,25 @@ def _row_from_tuple(values: Sequence[Any]) -> PeakRow:
     data["day"] = _as_date(data["day"])
     for key in ("window_start", "window_end", "collected_at"):
         data[key] = _as_datetime(data[key])
-    for key in ("pod_count", "request_cpu_m", "request_mem_mib", "limit_cpu_m", "limit_mem_mib", "step_seconds"):
+    for key in (
+        "pod_count",
+        "request_cpu_m",
+        "request_mem_mib",
+        "limit_cpu_m",
+        "limit_mem_mib",
+        "step_seconds",
+        "oom_kills",
+    ):
         if data[key] is not None:
             data[key] = int(data[key])
-    for key in ("p95_cpu_cores", "p95_cpu_pct", "p95_mem_mib", "p95_mem_pct", "quantile"):
+    for key in ("p95_cpu_cores", "p95_cpu_pct", "p95_mem_mib", "p95_mem_pct", "quantile", "throttled_pct"):
         if data[key] is not None:
             data[key] = float(data[key])
     return PeakRow(**data)
 
 
 def _stat_from_tuple(values: Sequence[Any]) -> StatRow:
-    day, namespace, deployment, container, pods, cpu, cpu_pct, mem, mem_pct, lim_cpu, lim_mem = values
+    day, namespace, deployment, container, pods, cpu, cpu_pct, mem, mem_pct, lim_cpu, lim_mem, ooms, throttled = values
     return StatRow(
         _as_date(day),
         namespace,
@@ -339,6 +358,8 @@ def _stat_from_tuple(values: Sequence[Any]) -> StatRow:
         None if mem_pct is None else float(mem_pct),
         None if lim_cpu is None else int(lim_cpu),
         None if lim_mem is None else int(lim_mem),
+        None if ooms is None else int(ooms),
+        None if throttled is None else float(throttled),
     )
 
 

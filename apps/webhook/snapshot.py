@@ -87,9 +87,10 @@ def cluster_settings_from(cluster: Cluster, *, admission_mode: str | None = None
     )
 
 
-def control_row_from(microservice: Any) -> ControlRow:
+def control_row_from(microservice: Any, *, apply_recommended: bool) -> ControlRow:
     """The control row of a Microservice, or of a ``values_list(*CONTROL_ROW_FIELDS, named=True)`` row
-    (the snapshot's, which spares building model instances): both carry the same attribute names."""
+    (the snapshot's, which spares building model instances): both carry the same attribute names.
+    ``apply_recommended``: the cluster's "apply recommended pods" (off: the recommendation never counts)."""
     return ControlRow(
         namespace=microservice.namespace,
         name=microservice.name,
@@ -98,6 +99,7 @@ def control_row_from(microservice: Any) -> ControlRow:
             manual=microservice.replicas_specified,
             ai=microservice.replicas_recommended,
             measured=microservice.replicas_measured,
+            apply_recommended=apply_recommended,
         ),
         replicas_mode=microservice.replicas_mode,
         request_cpu_m=microservice.request_cpu_m,
@@ -112,9 +114,11 @@ def load_clusters() -> dict[str, ClusterControl]:
     """Every cluster's settings and control rows, in two queries."""
     settings: dict[int, ClusterSettings] = {}
     names: dict[int, str] = {}
+    applies: dict[int, bool] = {}
     for cluster in cluster_list().order_by():
         names[cluster.pk] = cluster.name
         settings[cluster.pk] = cluster_settings_from(cluster)
+        applies[cluster.pk] = cluster.apply_recommended_replicas
     rows: dict[int, dict[tuple[str, str], ControlRow]] = {pk: {} for pk in settings}
     values = (
         microservice_list().select_related(None).order_by().values_list("cluster_id", *CONTROL_ROW_FIELDS, named=True)
@@ -122,7 +126,9 @@ def load_clusters() -> dict[str, ClusterControl]:
     for row in values:
         if row.cluster_id not in rows:
             continue  # created between the two queries; the next rebuild picks it up
-        rows[row.cluster_id][(row.namespace, row.name)] = control_row_from(row)
+        rows[row.cluster_id][(row.namespace, row.name)] = control_row_from(
+            row, apply_recommended=applies[row.cluster_id]
+        )
     return {names[pk]: ClusterControl(settings=settings[pk], rows=rows[pk]) for pk in settings}
 
 

@@ -118,7 +118,9 @@ def setup_webhook() -> tuple[Callable[..., Any], Any, Any]:
 
     cluster = Cluster(name="bench", **CLUSTER_FIELDS)
     rows = {
-        (microservice.namespace, microservice.name): snapshot.control_row_from(microservice)
+        (microservice.namespace, microservice.name): snapshot.control_row_from(
+            microservice, apply_recommended=cluster.apply_recommended_replicas
+        )
         for microservice in bench_microservices(cluster)
     }
     clusters = {"bench": snapshot.ClusterControl(settings=snapshot.cluster_settings_from(cluster), rows=rows)}

@@ -67,6 +67,7 @@ def test_changelist_has_the_columns_and_banner(viewer, table):
         "name",
         "replicas_measured",
         "replicas_specified",
+        "replicas_recommended",
         "p95_cpu_pct_display",
         "request_cpu_m",
         "limit_cpu_m",
@@ -225,6 +226,6 @@ def test_p95_column_is_marked_sorted_and_unmeasured_rows_stay_last_both_ways(vie
     client = logged_in(viewer)
     html = client.get(CHANGELIST).content.decode()
     assert re.search(r"class=\"sortable column-p95_cpu_pct_display sorted descending\"", html)
-    # column 4 is P95 CPU % (0-based); ascending
-    html = client.get(CHANGELIST, {"o": "4"}).content.decode()
+    # column 5 is P95 CPU % (0-based); ascending
+    html = client.get(CHANGELIST, {"o": "5"}).content.decode()
     assert row_names(html) == ["cart", "auth", "search", "web"]

@@ -97,9 +97,18 @@ def test_a_refresh_keeps_what_a_person_set(prod, admin_user):
     )
     admin = Actor(user=admin_user, name=admin_user.username, source="admin")
     services.microservice_update(actor=admin, microservice=cart, data={"request_cpu_m": 333})
-    # when a measurement of another (chosen) container with other limits arrives
+    # when a measurement of another (chosen) container with other limits arrives (the recommended pods are
+    # the refresh's own since issue 11: this one recommends the same 5)
     applied = apply(
-        prod, measured("cart", container="sidecar", is_container_chosen=True, limit_cpu_m=1, limit_mem_mib=2)
+        prod,
+        measured(
+            "cart",
+            container="sidecar",
+            is_container_chosen=True,
+            limit_cpu_m=1,
+            limit_mem_mib=2,
+            replicas_recommended=5,
+        ),
     )
     # then only the measured fields and the request not set by hand change
     cart.refresh_from_db()
@@ -258,7 +267,15 @@ def test_elsewhere_than_postgresql_the_rows_are_written_by_bulk_update(prod, mon
 
 
 def test_settings_list_gives_what_a_measurement_is_computed_with(prod):
-    MicroserviceFactory(cluster=prod, name="cart", container="app", cpu_headroom=0.2, min_cpu_m=50)
+    MicroserviceFactory(
+        cluster=prod,
+        name="cart",
+        container="app",
+        cpu_headroom=0.2,
+        min_cpu_m=50,
+        target_cpu_pct=60,
+        allow_scale_up=True,
+    )
     MicroserviceFactory(name="other-cluster")
     assert microservice_settings_list(cluster=prod) == {
         ("shop", "cart"): MicroserviceSettings(
@@ -269,6 +286,15 @@ def test_settings_list_gives_what_a_measurement_is_computed_with(prod):
             min_mem_mib=None,
             limit_cpu_m=1000,
             limit_mem_mib=1024,
+            target_cpu_pct=60.0,
+            target_mem_pct=None,
+            min_replicas=None,
+            allow_single_replica=None,
+            allow_scale_up=True,
+            request_cpu_m=250,
+            request_mem_mib=256,
+            hpa_name="",
+            replicas_mode="enforce",
         )
     }
 

@@ -82,6 +82,13 @@ def test_log_in_filter_sort_and_open_a_services_curves(live_server, new_page, de
     values = page.locator("#kd-chart-pods circle.kd-point").evaluate_all("els => els.map(e => Number(e.dataset.value))")
     assert values == [p.pods for p in expected]
     assert page.locator("h1").inner_text() == f"Daily curves of payments/{name}"
+    # the row's source day is marked on each chart (issue 11)
+    source_day = Microservice.objects.get(cluster=demo, namespace="payments", name=name).source_day.isoformat()
+    for chart in ("cpu", "mem", "pods"):
+        marks = page.locator(f"#kd-chart-{chart} line.kd-mark-source").evaluate_all(
+            "els => els.map(e => e.dataset.day)"
+        )
+        assert marks == [source_day]
     shot(page, "04-curves")
 
 

@@ -32,7 +32,7 @@ def test_an_operator_starts_a_collection_and_gets_202(operator_api, prod, django
     assert (response.data["cluster"], response.data["days"], response.data["state"]) == ("prod", 3, "queued")
     assert (response.data["progress_done"], response.data["progress_total"], response.data["progress_pct"]) == (
         0,
-        27,
+        33,
         0,
     )
     assert set(response.data["queries"]) == {
@@ -45,6 +45,8 @@ def test_an_operator_starts_a_collection_and_gets_202(operator_api, prod, django
         "limit_cpu_m",
         "limit_mem_mib",
         "pod_count",
+        "oom_kills",
+        "throttled_pct",
     }
     assert len(callbacks) == 1  # the task is queued only after commit
     event = AuditEvent.objects.get(action="collection.start")
@@ -76,7 +78,7 @@ def test_a_viewer_can_follow_but_not_start(viewer_api, operator_api, prod):
     assert (response.data["state"], response.data["progress_done"], response.data["progress_pct"]) == (
         "running",
         4,
-        44,
+        36,  # 4 of 11 statistics of one day
     )
     listing = viewer_api.get("/api/v1/collections/?cluster=prod")
     assert [item["id"] for item in listing.data["results"]] == [run_id]

@@ -94,4 +94,26 @@ def test_day_queries_cover_every_statistic_in_order():
         "limit_cpu_m",
         "limit_mem_mib",
         "pod_count",
+        "oom_kills",
+        "throttled_pct",
     ]
+
+
+def test_oom_kills_prefer_cadvisor_events_then_oom_killed_restarts_over_the_window():
+    text = promql.statistic_query(FILTERED, "oom_kills")
+    selector = '{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2"}'
+    events, restarts = text.split(") or sum by (namespace, deployment, container) (")
+    assert events.startswith("sum by (namespace, deployment, container) ((sum by (namespace, pod, container) (")
+    assert f"increase(container_oom_events_total{selector}[3600s])" in events
+    assert f"increase(kube_pod_container_status_restarts_total{selector}[3600s])" in restarts
+    assert (
+        'max_over_time(kube_pod_container_status_last_terminated_reason{k8s_cluster="pr\\"od", '
+        'namespace=~"shop|pay\\\\.v2", reason="OOMKilled"}[3600s])'
+    ) in restarts
+
+
+def test_throttling_is_the_share_of_throttled_cfs_periods_in_percent():
+    text = promql.statistic_query(FILTERED, "throttled_pct")
+    assert "increase(container_cpu_cfs_throttled_periods_total{" in text
+    assert "increase(container_cpu_cfs_periods_total{" in text
+    assert text.endswith(" > 0) * 100")

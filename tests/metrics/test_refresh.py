@@ -55,7 +55,9 @@ def load(store, rows):
 
 @pytest.fixture
 def prod(db):
-    return ClusterFactory(name="prod", lookback_days=10)
+    # The rules of §5.4 alone: one day of data is enough and no change clamp; the safety feedback of
+    # issue 11 (minimum days, clamp, OOM, throttling) is tested in test_recommendation_refresh.py.
+    return ClusterFactory(name="prod", lookback_days=10, min_days=1, max_change_pct=100)
 
 
 @pytest.fixture
@@ -161,7 +163,12 @@ def test_manual_fields_survive_a_refresh(prod, store, admin_user):
     refresh(prod, store)
     # then
     cart.refresh_from_db()
-    assert (cart.replicas_specified, cart.replicas_recommended, cart.replicas_mode) == (7, 5, "ignore")
+    # the recommendation is the refresh's own (issue 11): none for a row whose replicas an HPA decides
+    assert (cart.replicas_specified, cart.replicas_recommended, cart.replicas_mode) == (7, None, "ignore")
+    assert cart.explanation["reasons"][-2:] == [
+        {"code": "replicas_hpa", "params": {}},
+        {"code": "request_cpu_by_hand", "params": {"request_cpu_m": 333}},
+    ]
     assert cart.container == "app"  # set by hand: statistics come from "app", not the busier sidecar
     assert cart.request_cpu_m == 333  # edited by hand
     assert cart.request_mem_mib == 400  # never edited by hand: refreshed
@@ -286,4 +293,8 @@ def test_hpa_marks_follow_the_hpas_read_and_stay_when_they_could_not_be_read(pro
     control_table_refresh(cluster=prod, store=store, today=TODAY, actor=SYSTEM, hpa_targets={})
     assert dict(Microservice.objects.values_list("name", "hpa_name")) == {"api": "", "cart": ""}
     event = AuditEvent.objects.get(action="microservice.refresh", name="api")
-    assert (event.before, event.after) == ({"hpa_name": "api-hpa"}, {"hpa_name": ""})
+    # without its HPA the service gets recommended pods: ceil(2 × 10 % / 70 %) = 1, kept at 2 (it ran 2)
+    assert (event.before, event.after) == (
+        {"hpa_name": "api-hpa", "replicas_recommended": None},
+        {"hpa_name": "", "replicas_recommended": 2},
+    )

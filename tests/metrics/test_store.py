@@ -7,8 +7,9 @@ import datetime
 
 import pytest
 
+from apps.metrics import clickhouse as ch
 from apps.metrics.clickhouse import ClickHouseDoor
-from apps.metrics.store import ClickHouseStore, OrmStore, PeakRow
+from apps.metrics.store import ClickHouseStore, OrmStore, PeakRow, _ch_values
 
 UTC = datetime.UTC
 # Every variant needs the default database: the ORM store lives there, and pytest-django guards
@@ -42,6 +43,8 @@ def make_row(cluster="prod", day=D1, namespace="shop", deployment="cart", contai
         "aggregation": "avg",
         "step_seconds": 30,
         "collected_at": datetime.datetime(2026, 3, 2, 4, 0, 0, tzinfo=UTC),
+        "oom_kills": 2,
+        "throttled_pct": 12.5,
     }
     values.update(over)
     return PeakRow(**values)
@@ -70,7 +73,15 @@ def test_written_rows_read_back_exactly(store):
     rows = [
         make_row(),
         make_row(deployment="cart", container="istio-proxy", p95_cpu_cores=0.05, limit_cpu_m=None, p95_cpu_pct=None),
-        make_row(namespace="pay", deployment="api", container="api", pod_count=None, limit_mem_mib=None),
+        make_row(
+            namespace="pay",
+            deployment="api",
+            container="api",
+            pod_count=None,
+            limit_mem_mib=None,
+            oom_kills=None,
+            throttled_pct=None,
+        ),
     ]
     # when
     written = store.day_replace(cluster="prod", day=D1, rows=rows)
@@ -159,7 +170,44 @@ def test_stats_are_the_refresh_columns_of_the_range(store):
     store.day_replace(cluster="stage", day=D1, rows=[make_row(cluster="stage")])
     stats = store.stats(cluster="prod", day_from=D1, day_to=D2)
     assert stats == [
-        (D1, "shop", "cart", "cart", 3, 0.25, 25.0, 300.5, 58.69140625, 1000, 512),
-        (D1, "shop", "cart", "sidecar", 3, 0.25, 25.0, 300.5, 58.69140625, None, 512),
+        (D1, "shop", "cart", "cart", 3, 0.25, 25.0, 300.5, 58.69140625, 1000, 512, 2, 12.5),
+        (D1, "shop", "cart", "sidecar", 3, 0.25, 25.0, 300.5, 58.69140625, None, 512, 2, 12.5),
     ]
     assert [s.pod_count for s in store.stats(cluster="prod", day_from=D1, day_to=D3)] == [3, 3, None]
+
+
+@pytest.mark.parametrize("engine", ["clickhouse-18.16", "chdb"])
+def test_a_table_made_before_the_feedback_columns_gains_them(request, engine):
+    """A release's table without ``oom_kills``/``throttled_pct``: ``ensure_schema`` adds them, keeps the rows."""
+    if engine == "chdb":
+        executor, door = request.getfixturevalue("chdb_executor"), None
+    else:
+        door = ClickHouseDoor.from_url(request.getfixturevalue("clickhouse_url"))
+        executor = door
+    executor.execute("DROP TABLE IF EXISTS kubedoor_daily_peaks")
+    old_ddl = ch.DAILY_PEAKS_CREATE_SQL.replace(
+        "collected_at DateTime('UTC'),\n    oom_kills Nullable(UInt32),\n    throttled_pct Nullable(Float64)",
+        "collected_at DateTime('UTC')",
+    ).format(ttl="")
+    assert "oom_kills" not in old_ddl
+    executor.execute(old_ddl)
+    old_columns = [c for c in ch.DAILY_PEAKS_COLUMNS if c not in ("oom_kills", "throttled_pct")]
+    executor.insert(
+        "INSERT INTO kubedoor_daily_peaks (" + ", ".join(old_columns) + ") VALUES",
+        old_columns,
+        [{k: v for k, v in _ch_values(make_row()).items() if k in old_columns}],
+    )
+    store = ClickHouseStore(executor)
+    # when
+    store.ensure_schema()
+    store.ensure_schema()
+    # then
+    (old,) = store.rows(cluster="prod", day_from=D1, day_to=D1)
+    assert (old.oom_kills, old.throttled_pct, old.p95_cpu_cores) == (None, None, 0.25)
+    store.day_replace(cluster="prod", day=D3, rows=[make_row(day=D3)])
+    assert [(s.oom_kills, s.throttled_pct) for s in store.stats(cluster="prod", day_from=D1, day_to=D3)] == [
+        (None, None),
+        (2, 12.5),
+    ]
+    if door is not None:
+        door.close()

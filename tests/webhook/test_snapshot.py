@@ -52,7 +52,12 @@ def _refresh_with_database_down(holder: SnapshotHolder) -> bool:
 def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
     # given
     prod = ClusterFactory(
-        name="prod", admission_mode="audit", namespaces=["shop"], allow_unmanaged=True, on_store_error="deny"
+        name="prod",
+        admission_mode="audit",
+        namespaces=["shop"],
+        allow_unmanaged=True,
+        on_store_error="deny",
+        apply_recommended_replicas=True,
     )
     MicroserviceFactory(
         cluster=prod, namespace="shop", name="a", replicas_measured=4, replicas_recommended=6, replicas_specified=None
@@ -100,7 +105,9 @@ def test_snapshot_holds_settings_and_rows_with_effective_replicas(db):
 
 def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_models(db):
     # given rows covering every source of replicas, an HPA and unset resources
-    prod = ClusterFactory(name="prod", admission_mode="audit", namespaces=["shop"], on_store_error="deny")
+    prod = ClusterFactory(
+        name="prod", admission_mode="audit", namespaces=["shop"], on_store_error="deny", apply_recommended_replicas=True
+    )
     MicroserviceFactory(
         cluster=prod, namespace="shop", name="a", replicas_measured=4, replicas_recommended=6, replicas_specified=None
     )
@@ -115,7 +122,7 @@ def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_mo
     control = holder.current.clusters["prod"]
     assert control.settings == cluster_settings_from(prod)
     for service in Microservice.objects.filter(cluster=prod):
-        assert control.rows[(service.namespace, service.name)] == control_row_from(service)
+        assert control.rows[(service.namespace, service.name)] == control_row_from(service, apply_recommended=True)
     assert control.rows[("shop", "a")].replicas == 6
     assert (control.rows[("shop", "b")].replicas, control.rows[("shop", "b")].hpa_managed) == (None, True)
     assert cluster_settings_from(prod, admission_mode="enforce") == ClusterSettings(
@@ -126,6 +133,28 @@ def test_snapshot_rows_and_settings_are_the_ones_the_factories_build_from_the_mo
         on_store_error="deny",
         own_usernames=frozenset({"system:serviceaccount:kubedoor:kubedoor"}),
     )
+
+
+def test_recommended_pods_count_only_in_a_cluster_that_applies_them(db):
+    # given: the cluster's "apply recommended pods" off (the default)
+    prod = ClusterFactory(name="prod")
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="a", replicas_measured=4, replicas_recommended=2, replicas_specified=None
+    )
+    MicroserviceFactory(
+        cluster=prod, namespace="shop", name="b", replicas_measured=4, replicas_recommended=2, replicas_specified=3
+    )
+    holder = SnapshotHolder(autostart=False)
+    holder.refresh()
+    rows = holder.current.clusters["prod"].rows
+    assert (rows[("shop", "a")].replicas, rows[("shop", "b")].replicas) == (4, 3)  # today's pods, specified
+    # when the cluster turns it on
+    prod.apply_recommended_replicas = True
+    prod.save()
+    assert holder.refresh() is True
+    # then the recommendation comes before today's pods, after the specified ones
+    rows = holder.current.clusters["prod"].rows
+    assert (rows[("shop", "a")].replicas, rows[("shop", "b")].replicas) == (2, 3)
 
 
 def test_refresh_rebuilds_when_rows_change_and_when_stale(db):

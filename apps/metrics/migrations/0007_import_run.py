@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('control', '0016_excluded_days_prices'),
-        ('metrics', '0003_pod_node_peaks'),
+        ('metrics', '0005_dailypeak_feedback'),
     ]
 
     operations = [

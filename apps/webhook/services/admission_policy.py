@@ -69,7 +69,9 @@ def _rows_by_namespace(cluster: Cluster, namespaces: Sequence[str] | None) -> di
         rows = rows.filter(namespace__in=namespaces)
     grouped: dict[str, list[ControlRow]] = defaultdict(list)
     for service in rows:
-        grouped[service.namespace].append(control_row_from(service))
+        grouped[service.namespace].append(
+            control_row_from(service, apply_recommended=cluster.apply_recommended_replicas)
+        )
     return grouped
 
 

@@ -212,7 +212,9 @@ def cluster_targets(*, cluster: Cluster, namespace: str | None = None) -> Cluste
     rows: dict[str, dict[str, admission.ControlRow]] = defaultdict(dict)
     for service in microservice_list(cluster=cluster, namespace=namespace or None).order_by("namespace", "name"):
         if settings.is_namespace_controlled(service.namespace):
-            rows[service.namespace][service.name] = control_row_from(service)
+            rows[service.namespace][service.name] = control_row_from(
+                service, apply_recommended=cluster.apply_recommended_replicas
+            )
     targets: list[DeploymentTarget] = []
     missing: list[dict[str, str]] = []
     for ns in sorted(rows):

@@ -66,7 +66,10 @@ def admission_preview(
     except admission.AdmissionParseError as exc:
         raise ValidationError({"deployment": str(exc).replace("request.object", "deployment")}) from exc
     try:
-        row = control_row_from(microservice_get(cluster=cluster.name, namespace=namespace, name=review.name))
+        row = control_row_from(
+            microservice_get(cluster=cluster.name, namespace=namespace, name=review.name),
+            apply_recommended=cluster.apply_recommended_replicas,
+        )
     except Microservice.DoesNotExist:
         row = None
     decision = admission.decide(
@@ -113,7 +116,10 @@ def admission_container_resources(
     if not preview["managed"]:
         return None
     try:
-        row = control_row_from(microservice_get(cluster=cluster.name, namespace=namespace, name=name))
+        row = control_row_from(
+            microservice_get(cluster=cluster.name, namespace=namespace, name=name),
+            apply_recommended=cluster.apply_recommended_replicas,
+        )
     except Microservice.DoesNotExist:
         return None
     names = [str(container.get("name")) for container in containers]

@@ -112,6 +112,14 @@
       var anchor = days.length === 1 ? "middle" : (i === 0 ? "start" : (i === days.length - 1 ? "end" : "middle"));
       el("text", {"class": "kd-axis-label kd-x-label", x: x(i), y: top + plotH + 16, "text-anchor": anchor}, axis, days[i]);
     });
+    // Marked days (options.marks: [{day, cls, label}]): a vertical line at the day, e.g. the source day.
+    (options.marks || []).forEach(function (mark) {
+      var i = days.indexOf(mark.day);
+      if (i < 0) return;
+      var line = el("line", {"class": "kd-mark kd-mark-" + mark.cls, x1: x(i), x2: x(i), y1: top, y2: top + plotH,
+        "data-day": mark.day}, svg);
+      el("title", {}, line, mark.label + ": " + mark.day);
+    });
     series.forEach(function (s) {
       var d = "", pen = "M";
       s.values.forEach(function (v, i) {

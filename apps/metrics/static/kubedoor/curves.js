@@ -38,9 +38,10 @@
     }
     var points = data.points;
     var days = column(points, "day");
+    var marks = root.dataset.sourceDay ? [{day: root.dataset.sourceDay, cls: "source", label: tr("source day")}] : [];
     var marked = {};
     (data.excluded_days || []).forEach(function (e) { marked[e.day] = tr("excluded") + " — " + e.reason; });
-    var opts = {emptyText: tr("No data for this microservice in this range."), marked: marked};
+    var opts = {emptyText: tr("No data for this microservice in this range."), marked: marked, marks: marks};
     var note = root.querySelector("#kd-excluded");
     note.textContent = "";
     if ((data.excluded_days || []).length) {
