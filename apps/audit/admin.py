@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
+from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit import channels
+from apps.audit.export import EXPORT_FORMATS, audit_events_export_response
 from apps.audit.models import (
     AuditEvent,
     AuditSource,
@@ -48,6 +51,30 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
+    change_list_template = "admin/audit/auditevent/change_list.html"  # adds the export buttons
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export/",
+            self.admin_site.admin_view(self.export_view),
+            name="audit_auditevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The changelist's events (its filters, search and date drill-down) as ``format=csv|jsonl``."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        fmt = request.GET.get("format", "csv")
+        if fmt not in EXPORT_FORMATS:
+            return HttpResponseBadRequest(
+                _("Unknown export format %(format)s: use csv or jsonl.") % {"format": fmt}, content_type="text/plain"
+            )
+        params = request.GET.copy()
+        del params["format"]  # the changelist would take it for a field lookup
+        request.GET = params  # type: ignore[assignment]  # a copy is mutable by design
+        changelist = self.get_changelist_instance(request)
+        return audit_events_export_response(queryset=changelist.get_queryset(request), fmt=fmt)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -36,15 +36,19 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 class AuditEvent(models.Model):
     """One change or decision: who did what to which object, before and after, and the result.
 
-    Append-only: the model refuses updates and deletes, and neither admin nor API offers them.
+    Append-only: the model refuses updates and deletes, and neither admin nor API offers them; on
+    PostgreSQL a trigger (migration 0004) refuses them in the database itself, except the retention
+    purge of ``manage.py kubedoor_audit_purge`` (``apps.audit.retention``).
     Written only by ``apps.audit.services`` (``audit_event_record``, or ``audit_events_record`` for many at
     once), in the transaction of the change.
     """
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    # DO_NOTHING, not SET_NULL: deleting a user must not UPDATE the trail (the database refuses it);
+    # ``actor_name`` keeps who it was, and without a constraint the id may point at no user.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",
