@@ -98,6 +98,13 @@ class NotificationChannelForm(forms.ModelForm):
         max_length=1000,
         widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty"), "size": 80}),
     )
+    secret = forms.CharField(
+        label=_("signing secret"),
+        required=False,
+        max_length=200,
+        help_text=_("DingTalk and Feishu robots with signature verification; unchanged when empty, '-' removes it."),
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty"), "size": 80}),
+    )
     actions = forms.JSONField(
         label=_("event actions"),
         initial=default_channel_actions,
@@ -112,7 +119,15 @@ class NotificationChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+        fields = ["name", "kind", "target", "secret", "keyword", "language", "mention", "actions", "results", "enabled"]
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data.get("secret") or ""
+        if secret == "-":
+            return ""
+        if not secret and self.instance.pk:
+            return NotificationChannel.objects.get(pk=self.instance.pk).secret
+        return secret
 
     def clean_target(self) -> str:
         target = self.cleaned_data.get("target") or ""
@@ -140,14 +155,26 @@ def _string_list(value: Any) -> list[str]:
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
     form = NotificationChannelForm
-    list_display = ["name", "kind", "enabled", "actions", "results", "mention"]
+    list_display = ["name", "kind", "language", "enabled", "actions", "results", "mention"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
-        fields: list[str | _ListOrTuple[str]] = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+        fields: list[str | _ListOrTuple[str]] = [
+            "name",
+            "kind",
+            "target",
+            "secret",
+            "keyword",
+            "language",
+            "mention",
+            "actions",
+            "results",
+            "enabled",
+        ]
         if obj is not None and not self.has_change_permission(request, obj):
-            fields.remove("target")  # viewers never see the secret, not even masked
+            fields.remove("target")  # viewers never see the secrets, not even masked
+            fields.remove("secret")
         return fields
 
     def save_model(self, request: HttpRequest, obj: NotificationChannel, form: Any, change: bool) -> None:

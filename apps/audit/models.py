@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -100,6 +101,10 @@ class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", _("generic webhook")
 
 
+# The languages a channel's messages can be in (the UI's languages, named in their own words).
+CHANNEL_LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+
+
 def default_channel_actions() -> list[str]:
     return ["microservice.scale", "microservice.restart", "operation.run"]
 
@@ -108,7 +113,9 @@ class NotificationChannel(models.Model):
     """A chat room or HTTP endpoint told about audit events whose action it subscribes to.
 
     ``target`` is the webhook URL (or, for WeCom, DingTalk and Feishu, just the robot's key or
-    token) and is a secret: it is never shown back and never written into audit events.
+    token) and is a secret: it is never shown back and never written into audit events; so is the
+    DingTalk/Feishu signing ``secret``. Messages are written in ``language``, times in the time zone
+    of the event's cluster.
     ``actions`` are action names or patterns ending in ``*`` (``microservice.*``, ``*``);
     ``results`` narrows to some results (empty = every result but ``dry_run``, which is never sent).
     """
@@ -121,6 +128,25 @@ class NotificationChannel(models.Model):
         max_length=500,
         blank=True,
         help_text=_("Comma-separated: mobile numbers (DingTalk), user ids (WeCom, Feishu, Slack), or 'all'."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=CHANNEL_LANGUAGES,
+        default="en",
+        help_text=_("The language of the messages this channel gets."),
+    )
+    secret = models.CharField(
+        _("signing secret"),
+        max_length=200,
+        blank=True,
+        help_text=_("DingTalk and Feishu robots with signature verification: the robot's secret (SEC…)."),
+    )
+    keyword = models.CharField(
+        _("keyword"),
+        max_length=100,
+        blank=True,
+        help_text=_("A robot with a keyword check drops messages without it: it is added to the title when missing."),
     )
     actions = models.JSONField(_("event actions"), default=default_channel_actions, blank=True)
     results = models.JSONField(_("results"), default=list, blank=True, help_text=_("Empty: every result."))
@@ -135,6 +161,15 @@ class NotificationChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.secret and self.kind not in ("dingtalk", "feishu"):
+            raise ValidationError(
+                {
+                    "secret": _("Only DingTalk and Feishu robots sign their messages; %(name)s is a %(kind)s channel.")
+                    % {"name": self.name, "kind": self.get_kind_display()}
+                }
+            )
 
     def wants(self, *, action: str, result: str) -> bool:
         if not self.enabled or result == AuditResult.DRY_RUN:

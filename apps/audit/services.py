@@ -6,11 +6,12 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
@@ -61,6 +62,26 @@ class Actor:
     def system(cls, name: str = "system", *, source: str = AuditSource.SYSTEM, on_behalf_of: Any = None) -> Actor:
         """A system actor; ``on_behalf_of`` (a user) is recorded as the event's user when given."""
         return cls(user=on_behalf_of, name=name, source=source)
+
+
+# --- the cluster's time zone, for the words of a notification ----------------------------------------
+
+ClusterTimeZoneResolver = Callable[[str], "str | None"]
+_cluster_time_zone_resolvers: list[ClusterTimeZoneResolver] = []
+
+
+def cluster_time_zone_resolver_set(resolver: ClusterTimeZoneResolver) -> None:
+    """Let the app that owns clusters tell the audit app a cluster's time zone (the audit app imports no
+    other app); ``apps.control`` registers its selector when it is ready."""
+    _cluster_time_zone_resolvers[:] = [resolver]
+
+
+def cluster_time_zone_get(*, cluster: str) -> str:
+    """The time zone a cluster's events are told in: the cluster's own, else ``settings.TIME_ZONE``."""
+    for resolver in _cluster_time_zone_resolvers:
+        if cluster and (zone := resolver(cluster)):
+            return zone
+    return settings.TIME_ZONE
 
 
 # --- the one way events are written ---------------------------------------------------------------
