@@ -50,6 +50,8 @@ _ADMIN_PERMS = (
     "auth.view_user",
     "auth.view_group",
     "authtoken.view_tokenproxy",
+    "axes.view_accessattempt",  # login lockouts: admins unlock them
+    "axes.delete_accessattempt",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}
