@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.logins import admin_login_record
 from apps.metrics import dashboard_admin
 
 
@@ -33,6 +34,12 @@ class KubeDoorAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Django's login page; every POST to it is on record (``apps.accounts.logins``)."""
+        response = super().login(request, extra_context)
+        admin_login_record(request)
+        return response
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         app_list = super().get_app_list(request, app_label)

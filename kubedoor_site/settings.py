@@ -7,6 +7,7 @@ so an embedded installation works without a key ever being committed.
 
 from __future__ import annotations
 
+import datetime
 import secrets
 from pathlib import Path
 
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "apps.accounts",
     "apps.control",
     "apps.metrics",
@@ -70,6 +72,7 @@ MIDDLEWARE = [
     "kubedoor_site.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into apps.accounts.logins' answer
 ]
 
 ROOT_URLCONF = "kubedoor_site.urls"
@@ -141,7 +144,10 @@ SESSION_COOKIE_SECURE = env.bool("KUBEDOOR_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("KUBEDOOR_BEHIND_PROXY", False) else None
+# Behind a reverse proxy: trust X-Forwarded-Proto, and take the client's address from the right-most
+# X-Forwarded-For entry (apps.audit.services.client_address: audit events and login lockouts).
+KUBEDOOR_BEHIND_PROXY = env.bool("KUBEDOOR_BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if KUBEDOOR_BEHIND_PROXY else None
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -245,7 +251,27 @@ KUBEDOOR_RESIZE_WAIT_SECONDS = env.float("KUBEDOOR_RESIZE_WAIT_SECONDS", default
 KUBEDOOR_RESIZE_POLL_SECONDS = env.float("KUBEDOOR_RESIZE_POLL_SECONDS", default=5.0)
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
-globals().update(ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"]))
+_auth = ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"])
+# django-axes first: a locked-out user name or address is refused before any backend checks a password.
+_auth["AUTHENTICATION_BACKENDS"] = ["axes.backends.AxesStandaloneBackend", *_auth["AUTHENTICATION_BACKENDS"]]
+globals().update(_auth)
+
+# --- Login lockout (django-axes) --------------------------------------------------------------
+# After this many failed logins for one user name, or from one address, further attempts are refused
+# (429 with a message, on the login page and the token endpoint) for the cool-off time, or until an
+# admin unlocks them (admin → Axes → Access attempts). Every login, failed or not, is audited.
+AXES_ENABLED = env.bool("KUBEDOOR_LOGIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = env.int("KUBEDOOR_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("KUBEDOOR_LOGIN_COOLOFF_MINUTES", default=15.0))
+# Each entry locks on its own: "username" (the account), "ip_address" (the address), or both joined by "+".
+AXES_LOCKOUT_PARAMETERS = [
+    item.split("+") if "+" in item else item
+    for item in env.list("KUBEDOOR_LOGIN_LOCKOUT_BY", default=["username", "ip_address"])
+]
+AXES_CLIENT_IP_CALLABLE = "apps.audit.services.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.logins.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -9,13 +9,12 @@ from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
-from apps.accounts.views import language_set
+from apps.accounts.views import TokenObtainView, language_set
 from kubedoor_site import health
 
 api_v1: list[URLPattern | URLResolver] = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("", include("apps.control.urls")),
     path("", include("apps.metrics.urls")),
     path("", include("apps.audit.urls")),

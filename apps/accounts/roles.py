@@ -56,6 +56,8 @@ _ADMIN_PERMS = (
     "authtoken.view_tokenproxy",
     "metrics.view_importrun",
     "metrics.add_importrun",
+    "axes.view_accessattempt",  # login lockouts: admins unlock them
+    "axes.delete_accessattempt",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}

@@ -1,4 +1,5 @@
-"""Plain views of the accounts app (outside the admin's model pages): the language preference."""
+"""Plain views of the accounts app (outside the admin's model pages): the language preference and the
+API token endpoint."""
 
 from __future__ import annotations
 
@@ -9,8 +10,37 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from rest_framework import exceptions
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from apps.accounts.logins import backend_name, login_failure_record
 from apps.accounts.preferences import SESSION_KEY, user_language_set
+from apps.audit.services import login_record
+
+
+class TokenObtainView(ObtainAuthToken):
+    """``POST /api/v1/auth/token/``: DRF's token endpoint, with the login on record and under lockout.
+
+    The credentials are checked against Django's own request (not DRF's wrapper), so django-axes marks a
+    locked-out request where its middleware looks and answers 429 with a JSON message. Both outcomes
+    are audited.
+    """
+
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.serializer_class(data=request.data, context={"request": request._request})
+        if not serializer.is_valid():
+            data = request.data if isinstance(request.data, dict) else {}
+            login_failure_record(request=request._request, username=str(data.get("username", "")))
+            raise exceptions.ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        token, _created = Token.objects.get_or_create(user=user)
+        login_record(
+            request=request._request, backend=backend_name(getattr(user, "backend", "")), username="", user=user
+        )
+        return Response({"token": token.key})
 
 
 @require_POST

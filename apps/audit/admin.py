@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
+from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit import channels
+from apps.audit.export import EXPORT_FORMATS, audit_events_export_response
 from apps.audit.models import (
     AUDIT_EVENT_SUBJECT_FIELDS,
     AuditEvent,
@@ -44,6 +47,30 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     ]
     readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
+    change_list_template = "admin/audit/auditevent/change_list.html"  # adds the export buttons
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export/",
+            self.admin_site.admin_view(self.export_view),
+            name="audit_auditevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
+        """The changelist's events (its filters, search and date drill-down) as ``format=csv|jsonl``."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        fmt = request.GET.get("format", "csv")
+        if fmt not in EXPORT_FORMATS:
+            return HttpResponseBadRequest(
+                _("Unknown export format %(format)s: use csv or jsonl.") % {"format": fmt}, content_type="text/plain"
+            )
+        params = request.GET.copy()
+        del params["format"]  # the changelist would take it for a field lookup
+        request.GET = params  # type: ignore[assignment]  # a copy is mutable by design
+        changelist = self.get_changelist_instance(request)
+        return audit_events_export_response(queryset=changelist.get_queryset(request), fmt=fmt)
 
 
 # --- Notification channels (DESIGN §4.7) --------------------------------------------------------
@@ -56,6 +83,13 @@ class NotificationChannelForm(forms.ModelForm):
         label=_("URL or token (secret)"),
         required=False,
         max_length=1000,
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty"), "size": 80}),
+    )
+    secret = forms.CharField(
+        label=_("signing secret"),
+        required=False,
+        max_length=200,
+        help_text=_("DingTalk and Feishu robots with signature verification; unchanged when empty, '-' removes it."),
         widget=forms.PasswordInput(render_value=False, attrs={"placeholder": _("unchanged when empty"), "size": 80}),
     )
     actions = forms.JSONField(
@@ -72,7 +106,15 @@ class NotificationChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+        fields = ["name", "kind", "target", "secret", "keyword", "language", "mention", "actions", "results", "enabled"]
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data.get("secret") or ""
+        if secret == "-":
+            return ""
+        if not secret and self.instance.pk:
+            return NotificationChannel.objects.get(pk=self.instance.pk).secret
+        return secret
 
     def clean_target(self) -> str:
         target = self.cleaned_data.get("target") or ""
@@ -100,14 +142,26 @@ def _string_list(value: Any) -> list[str]:
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
     form = NotificationChannelForm
-    list_display = ["name", "kind", "enabled", "actions", "results", "mention"]
+    list_display = ["name", "kind", "language", "enabled", "actions", "results", "mention"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
-        fields: list[str | _ListOrTuple[str]] = ["name", "kind", "target", "mention", "actions", "results", "enabled"]
+        fields: list[str | _ListOrTuple[str]] = [
+            "name",
+            "kind",
+            "target",
+            "secret",
+            "keyword",
+            "language",
+            "mention",
+            "actions",
+            "results",
+            "enabled",
+        ]
         if obj is not None and not self.has_change_permission(request, obj):
-            fields.remove("target")  # viewers never see the secret, not even masked
+            fields.remove("target")  # viewers never see the secrets, not even masked
+            fields.remove("secret")
         return fields
 
     def save_model(self, request: HttpRequest, obj: NotificationChannel, form: Any, change: bool) -> None:

@@ -16,6 +16,7 @@ def notification_channel_snapshot(channel: NotificationChannel) -> dict[str, Any
     """The audited state of a channel: the target is a secret, only whether it is set is recorded."""
     data = model_to_dict(channel, exclude=["id"])
     data["target"] = "<set>" if channel.target else ""
+    data["secret"] = "<set>" if channel.secret else ""
     return data
 
 
@@ -39,16 +40,17 @@ def notification_channel_update(
 ) -> NotificationChannel:
     channel = NotificationChannel.objects.select_for_update().get(pk=channel.pk)
     before = notification_channel_snapshot(channel)
-    target_changed = "target" in data and data["target"] != channel.target
+    secrets_changed = [key for key in ("target", "secret") if key in data and data[key] != getattr(channel, key)]
     for field, value in data.items():
         setattr(channel, field, value)
     channel.full_clean()
     channel.save()
     after = notification_channel_snapshot(channel)
     keys = [key for key in after if before.get(key) != after.get(key)]
-    if target_changed and "target" not in keys:
-        keys.append("target")
-        before["target"], after["target"] = "<set>", "<changed>"
+    for key in secrets_changed:
+        if key not in keys:  # from one secret to another: both snapshots say "<set>"
+            keys.append(key)
+            before[key], after[key] = "<set>", "<changed>"
     if keys:
         audit_event_record(
             actor=actor,

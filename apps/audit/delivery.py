@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.audit import notify
 from apps.audit.models import DeliveryState, NotificationDelivery
+from apps.audit.services import cluster_time_zone_get
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +34,21 @@ def notification_delivery_attempt(*, delivery_id: int, final: bool) -> DeliveryO
     if delivery is None or delivery.state != DeliveryState.PENDING:
         return DeliveryOutcome.SKIPPED
     channel, event = delivery.channel, delivery.event
-    message = notify.message_for_event(
-        event, repeats=delivery.repeats, window_seconds=settings.KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS
-    )
-    payload = notify.payload_for(kind=channel.kind, message=message, mentions=channel.mentions)
+    with translation.override(channel.language or settings.LANGUAGE_CODE):
+        message = notify.message_for_event(
+            event,
+            repeats=delivery.repeats,
+            window_seconds=settings.KUBEDOOR_NOTIFY_REPEAT_WINDOW_SECONDS,
+            time_zone=cluster_time_zone_get(cluster=event.cluster),
+        )
+        payload = notify.payload_for(
+            kind=channel.kind, message=message, mentions=channel.mentions, keyword=channel.keyword
+        )
     try:
         url = notify.channel_url(kind=channel.kind, target=channel.target)
+        url, payload = notify.signed(
+            kind=channel.kind, url=url, payload=payload, secret=channel.secret, now=time.time()
+        )
         notify.send(url=url, payload=payload, timeout=settings.KUBEDOOR_NOTIFY_TIMEOUT_SECONDS)
     except notify.NotifyError as exc:
         with transaction.atomic():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -40,15 +41,19 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 class AuditEvent(models.Model):
     """One change or decision: who did what to which object, before and after, and the result.
 
-    Append-only: the model refuses updates and deletes, and neither admin nor API offers them.
+    Append-only: the model refuses updates and deletes, and neither admin nor API offers them; on
+    PostgreSQL a trigger (migration 0004) refuses them in the database itself, except the retention
+    purge of ``manage.py kubedoor_audit_purge`` (``apps.audit.retention``).
     Written only by ``apps.audit.services`` (``audit_event_record``, or ``audit_events_record`` for many at
     once), in the transaction of the change.
     """
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    # DO_NOTHING, not SET_NULL: deleting a user must not UPDATE the trail (the database refuses it);
+    # ``actor_name`` keeps who it was, and without a constraint the id may point at no user.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",
@@ -100,6 +105,10 @@ class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", _("generic webhook")
 
 
+# The languages a channel's messages can be in (the UI's languages, named in their own words).
+CHANNEL_LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+
+
 def default_channel_actions() -> list[str]:
     return ["microservice.scale", "microservice.restart", "operation.run"]
 
@@ -108,7 +117,9 @@ class NotificationChannel(models.Model):
     """A chat room or HTTP endpoint told about audit events whose action it subscribes to.
 
     ``target`` is the webhook URL (or, for WeCom, DingTalk and Feishu, just the robot's key or
-    token) and is a secret: it is never shown back and never written into audit events.
+    token) and is a secret: it is never shown back and never written into audit events; so is the
+    DingTalk/Feishu signing ``secret``. Messages are written in ``language``, times in the time zone
+    of the event's cluster.
     ``actions`` are action names or patterns ending in ``*`` (``microservice.*``, ``*``);
     ``results`` narrows to some results (empty = every result but ``dry_run``, which is never sent).
     """
@@ -121,6 +132,25 @@ class NotificationChannel(models.Model):
         max_length=500,
         blank=True,
         help_text=_("Comma-separated: mobile numbers (DingTalk), user ids (WeCom, Feishu, Slack), or 'all'."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=CHANNEL_LANGUAGES,
+        default="en",
+        help_text=_("The language of the messages this channel gets."),
+    )
+    secret = models.CharField(
+        _("signing secret"),
+        max_length=200,
+        blank=True,
+        help_text=_("DingTalk and Feishu robots with signature verification: the robot's secret (SEC…)."),
+    )
+    keyword = models.CharField(
+        _("keyword"),
+        max_length=100,
+        blank=True,
+        help_text=_("A robot with a keyword check drops messages without it: it is added to the title when missing."),
     )
     actions = models.JSONField(_("event actions"), default=default_channel_actions, blank=True)
     results = models.JSONField(_("results"), default=list, blank=True, help_text=_("Empty: every result."))
@@ -135,6 +165,15 @@ class NotificationChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.secret and self.kind not in ("dingtalk", "feishu"):
+            raise ValidationError(
+                {
+                    "secret": _("Only DingTalk and Feishu robots sign their messages; %(name)s is a %(kind)s channel.")
+                    % {"name": self.name, "kind": self.get_kind_display()}
+                }
+            )
 
     def wants(self, *, action: str, result: str) -> bool:
         if not self.enabled or result == AuditResult.DRY_RUN:

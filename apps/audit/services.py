@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
@@ -22,6 +24,23 @@ from apps.audit.models import AuditEvent, AuditResult, AuditSource, Notification
 from apps.audit.queue import notification_deliver_enqueue, notification_repeats_summarize_enqueue
 
 logger = logging.getLogger(__name__)
+
+
+def client_address(request: Any) -> str | None:
+    """The address a request came from: ``REMOTE_ADDR``, or behind a proxy (``KUBEDOOR_BEHIND_PROXY``) the
+    right-most ``X-Forwarded-For`` entry — the one the proxy itself appended, which the client cannot forge.
+
+    Also django-axes' ``AXES_CLIENT_IP_CALLABLE``, so lockouts and the audit log name the same address.
+    """
+    meta = request.META
+    if getattr(settings, "KUBEDOOR_BEHIND_PROXY", False):
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            try:
+                return str(ipaddress.ip_address(forwarded[-1]))
+            except ValueError:
+                logger.warning("X-Forwarded-For ends with %r, not an address: using REMOTE_ADDR", forwarded[-1])
+    return meta.get("REMOTE_ADDR") or None
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ class Actor:
             name=user.get_username() if user is not None else "anonymous",
             source=source,
             request_id=getattr(request, "request_id", ""),
-            remote_addr=request.META.get("REMOTE_ADDR") or None,
+            remote_addr=client_address(request),
         )
 
     @classmethod
@@ -61,6 +80,26 @@ class Actor:
     def system(cls, name: str = "system", *, source: str = AuditSource.SYSTEM, on_behalf_of: Any = None) -> Actor:
         """A system actor; ``on_behalf_of`` (a user) is recorded as the event's user when given."""
         return cls(user=on_behalf_of, name=name, source=source)
+
+
+# --- the cluster's time zone, for the words of a notification ----------------------------------------
+
+ClusterTimeZoneResolver = Callable[[str], "str | None"]
+_cluster_time_zone_resolvers: list[ClusterTimeZoneResolver] = []
+
+
+def cluster_time_zone_resolver_set(resolver: ClusterTimeZoneResolver) -> None:
+    """Let the app that owns clusters tell the audit app a cluster's time zone (the audit app imports no
+    other app); ``apps.control`` registers its selector when it is ready."""
+    _cluster_time_zone_resolvers[:] = [resolver]
+
+
+def cluster_time_zone_get(*, cluster: str) -> str:
+    """The time zone a cluster's events are told in: the cluster's own, else ``settings.TIME_ZONE``."""
+    for resolver in _cluster_time_zone_resolvers:
+        if cluster and (zone := resolver(cluster)):
+            return zone
+    return settings.TIME_ZONE
 
 
 # --- the one way events are written ---------------------------------------------------------------
@@ -177,6 +216,45 @@ def audit_event_record(
         notify_coalesce_seconds=notify_coalesce_seconds,
     )
     return _event_record(draft)
+
+
+LOGIN_SUCCEEDED = "login.succeeded"
+LOGIN_FAILED = "login.failed"
+
+
+def login_record(
+    *,
+    request: Any,
+    backend: str,
+    username: str,
+    user: User | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Record a login: ``user`` when it succeeded, else a failure with the ``username`` tried and why.
+
+    ``backend`` names how (``local``, ``ldap``, ``oidc``, ``token`` …): any login flow calls this — the
+    admin and LDAP through Django's login signals (``apps.accounts.logins``), the API token endpoint,
+    and an SSO callback. The event never holds a password: only the user name, the backend, the source
+    address and, for a failure, the reason. Requests under ``/api/`` are the API's; others the admin's.
+    """
+    source = AuditSource.API if getattr(request, "path", "").startswith("/api/") else AuditSource.ADMIN
+    actor = Actor(
+        user=user,
+        name=(user.get_username() if user is not None else username or "anonymous")[:150],
+        source=source,
+        request_id=getattr(request, "request_id", ""),
+        remote_addr=client_address(request),
+    )
+    after: dict[str, Any] = {"backend": backend}
+    if reason:
+        after["reason"] = reason
+    return audit_event_record(
+        actor=actor,
+        action=LOGIN_SUCCEEDED if user is not None else LOGIN_FAILED,
+        name=actor.name,
+        after=after,
+        result=AuditResult.OK if user is not None else AuditResult.DENIED,
+    )
 
 
 def audit_events_record(*, drafts: Iterable[AuditDraft], pause_every: int = 0) -> int:

@@ -21,6 +21,11 @@ def cluster_get(*, name: str) -> Cluster:
     return Cluster.objects.get(name=name)
 
 
+def cluster_time_zone_get(name: str) -> str | None:
+    """The time zone of the cluster called ``name``; ``None`` for no such cluster."""
+    return Cluster.objects.filter(name=name).values_list("time_zone", flat=True).first()
+
+
 def microservice_list(
     *, cluster: Cluster | str | None = None, namespace: str | None = None, is_present: bool | None = None
 ) -> QuerySet[Microservice]:

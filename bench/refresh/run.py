@@ -40,11 +40,12 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
 
     call_command("migrate", verbosity=0)
 
     from apps.audit.models import AuditEvent
+    from apps.audit.retention import PURGE_ON_SQL
     from apps.audit.services import Actor
     from apps.control.models import Cluster, Microservice
     from apps.metrics.models import DailyPeak
@@ -61,8 +62,11 @@ def main() -> None:
 
     def rows_create() -> None:
         # The scratch cluster's audit events of earlier rounds go too, so that every round starts alike
-        # (raw SQL: the model refuses deletes).
-        with connection.cursor() as cursor:
+        # (raw SQL: the model refuses deletes; on PostgreSQL the append-only trigger lets a DELETE through
+        # only with the purge setting, which this bench database may use as the purge command does).
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(PURGE_ON_SQL)
             cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE cluster = %s", [name])
         Microservice.objects.filter(cluster=cluster).delete()
         Microservice.objects.bulk_create(

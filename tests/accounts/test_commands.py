@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def test_admin_command_generates_and_prints_a_password_once(monkeypatch):
     assert user.is_superuser
     assert user.is_staff
     assert list(user.groups.values_list("name", flat=True)) == ["admin"]
-    assert authenticate(username="root", password=password) == user
+    assert authenticate(RequestFactory().post("/admin/login/"), username="root", password=password) == user
 
 
 def test_admin_command_takes_the_password_from_the_environment_and_prints_a_token(monkeypatch):
@@ -38,7 +39,8 @@ def test_admin_command_takes_the_password_from_the_environment_and_prints_a_toke
     assert "Password:" not in output
     token = re.search(r"^API token: (\w{40})$", output, re.M).group(1)
     assert Token.objects.get(key=token).user.username == "ops"
-    assert authenticate(username="ops", password="correct-horse-battery-staple") is not None
+    request = RequestFactory().post("/admin/login/")  # django-axes needs the request a login comes with
+    assert authenticate(request, username="ops", password="correct-horse-battery-staple") is not None
     # running it again updates the same user and keeps the token
     output = run("kubedoor_admin", "--username", "ops", "--token")
     assert f"API token: {token}" in output

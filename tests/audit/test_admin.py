@@ -26,6 +26,7 @@ def channel_form(**overrides) -> dict:
         "kind": "wecom",
         "target": SECRET,
         "mention": "zhangsan",
+        "language": "en",
         "actions": '["microservice.*", "operation.run"]',
         "results": "[]",
         "enabled": "on",
@@ -122,3 +123,33 @@ def test_the_add_form_starts_from_the_model_defaults(admin_user):
     results = re.search(r'<textarea name="results"[^>]*>\s*(.*?)</textarea>', page, re.S).group(1)
     assert html_lib.unescape(actions).strip() == '["microservice.scale", "microservice.restart", "operation.run"]'
     assert html_lib.unescape(results).strip() == "[]"
+
+
+def test_the_signing_secret_is_kept_when_empty_removed_with_a_dash_and_audited_without_its_value(admin_user):
+    client = logged_in(admin_user)
+    form = channel_form(kind="dingtalk", secret="SECtop-secret-1", keyword="KubeDoor", language="zh-hans")
+    assert client.post(f"{CHANNELS}add/", form).status_code == 302
+    channel = NotificationChannel.objects.get()
+    assert (channel.secret, channel.keyword, channel.language) == ("SECtop-secret-1", "KubeDoor", "zh-hans")
+    url = f"{CHANNELS}{channel.pk}/change/"
+    assert b"SECtop-secret-1" not in client.get(url).content
+    # empty keeps it
+    assert client.post(url, channel_form(kind="dingtalk", target="", secret="", keyword="KubeDoor")).status_code == 302
+    channel.refresh_from_db()
+    assert (channel.secret, channel.language) == ("SECtop-secret-1", "en")
+    # a new one is audited as changed, without either value
+    assert client.post(url, channel_form(kind="dingtalk", target="", secret="SECtop-secret-2")).status_code == 302
+    # "-" removes it
+    assert client.post(url, channel_form(kind="dingtalk", target="", secret="-")).status_code == 302
+    channel.refresh_from_db()
+    assert channel.secret == ""
+    created, language, changed, removed = AuditEvent.objects.order_by("id")
+    assert created.after["secret"] == "<set>"
+    assert (language.before, language.after) == ({"language": "zh-hans"}, {"language": "en"})
+    assert (changed.before, changed.after) == (
+        {"keyword": "KubeDoor", "secret": "<set>"},
+        {"keyword": "", "secret": "<changed>"},
+    )
+    assert (removed.before, removed.after) == ({"secret": "<set>"}, {"secret": ""})
+    assert "top-secret" not in str([event.before for event in (created, language, changed, removed)])
+    assert "top-secret" not in str([event.after for event in (created, language, changed, removed)])

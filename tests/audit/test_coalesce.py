@@ -146,12 +146,12 @@ def test_summary_payload(channel, queued, http_receiver):
     assert got.body == {
         "text": "\n".join(
             [
-                "**KubeDoor admission.deny prod/shop/cart: 3 more**",
-                "- 3 more denials of shop/cart in the last minute",
-                "- result: ⛔ denied",
-                "- by: webhook (webhook)",
-                f"- at: {last.at.isoformat(timespec='seconds')} (the last one)",
-                "- message: CREATE Deployment by alice (uid u-cart): not in the control table",
+                "*KubeDoor admission.deny prod/shop/cart: 3 more*",
+                "• 3 more denials of shop/cart in the last minute",
+                "• result: ⛔ denied",
+                "• by: webhook (webhook)",
+                f"• at: {last.at.isoformat(timespec='seconds')} (the last one)",
+                "• message: CREATE Deployment by alice (uid u-cart): not in the control table",
             ]
         )
     }

@@ -98,7 +98,17 @@ def test_slack_payload(http_receiver, operator, eager_celery, django_capture_on_
     event = deliver(django_capture_on_commit_callbacks, operator)
 
     [got] = http_receiver.received
-    assert got.body == {"text": markdown(event) + "\n<@U123> <!channel>"}
+    assert got.body == {
+        "text": (
+            "*KubeDoor microservice.scale prod/shop/cart*\n"
+            "• result: ✅ ok\n"
+            "• by: operator1 (api)\n"
+            f"• at: {event.at.isoformat(timespec='seconds')}\n"
+            '• before: `{"replicas":2}`\n'
+            '• after: `{"replicas":5}`\n'
+            "<@U123> <!channel>"
+        )
+    }
 
 
 def test_generic_webhook_payload_carries_the_event(
