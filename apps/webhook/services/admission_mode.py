@@ -20,6 +20,7 @@ from apps.audit.services import Actor, audit_event_record
 from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.models import Cluster
+from apps.control.onboarding import cluster_contact_record
 from apps.webhook import registration
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,25 @@ class AdmissionRegistrationError(Exception):
         self.status = status
 
 
-def _endpoint() -> registration.WebhookEndpoint:
+def _endpoint(cluster: Cluster) -> registration.WebhookEndpoint:
+    """Where ``cluster``'s API server reaches the webhook: the cluster's own endpoint, else the global one.
+
+    A cluster with a webhook URL or Service of its own (a remote cluster) uses it with its own CA
+    bundle; otherwise the KUBEDOOR_WEBHOOK_* settings apply, as for the cluster KubeDoor runs in.
+    """
+    if cluster.webhook_url or cluster.webhook_service:
+        ca_pem = cluster.webhook_ca_bundle.encode()
+        if ca_pem and b"-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise ValidationError(
+                _("The webhook CA bundle of cluster %(cluster)s is not a PEM certificate."),
+                params={"cluster": cluster.name},
+            )
+        return registration.WebhookEndpoint(
+            service=cluster.webhook_service,
+            url=cluster.webhook_url,
+            ca_bundle_pem=ca_pem,
+            service_port=cluster.webhook_service_port or 443,
+        )
     ca_pem = b""
     ca_path = settings.KUBEDOOR_WEBHOOK_CA_BUNDLE
     if ca_path:
@@ -67,7 +86,7 @@ def webhook_configuration_for(
             excluded_namespaces=cluster.excluded_namespaces or [],
             failure_policy=cluster.failure_policy,
             timeout_seconds=cluster.webhook_timeout_seconds,
-            endpoint=_endpoint(),
+            endpoint=_endpoint(cluster),
             existing=existing,
             match_conditions=match_conditions,
         )
@@ -150,6 +169,7 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
             )
             k8s.webhook_configuration_apply(cluster=cluster, body=body)
             detail = f"{'updated' if existing else 'created'} {name}"
+        cluster_contact_record(cluster=cluster)
     except k8s.K8sError as exc:
         message = _("Kubernetes refused the admission registration %(name)s of cluster %(cluster)s: %(error)s") % {
             "name": name,
