@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
@@ -33,6 +34,11 @@ class KubeDoorAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["oidc_enabled"] = bool(getattr(settings, "KUBEDOOR_OIDC_ENABLED", False))
+        return context
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         app_list = super().get_app_list(request, app_label)

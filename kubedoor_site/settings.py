@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 
 from kubedoor_site.ldap_config import ldap_settings
+from kubedoor_site.oidc_config import oidc_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -237,6 +238,9 @@ KUBEDOOR_K8S_TIMEOUT_SECONDS = env.float("KUBEDOOR_K8S_TIMEOUT_SECONDS", default
 
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
 globals().update(ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"]))
+
+# --- OpenID Connect single sign-on (off when OIDC_RP_CLIENT_ID is empty) ------------------------
+globals().update(oidc_settings(env.ENVIRON, backends=globals()["AUTHENTICATION_BACKENDS"]))
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {
