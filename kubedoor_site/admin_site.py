@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
@@ -40,6 +41,11 @@ class KubeDoorAdminSite(admin.AdminSite):
         response = super().login(request, extra_context)
         admin_login_record(request)
         return response
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        context["oidc_enabled"] = bool(getattr(settings, "KUBEDOOR_OIDC_ENABLED", False))
+        return context
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         app_list = super().get_app_list(request, app_label)

@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 
 from kubedoor_site.ldap_config import ldap_settings
+from kubedoor_site.oidc_config import oidc_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -272,6 +273,9 @@ AXES_CLIENT_IP_CALLABLE = "apps.audit.services.client_address"
 AXES_LOCKOUT_CALLABLE = "apps.accounts.logins.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# --- OpenID Connect single sign-on (off when OIDC_RP_CLIENT_ID is empty) ------------------------
+globals().update(oidc_settings(env.ENVIRON, backends=globals()["AUTHENTICATION_BACKENDS"]))
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -10,7 +10,8 @@ from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.accounts.views import TokenObtainView, language_set
+from apps.accounts.oidc import sso_callback, sso_login
+from apps.accounts.views import TokenObtainView, api_token_issue, language_set
 from kubedoor_site import health
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -29,6 +30,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("preferences/language/", language_set, name="language-set"),
+    path("preferences/api-token/", api_token_issue, name="api-token-issue"),
+    # Single sign-on (404 unless OIDC_* is configured).
+    path("oidc/authenticate/", sso_login, name="oidc-login"),
+    path("oidc/callback/", sso_callback, name="oidc-callback"),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     # The control table is the home page.

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.services.k8s_standin",
     "tests.services.webhook_process",
     "tests.services.http_receiver",
+    "tests.services.oidc_provider",
 ]
 
 

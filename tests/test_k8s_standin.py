@@ -28,6 +28,7 @@ from apps.webhook.snapshot import SnapshotHolder
 from tests.factories import MicroserviceFactory
 from tests.services import LoopbackHTTPServer, free_port
 from tests.services.k8s_standin import (
+    ACCESS_REVIEW_PATH,
     HPA_TOKEN,
     HPA_USERNAME,
     KUBECTL_TOKEN,
@@ -737,3 +738,36 @@ def test_deployment_lists_are_paged_by_limit_and_continue(k8s_standin):
     refused = k8s_standin.request("GET", path, token=KUBEDOOR_TOKEN, query={"limit": "2", "continue": "bogus"})
     assert refused.status == 400
     assert refused.body["message"].startswith("continue key is not valid")
+
+
+def test_self_subject_access_reviews_answer_from_the_tokens_permission_set(k8s_standin):
+    # given: jane may get one webhook configuration by name and patch the scale subresource
+    k8s_standin.permissions[KUBECTL_TOKEN] = {
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get", "kubedoor-prod"),
+        ("apps", "deployments/scale", "patch", ""),
+    }
+
+    def review(**attributes: str) -> Any:
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        return k8s_standin.request("POST", ACCESS_REVIEW_PATH, body)
+
+    mwc = {"group": "admissionregistration.k8s.io", "resource": "mutatingwebhookconfigurations", "verb": "get"}
+    # then: the named permission holds for that name only; the subresource only as a subresource
+    answer = review(**mwc, name="kubedoor-prod")
+    assert answer.status == 201
+    assert answer.body["status"] == {"allowed": True, "reason": 'RBAC: allowed for user "jane@example.com"'}
+    assert review(**mwc, name="kubedoor-other").body["status"] == {"allowed": False}
+    assert review(**mwc).body["status"] == {"allowed": False}
+    scale = {"group": "apps", "resource": "deployments", "verb": "patch"}
+    assert review(**scale, subresource="scale").body["status"]["allowed"] is True
+    assert review(**scale).body["status"]["allowed"] is False
+    # ... a token without a set is allowed everything; an unknown token is 401
+    body = {"kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes": {"verb": "delete", "resource": "pods"}}}
+    assert k8s_standin.request("POST", ACCESS_REVIEW_PATH, body, token=HPA_TOKEN).body["status"]["allowed"] is True
+    assert k8s_standin.request("POST", ACCESS_REVIEW_PATH, body, token="nobody").status == 401
+    # ... and a review without resourceAttributes is a 400
+    assert k8s_standin.request("POST", ACCESS_REVIEW_PATH, {"kind": "SelfSubjectAccessReview"}).status == 400

@@ -1,12 +1,12 @@
-"""Plain views of the accounts app (outside the admin's model pages): the language preference and the
-API token endpoint."""
+"""Plain views of the accounts app (outside the admin's model pages): the language preference, the API
+token endpoint and the API token of a session (SSO users have no password)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -61,3 +61,15 @@ def language_set(request: HttpRequest) -> HttpResponse:
     response.delete_cookie("django_language")
     messages.success(request, _("Language saved."))
     return response
+
+
+@require_POST
+@login_required
+def api_token_issue(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's API token (created once), for users without a password: SSO users.
+
+    ``/api/v1/auth/token/`` takes a username and password; a user who signs in through the OIDC
+    provider has none, so the token is issued to the session instead (POST, CSRF-checked).
+    """
+    token, created = Token.objects.get_or_create(user=request.user)  # type: ignore[misc]  # login_required
+    return JsonResponse({"token": token.key, "created": created})

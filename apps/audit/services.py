@@ -7,7 +7,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -229,8 +229,11 @@ def login_record(
     username: str,
     user: User | None = None,
     reason: str = "",
+    details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Record a login: ``user`` when it succeeded, else a failure with the ``username`` tried and why.
+
+    ``details``: what the backend adds to the record (e.g. the roles and groups an SSO login mapped).
 
     ``backend`` names how (``local``, ``ldap``, ``oidc``, ``token`` …): any login flow calls this — the
     admin and LDAP through Django's login signals (``apps.accounts.logins``), the API token endpoint,
@@ -245,7 +248,7 @@ def login_record(
         request_id=getattr(request, "request_id", ""),
         remote_addr=client_address(request),
     )
-    after: dict[str, Any] = {"backend": backend}
+    after: dict[str, Any] = {"backend": backend, **(details or {})}
     if reason:
         after["reason"] = reason
     return audit_event_record(

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import Actor
 from apps.control import excluded_days, selectors, services
+from apps.control.admin_onboarding import ClusterOnboardingMixin
 from apps.control.admin_operations import MicroserviceOperationsMixin
 from apps.control.explanation import explanation_render
 from apps.control.models import Cluster, ExcludedDay, Microservice
@@ -289,7 +290,7 @@ class ClusterAdminForm(forms.ModelForm):
         fields = [  # every editable field; the mode and engine change only through the admission switch
             f.name
             for f in Cluster._meta.fields
-            if f.name not in {"id", "admission_mode", "admission_engine", "created_at", "updated_at"}
+            if f.editable and f.name not in {"id", "admission_mode", "admission_engine", "created_at", "updated_at"}
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -313,13 +314,45 @@ class ClusterAdminForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(ClusterOnboardingMixin, admin.ModelAdmin):
     form = ClusterAdminForm
-    list_display = ["name", "display_name", "admission_mode", "time_zone", "peak_window", "lookback_days"]
+    list_display = [
+        "name",
+        "display_name",
+        "connection_state",
+        "kubernetes_version",
+        "admission_mode",
+        "time_zone",
+        "peak_window",
+        "lookback_days",
+    ]
     search_fields = ["name", "display_name"]
-    readonly_fields = ["admission_mode", "admission_engine", "excluded_days_link", "created_at", "updated_at"]
+    readonly_fields = [
+        "admission_mode",
+        "admission_engine",
+        "excluded_days_link",
+        "created_at",
+        "updated_at",
+        "connection_state",
+        "connection_detail",
+        "kubernetes_version",
+        "last_success_at",
+        "connection_checked_at",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "display_name", "time_zone"]}),
+        (
+            _("Connection"),
+            {
+                "fields": [
+                    "connection_state",
+                    "kubernetes_version",
+                    "last_success_at",
+                    "connection_checked_at",
+                    "connection_detail",
+                ]
+            },
+        ),
         (_("Kubernetes API"), {"fields": ["in_cluster", "kubeconfig_path", "kube_context", "kubeconfig"]}),
         (
             _("Prometheus"),
@@ -381,6 +414,10 @@ class ClusterAdmin(admin.ModelAdmin):
                     "on_store_error",
                     "failure_policy",
                     "webhook_timeout_seconds",
+                    "webhook_url",
+                    "webhook_ca_bundle",
+                    "webhook_service",
+                    "webhook_service_port",
                 ]
             },
         ),

@@ -38,3 +38,10 @@ class FailurePolicy(models.TextChoices):
 class ReplicasMode(models.TextChoices):
     ENFORCE = "enforce", _("enforce")
     IGNORE = "ignore", _("ignore (HPA-managed)")
+
+
+class ConnectionState(models.TextChoices):
+    UNKNOWN = "unknown", _("not checked")
+    OK = "ok", _("connected")
+    INCOMPLETE = "incomplete", _("connected, permissions missing")
+    FAILED = "failed", _("unreachable")

@@ -35,6 +35,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+# What this door calls, declared once (deploy/ and the onboarding bundle are held to it).
+from apps.control.rbac import RBAC_REQUIREMENTS as RBAC_REQUIREMENTS
+from apps.control.rbac import Permission
+
 if TYPE_CHECKING:
     from apps.control.models import Cluster
 
@@ -986,3 +990,32 @@ def config_map_delete(*, cluster: Cluster, namespace: str, name: str) -> bool:
     except K8sNotFound:
         return False
     return True
+
+
+# --- access reviews ---------------------------------------------------------------------------
+
+
+def access_review(*, cluster: Cluster, permission: Permission, name: str = "") -> bool:
+    """Whether the cluster's credentials may do ``permission`` (on object ``name``): a SelfSubjectAccessReview.
+
+    Every authenticated user may create one (the built-in ``system:basic-user`` role), so the check
+    needs no permission of its own.
+    """
+    authorization = k8s_client.AuthorizationV1Api(api_client(cluster))
+    resource, _, subresource = permission.resource.partition("/")
+    attributes: dict[str, Any] = {"group": permission.group, "resource": resource, "verb": permission.verb}
+    if subresource:
+        attributes["subresource"] = subresource
+    if name:
+        attributes["name"] = name
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    obj = _call(
+        cluster,
+        f"access review {permission.label(name)}",
+        lambda: _json(authorization.create_self_subject_access_review(body, **_common())),
+    )
+    return bool((obj.get("status") or {}).get("allowed"))

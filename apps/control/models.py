@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.control.choices import (
     AdmissionEngine,
     AdmissionMode,
+    ConnectionState,
     FailurePolicy,
     OnStoreError,
     PeakAggregation,
@@ -243,6 +244,38 @@ class Cluster(models.Model):
         validators=[MinValueValidator(0.0)],
         help_text=_("Empty: the waste board shows GiB, not money."),
     )
+
+    # Where this cluster's API server reaches the webhook (issue 13): a remote cluster calls KubeDoor by
+    # URL or through a Service of its own. Empty: the global KUBEDOOR_WEBHOOK_* settings.
+    webhook_url = models.CharField(
+        _("webhook URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("https:// base URL the API server calls; /mutate/<cluster> is appended. Empty: the global one."),
+    )
+    webhook_ca_bundle = models.TextField(
+        _("webhook CA bundle (PEM)"),
+        blank=True,
+        help_text=_("The CA that signed the webhook's serving certificate. Empty: the global one."),
+    )
+    webhook_service = models.CharField(
+        _("webhook Service"),
+        max_length=253,
+        blank=True,
+        help_text=_("namespace/name of the webhook Service in that cluster. Empty: the global one."),
+    )
+    webhook_service_port = models.PositiveIntegerField(
+        _("webhook Service port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+
+    # The connection as last seen (the connection check; the door's callers stamp the last success).
+    connection_state = models.CharField(
+        _("connection"), max_length=12, choices=ConnectionState.choices, default=ConnectionState.UNKNOWN, editable=False
+    )
+    connection_detail = models.TextField(_("connection detail"), blank=True, editable=False)
+    connection_checked_at = models.DateTimeField(_("connection checked"), null=True, blank=True, editable=False)
+    kubernetes_version = models.CharField(_("Kubernetes version"), max_length=64, blank=True, editable=False)
+    last_success_at = models.DateTimeField(_("last successful call"), null=True, blank=True, editable=False)
 
     # Daily collection (§5.3).
     collect_enabled = models.BooleanField(_("collect daily"), default=True)

@@ -25,6 +25,7 @@ from apps.audit.services import Actor, audit_event_record
 from apps.control import k8s
 from apps.control.choices import AdmissionMode
 from apps.control.models import MAX_REPLICAS, Microservice, OperationKind
+from apps.control.onboarding import cluster_contact_record
 from apps.control.services import microservice_update
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ def microservice_scale(
         )
         failed = TargetResult(**base, ok=False, before_replicas=before, error=exc.message, error_kind=error_kind(exc))
         return finish(failed, wanted)
+    cluster_contact_record(cluster=cluster)
     if scale.replicas != wanted:
         error = _overridden_message(wanted=wanted, stored=scale.replicas, warnings=scale.warnings)
         logger.warning(
@@ -385,6 +387,7 @@ def microservice_restart(*, actor: Actor, microservice: Microservice, dry_run: b
             after=None,
         )
         return result
+    cluster_contact_record(cluster=cluster)
     logger.info(
         "restart %s/%s/%s at %s", cluster.name, microservice.namespace, microservice.name, deployment.restarted_at
     )

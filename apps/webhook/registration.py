@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from apps.control.rbac import webhook_configuration_name
 from apps.webhook.admission.decision import HPA_CONTROLLER_USERNAME
 
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
@@ -43,7 +44,7 @@ SKIP_HPA_CONTROLLER = {
 
 
 def configuration_name(cluster_name: str) -> str:
-    return f"kubedoor-{cluster_name}"
+    return webhook_configuration_name(cluster_name)  # the name the ClusterRole's resourceNames hold
 
 
 def _client_config(cluster_name: str, endpoint: WebhookEndpoint, existing_ca: str) -> dict[str, Any]:

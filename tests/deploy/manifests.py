@@ -27,6 +27,7 @@ TEST_SECRETS = {
     "CELERY_BROKER_URL": "redis://:test-pw@redis.example.test:6379/0",
     "CLICKHOUSE_URL": "clickhouse://kubedoor:test-pw@ch.example.test:9000/kubedoor",
     "AUTH_LDAP_BIND_PASSWORD": "test-ldap-pw",
+    "OIDC_RP_CLIENT_SECRET": "test-oidc-secret",
     "KUBEDOOR_ADMIN_PASSWORD": "",
 }
 

@@ -335,7 +335,7 @@ class _RecordingEnv(dict):
 
 
 def _settings_read_by_the_code() -> set[str]:
-    """Environment variables the settings module reads, and those of the LDAP settings builder."""
+    """Environment variables the settings module reads, and those of the LDAP and OIDC settings builders."""
     from kubedoor_site.ldap_config import ldap_settings
 
     settings_source = (REPO / "kubedoor_site" / "settings.py").read_text()
@@ -353,7 +353,15 @@ def _settings_read_by_the_code() -> set[str]:
     )
     ldap_settings(ldap_env, base_backends=[])
     assert "AUTH_LDAP_BIND_PASSWORD" in ldap_env.read
-    return names | ldap_env.read
+    # The same for the OpenID Connect settings builder.
+    from kubedoor_site.oidc_config import REQUIRED, oidc_settings
+
+    oidc_env = _RecordingEnv(
+        {"OIDC_RP_CLIENT_ID": "kubedoor", "OIDC_GROUP_ROLES": "ops:admin", **dict.fromkeys(REQUIRED, "x")}
+    )
+    oidc_settings(oidc_env, backends=[])
+    assert "OIDC_RP_CLIENT_SECRET" in oidc_env.read
+    return names | ldap_env.read | oidc_env.read
 
 
 def test_every_setting_is_provided_exactly_once(rendered):
@@ -375,6 +383,7 @@ def test_every_setting_is_provided_exactly_once(rendered):
         "CELERY_BROKER_URL",
         "CLICKHOUSE_URL",
         "AUTH_LDAP_BIND_PASSWORD",
+        "OIDC_RP_CLIENT_SECRET",
         "KUBEDOOR_ADMIN_PASSWORD",
     }
     processes = {}

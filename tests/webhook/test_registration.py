@@ -293,3 +293,44 @@ def test_an_unreadable_version_registers_without_match_conditions(admin_api, pro
     assert response.status_code == 200, response.content
     (write,) = _writes(k8s_standin)
     assert "matchConditions" not in write.body["webhooks"][0]
+
+
+def test_a_clusters_own_webhook_url_and_ca_win_over_the_global_ones(admin_api, prod, k8s_standin, ca_file):
+    # given: a remote cluster reaching KubeDoor by URL, with a CA of its own (the global settings differ)
+    own_ca = trustme.CA().cert_pem.bytes()
+    prod.webhook_url = "https://door.example.net/"
+    prod.webhook_ca_bundle = own_ca.decode()
+    prod.save()
+    # when
+    assert admin_api.post(URL, {"mode": "enforce"}, format="json").status_code == 200
+    # then
+    (write,) = _writes(k8s_standin)
+    own_b64 = base64.b64encode(own_ca).decode()
+    assert write.body == _expected({"url": "https://door.example.net/mutate/prod", "caBundle": own_b64})
+    assert own_b64 != base64.b64encode(ca_file.read_bytes()).decode()
+    # and: the registration's success is stamped as the cluster's last successful call
+    assert Cluster.objects.get(name="prod").last_success_at is not None
+
+
+def test_a_clusters_own_service_and_port(admin_api, prod, k8s_standin, ca_file):
+    own_ca = trustme.CA().cert_pem.bytes()
+    prod.webhook_service = "door/kubedoor-proxy"
+    prod.webhook_service_port = 8443
+    prod.webhook_ca_bundle = own_ca.decode()
+    prod.save()
+    assert admin_api.post(URL, {"mode": "audit"}, format="json").status_code == 200
+    (write,) = _writes(k8s_standin)
+    client = write.body["webhooks"][0]["clientConfig"]
+    assert client["service"] == {"namespace": "door", "name": "kubedoor-proxy", "path": "/mutate/prod", "port": 8443}
+    assert client["caBundle"] == base64.b64encode(own_ca).decode()
+    kubernetes_validate.validate(write.body, "1.30", strict=True)
+
+
+def test_a_clusters_own_ca_that_is_not_pem_is_a_400_naming_the_cluster(admin_api, prod, k8s_standin, ca_file):
+    prod.webhook_url = "https://door.example.net"
+    prod.webhook_ca_bundle = "not a certificate"
+    prod.save()
+    response = admin_api.post(URL, {"mode": "enforce"}, format="json")
+    assert response.status_code == 400
+    assert "cluster prod is not a PEM certificate" in response.json()["errors"]["non_field_errors"][0]
+    assert _writes(k8s_standin) == []

@@ -23,6 +23,7 @@ from apps.audit.services import Actor, audit_event_record
 from apps.control import k8s
 from apps.control.choices import AdmissionEngine, AdmissionMode
 from apps.control.models import Cluster
+from apps.control.onboarding import cluster_contact_record
 from apps.webhook import registration
 from apps.webhook.services import admission_policy
 
@@ -38,7 +39,25 @@ class AdmissionRegistrationError(Exception):
         self.status = status
 
 
-def _endpoint() -> registration.WebhookEndpoint:
+def _endpoint(cluster: Cluster) -> registration.WebhookEndpoint:
+    """Where ``cluster``'s API server reaches the webhook: the cluster's own endpoint, else the global one.
+
+    A cluster with a webhook URL or Service of its own (a remote cluster) uses it with its own CA
+    bundle; otherwise the KUBEDOOR_WEBHOOK_* settings apply, as for the cluster KubeDoor runs in.
+    """
+    if cluster.webhook_url or cluster.webhook_service:
+        ca_pem = cluster.webhook_ca_bundle.encode()
+        if ca_pem and b"-----BEGIN CERTIFICATE-----" not in ca_pem:
+            raise ValidationError(
+                _("The webhook CA bundle of cluster %(cluster)s is not a PEM certificate."),
+                params={"cluster": cluster.name},
+            )
+        return registration.WebhookEndpoint(
+            service=cluster.webhook_service,
+            url=cluster.webhook_url,
+            ca_bundle_pem=ca_pem,
+            service_port=cluster.webhook_service_port or 443,
+        )
     ca_pem = b""
     ca_path = settings.KUBEDOOR_WEBHOOK_CA_BUNDLE
     if ca_path:
@@ -71,7 +90,7 @@ def webhook_configuration_for(
             excluded_namespaces=cluster.excluded_namespaces or [],
             failure_policy=cluster.failure_policy,
             timeout_seconds=cluster.webhook_timeout_seconds,
-            endpoint=_endpoint(),
+            endpoint=_endpoint(cluster),
             existing=existing,
             match_conditions=match_conditions,
         )
@@ -209,6 +228,7 @@ def admission_mode_set(*, actor: Actor, cluster: Cluster, mode: str) -> Cluster:
     before = cluster.admission_mode
     try:
         done = _install(cluster=cluster, mode=mode, engine=cluster.admission_engine)
+        cluster_contact_record(cluster=cluster)
     except k8s.K8sError as exc:
         raise _refused(
             actor=actor,

@@ -88,6 +88,10 @@ The :class:`K8sStandin` API
     ``git_version``: v1beta1 mutating from 1.34, v1 from 1.36, validating v1 from 1.30), and
     (namespace, name) → ConfigMap. Stored policies run on every Deployment write after the webhooks
     (``policies.py``, CEL through cel-python): mutations applied, validations refusing.
+``standin.permissions``
+    token → set of ``(group, "resource[/subresource]", verb, name)`` that ``POST
+    /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`` allows it (``name`` ``""`` = any object); a
+    token not in the dict is allowed everything. Only the reviews read it: the other calls are not refused.
 ``standin.on_request``
     a callable given each :class:`Recorded` before it is answered, in the server's thread (e.g. to
     read the database through that thread's own connection and see only committed data).
@@ -102,9 +106,10 @@ The :class:`K8sStandin` API
 
 Behaviour (when no script matches)
 ----------------------------------
-``GET /version``; GET/list Namespaces; GET/list Deployments (in all namespaces or one; label selectors
-in the ``k=v``, ``k!=v``, ``k in (…)``, ``k notin (…)``, ``k``, ``!k`` forms; paged by ``limit`` with a
-``continue`` token, sorted by namespace and name); POST (create), PUT,
+``GET /version``; ``POST`` of a SelfSubjectAccessReview (see ``permissions``); GET/list Namespaces;
+GET/list Deployments (in all namespaces or one; label selectors in the ``k=v``, ``k!=v``, ``k in (…)``,
+``k notin (…)``, ``k``, ``!k`` forms; paged by ``limit`` with a ``continue`` token, sorted by namespace
+and name); POST (create), PUT,
 PATCH (``application/merge-patch+json``, ``application/strategic-merge-patch+json``,
 ``application/json-patch+json``; a failing JSON patch ``test`` is 422) and DELETE of a Deployment;
 GET/PUT/PATCH of its ``scale`` subresource (the patch applies to the ``autoscaling/v1`` Scale, whose
@@ -256,6 +261,7 @@ POLICY_KINDS = {
     "validatingadmissionpolicies": "ValidatingAdmissionPolicy",
     "validatingadmissionpolicybindings": "ValidatingAdmissionPolicyBinding",
 }
+ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 HPA_RE = re.compile(r"^/apis/autoscaling/v2/(?:namespaces/([^/]+)/)?horizontalpodautoscalers(?:/([^/]+))?$")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -275,6 +281,9 @@ class K8sStandin:
     admission_policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     # (namespace, name) -> ConfigMap
     config_maps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # token → what SelfSubjectAccessReviews allow it: (group, resource[/subresource], verb, name) with
+    # name "" for any object. A token not listed here is allowed everything.
+    permissions: dict[str, set[tuple[str, str, str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -591,6 +600,8 @@ class K8sStandin:
                     if selector_matches(selector, d["metadata"].get("labels") or {})
                 ]
                 return _Reply(200, self._list("DeploymentList", "apps/v1", items, r.query))
+        if r.method == "POST" and r.path == ACCESS_REVIEW_PATH:
+            return self._access_review(r, user)
         match = NAMESPACE_RE.match(r.path)
         if match and r.method == "GET":
             return self._namespaces(match.group(1), selector)
@@ -622,6 +633,25 @@ class K8sStandin:
                 return self._webhook_call(r, match.group(1), bool(r.query.get("dryRun")))
         message = f"the server could not find the requested resource ({r.method} {r.path})"
         return _Reply(404, status_object(404, message))
+
+    def _access_review(self, r: Recorded, user: User) -> _Reply:
+        """A SelfSubjectAccessReview, answered from ``permissions`` of the caller's token."""
+        body = r.body if isinstance(r.body, dict) else {}
+        attributes = (body.get("spec") or {}).get("resourceAttributes")
+        if body.get("kind") != "SelfSubjectAccessReview" or not isinstance(attributes, dict):
+            raise ApiError(400, "SelfSubjectAccessReview: spec.resourceAttributes is required")
+        token = r.headers.get("authorization", "").partition(" ")[2].strip()
+        resource = str(attributes.get("resource") or "")
+        if attributes.get("subresource"):
+            resource = f"{resource}/{attributes['subresource']}"
+        wanted = (str(attributes.get("group") or ""), resource, str(attributes.get("verb") or ""))
+        granted = self.permissions.get(token)
+        name = str(attributes.get("name") or "")
+        allowed = granted is None or any(g[:3] == wanted and g[3] in ("", name) for g in granted)
+        status: dict[str, Any] = {"allowed": allowed}
+        if allowed:
+            status["reason"] = f'RBAC: allowed for user "{user.username}"'
+        return _Reply(201, {**body, "apiVersion": "authorization.k8s.io/v1", "status": status})
 
     def _version_info(self) -> dict[str, str]:
         found = re.match(r"v(\d+)\.(\d+)", self.git_version)
