@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.services.celery_worker",
     "tests.services.clickhouse",
     "tests.services.prometheus",
+    "tests.services.victoriametrics",
     "tests.services.k8s_standin",
     "tests.services.webhook_process",
     "tests.services.http_receiver",
