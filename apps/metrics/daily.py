@@ -59,7 +59,7 @@ class DayResources:
 
     def __init__(self, samples: list[Sample]) -> None:
         self.values: dict[ContainerKey, dict[str, float]] = defaultdict(dict)  # e.g. "request_cpu_m": cores
-        self.last_limits: dict[tuple[ContainerKey, str], dict[str, float]] = defaultdict(dict)
+        self.limits: dict[tuple[ContainerKey, str], dict[str, float]] = defaultdict(dict)  # pod → its limit
         self.running: dict[ContainerKey, set[str]] = defaultdict(set)
         self.pods: dict[ContainerKey, set[str]] = defaultdict(set)
         for sample in samples:
@@ -76,9 +76,9 @@ class DayResources:
             resource = labels.get("resource", "")
             if resource not in RESOURCES:
                 continue
-            if part == "limit_last":
-                self.last_limits[(key, resource)][pod] = sample.value
-            elif part in ("request", "limit"):
+            if part == "limit":
+                self.limits[(key, resource)][pod] = sample.value
+            if part in ("request", "limit"):
                 field = f"{part}_{RESOURCES[resource][0]}"
                 current = self.values[key].get(field)
                 self.values[key][field] = sample.value if current is None else max(current, sample.value)
@@ -89,7 +89,7 @@ class DayResources:
         Raises ``LookupError`` when the pods' limits differ (or some running pod has none, or the
         limit is 0): the percentage must then be computed pod by pod.
         """
-        limits = self.last_limits.get((key, resource), {})
+        limits = self.limits.get((key, resource), {})
         if not limits:
             return None
         values = set(limits.values())
@@ -115,7 +115,7 @@ def _statistic_values(split: dict[str, list[Sample]]) -> dict[ContainerKey, dict
 def mixed_limits(resources: DayResources) -> dict[str, list[ContainerKey]]:
     """Per resource, the containers whose pods' limits differ (their percentage needs its own query)."""
     mixed: dict[str, list[ContainerKey]] = {}
-    keys = sorted({key for key, _ in resources.last_limits})
+    keys = sorted({key for key, _ in resources.limits})
     for resource in RESOURCES:
         for key in keys:
             try:

@@ -45,7 +45,7 @@ PERCENT_STATISTICS = {"cpu": "p95_cpu_pct", "memory": "p95_mem_pct"}
 # The label that tells the parts of one request apart (``union`` on VictoriaMetrics, ``resources``).
 STATISTIC_LABEL = "kubedoor_statistic"
 # What the ``resources`` query returns per pod and container (the STATISTIC_LABEL values).
-RESOURCE_PARTS = ("request", "limit", "limit_last", "running")
+RESOURCE_PARTS = ("request", "limit", "running")
 
 
 class Backend:
@@ -174,7 +174,9 @@ def usage_pct_query(
 
     Needed only for Deployments whose pods' limits differ (``namespaces`` and ``pods`` restrict the
     query to theirs); elsewhere the percentage is the P95 over the shared limit. Each pod's limit is
-    its last one in the window, pinned to the window's end (evaluated once, see ``_over_window``).
+    its highest in the window (a pod's limit changes only by replacing the pod, or by an in-place
+    resize, after which the higher one counts: the same limit the ``resources`` query reports),
+    pinned to the window's end (evaluated once, see ``_over_window``).
     """
     resource = "cpu" if kind == "cpu" else "memory"
     matchers: list[str] = []
@@ -182,7 +184,7 @@ def usage_pct_query(
         matchers.append(f"namespace=~{quote(_regex_union(sorted(set(namespaces))))}")
     if pods:
         matchers.append(f"pod=~{quote(_regex_union(sorted(set(pods))))}")
-    limit = _over_window(settings, _resource(settings, LIMITS, resource, *matchers))
+    limit = f"max_over_time({_resource(settings, LIMITS, resource, *matchers)}[{settings.window_seconds}s] @ end())"
     per_pod = (
         f"{_joined(settings, _usage(settings, kind, *matchers))} / on (namespace, pod, container) group_left "
         f"max by (namespace, pod, container) ({limit}) * 100"
@@ -195,19 +197,19 @@ def _tagged(expr: str, part: str) -> str:
 
 
 def resources_query(settings: QuerySettings) -> str:
-    """Per pod and container: requests and limits (maximum over the window), the last limit, and running.
+    """Per pod and container: requests and limits (maximum over the window), and running.
 
     One plain query (no subquery) answers what used to take four: the requests and limits of a
-    Deployment are the maxima over its pods (the maximum over time and over pods commute), the last
-    limits tell whether the pods share one (then the %-of-limit statistics need no query of their own),
-    and ``running`` (value 1) lists the pods whose containers were seen in the window.
+    Deployment are the maxima over its pods (the maximum over time and over pods commute); the pods'
+    limits tell whether they share one (then the %-of-limit statistics need no query of their own),
+    and ``running`` (value 1) lists the pods whose containers were seen in the window: a running pod
+    without a limit also rules the shortcut out.
     """
     window = f"[{settings.window_seconds}s]"
     per_pod = "max by (namespace, pod, container, resource)"
     parts = [
         _tagged(f"{per_pod} (max_over_time({_resource(settings, REQUESTS)}{window}))", "request"),
         _tagged(f"{per_pod} (max_over_time({_resource(settings, LIMITS)}{window}))", "limit"),
-        _tagged(f"{per_pod} (last_over_time({_resource(settings, LIMITS)}{window}))", "limit_last"),
         _tagged(
             f"group by (namespace, pod, container) (last_over_time({_usage(settings, 'memory')}{window}))",
             "running",

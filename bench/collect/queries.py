@@ -12,6 +12,7 @@ day and backend; prints the median per query. This is the per-statistic view of 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -35,10 +36,9 @@ from tests.services.victoriametrics import import_history, start_victoriametrics
 
 
 def day_queries(settings: promql.QuerySettings, backend: str) -> dict[str, str]:
-    try:
-        return promql.day_queries(settings, backend=backend)  # type: ignore[call-arg]
-    except TypeError:  # the code before issue 14: one text for every backend
-        return promql.day_queries(settings)
+    if "backend" in {field.name for field in dataclasses.fields(settings)}:
+        return promql.day_queries(dataclasses.replace(settings, backend=backend))  # type: ignore[call-arg]
+    return promql.day_queries(settings)  # the code before issue 14: one text for every backend
 
 
 def timed(url: str, backend: str, history: History, rounds: int) -> dict[str, list[float]]:

@@ -87,9 +87,6 @@ def test_requests_limits_and_running_pods_come_in_one_query_without_subquery():
         " or label_replace(max by (namespace, pod, container, resource) (max_over_time("
         f"kube_pod_container_resource_limits{{{selector}}}[3600s])), "
         '"kubedoor_statistic", "limit", "", "")'
-        " or label_replace(max by (namespace, pod, container, resource) (last_over_time("
-        f"kube_pod_container_resource_limits{{{selector}}}[3600s])), "
-        '"kubedoor_statistic", "limit_last", "", "")'
         " or label_replace(group by (namespace, pod, container) (last_over_time("
         f'container_memory_working_set_bytes{{{selector}, container!="POD"}}[3600s])), '
         '"kubedoor_statistic", "running", "", ""))'

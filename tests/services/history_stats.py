@@ -146,9 +146,9 @@ def _rate_at(series: Series, t: int, backend: str) -> float | None:
     return (last_v - prev_v) / (last_t - prev_t)
 
 
-def _last_in_window(series: Series, start: int, end: int, backend: str) -> float | None:
+def _max_in_window(series: Series, start: int, end: int, backend: str) -> float | None:
     points = _in_range(series, start, end, backend)
-    return points[-1][1] if points else None
+    return max(v for _, v in points) if points else None
 
 
 def container_stats(
@@ -173,7 +173,7 @@ def container_stats(
     aggregate: Callable[[list[float]], float] = max if aggregation == "max" else (lambda xs: sum(xs) / len(xs))
     limits: dict[str, dict[str, float | None]] = {
         resource: {
-            pod: _last_in_window(
+            pod: _max_in_window(
                 samples.get("kube_pod_container_resource_limits", pod, container, resource), t_start, t_end, backend
             )
             for pod in pods
