@@ -44,8 +44,6 @@ STATISTICS = (*CONTAINER_STATISTICS, "pod_count")
 PERCENT_STATISTICS = {"cpu": "p95_cpu_pct", "memory": "p95_mem_pct"}
 # The label that tells the parts of one request apart (``union`` on VictoriaMetrics, ``resources``).
 STATISTIC_LABEL = "kubedoor_statistic"
-# What the ``resources`` query returns per pod and container (the STATISTIC_LABEL values).
-RESOURCE_PARTS = ("request", "limit", "running")
 
 
 class Backend:
