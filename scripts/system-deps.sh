@@ -6,7 +6,7 @@ set -euo pipefail
 
 want=(libldap2-dev libsasl2-dev)
 if [ "${1:-run}" = "test" ]; then
-  want+=(postgresql redis-server clickhouse-server clickhouse-client prometheus slapd ldap-utils
+  want+=(postgresql redis-server clickhouse-server clickhouse-client prometheus victoria-metrics slapd ldap-utils
          chromium chromium-driver wrk gettext fonts-wqy-microhei)
 fi
 

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.services.clickhouse",
     "tests.services.prometheus",
     "tests.services.history_feedback",
+    "tests.services.victoriametrics",
     "tests.services.k8s_standin",
     "tests.services.webhook_process",
     "tests.services.http_receiver",

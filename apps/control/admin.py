@@ -356,7 +356,15 @@ class ClusterAdmin(ClusterOnboardingMixin, admin.ModelAdmin):
         (_("Kubernetes API"), {"fields": ["in_cluster", "kubeconfig_path", "kube_context", "kubeconfig"]}),
         (
             _("Prometheus"),
-            {"fields": ["prometheus_url", "prometheus_token", "prometheus_label_key", "prometheus_label_value"]},
+            {
+                "fields": [
+                    "prometheus_url",
+                    "prometheus_token",
+                    "prometheus_label_key",
+                    "prometheus_label_value",
+                    "metrics_backend",
+                ]
+            },
         ),
         (_("Namespaces"), {"fields": ["namespaces", "excluded_namespaces"]}),
         (

@@ -9,6 +9,13 @@ class PeakAggregation(models.TextChoices):
     MAX = "max", _("maximum over pods")
 
 
+class MetricsBackend(models.TextChoices):
+    """Which query text the collection sends where MetricsQL needs a different one (apps/metrics/promql.py)."""
+
+    PROMETHEUS = "prometheus", _("Prometheus")
+    VICTORIAMETRICS = "victoriametrics", _("VictoriaMetrics")
+
+
 class PeakDayMode(models.TextChoices):
     SERVICE = "service", _("busiest day of each service")
     CLUSTER = "cluster", _("busiest day of the whole cluster (KubeDoor 0.2)")

@@ -17,6 +17,7 @@ from apps.control.choices import (
     AdmissionMode,
     ConnectionState,
     FailurePolicy,
+    MetricsBackend,
     OnStoreError,
     PeakAggregation,
     PeakDayMode,
@@ -95,6 +96,13 @@ class Cluster(models.Model):
     prometheus_token = models.CharField(_("Prometheus bearer token (secret)"), max_length=500, blank=True)
     prometheus_label_key = models.CharField(_("external label key"), max_length=100, blank=True)
     prometheus_label_value = models.CharField(_("external label value"), max_length=200, blank=True)
+    metrics_backend = models.CharField(
+        _("metrics backend"),
+        max_length=16,
+        choices=MetricsBackend.choices,
+        default=MetricsBackend.PROMETHEUS,
+        help_text=_("What answers at the Prometheus URL; chooses the query text where the two differ."),
+    )
 
     namespaces = models.JSONField(
         _("controlled namespaces"),

@@ -24,7 +24,6 @@ from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
 from apps.metrics.models import ACTIVE_STATES, COLLECTION_RUN_OUTCOME_FIELDS, CollectionRun, DailyPeak
-from apps.metrics.promql import STATISTICS
 from apps.metrics.store import PeakRow
 from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
@@ -111,7 +110,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
                 run=run,
                 is_active=run.state in ACTIVE_STATES,
                 status_url=reverse("api:collection-detail", args=[run.pk]),
-                statistic_queries=[(name, run.queries.get(name, "")) for name in STATISTICS if name in run.queries],
+                statistic_queries=list(run.queries.items()),
             )
         return super().change_view(request, object_id, form_url, extra)
 

@@ -3,7 +3,9 @@
 Basic auth may be embedded in the URL (``https://user:pass@host``) and is sent as an
 ``Authorization`` header, never logged; a bearer token is optional. Every request has explicit
 timeouts; 5xx answers and connection errors are retried a bounded number of times; a 4xx (a bad
-query) fails at once with Prometheus' own error text.
+query) fails at once with Prometheus' own error text. At most ``max_in_flight`` queries are in flight
+to one backend URL from this process, however many clients and threads share it (a backend's
+queries compete for its cores: more at once only queue there, and can time out).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import re
+import threading
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -25,6 +29,18 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)
 DEFAULT_RETRIES = 2
 RETRY_BACKOFF_SECONDS = 0.5
+DEFAULT_MAX_IN_FLIGHT = 4
+
+_slots: dict[str, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+def backend_slots(base_url: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide bound on queries in flight to ``base_url`` (the first client's ``limit`` sets it)."""
+    with _slots_lock:
+        if base_url not in _slots:
+            _slots[base_url] = threading.BoundedSemaphore(limit)
+        return _slots[base_url]
 
 
 class PrometheusError(Exception):
@@ -69,6 +85,7 @@ class PrometheusClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         backoff: float = RETRY_BACKOFF_SECONDS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         base, auth = _split_auth(url)
@@ -79,6 +96,7 @@ class PrometheusClient:
         self.base_url = base
         self.retries = retries
         self.backoff = backoff
+        self._slots = backend_slots(base, max_in_flight)
         self._client = httpx.Client(
             base_url=base, auth=auth, headers=headers, timeout=timeout, transport=transport, follow_redirects=False
         )
@@ -94,7 +112,8 @@ class PrometheusClient:
 
     def query(self, expr: str, *, at: datetime.datetime) -> list[Sample]:
         """Evaluate ``expr`` at ``at``; a vector (or scalar) result as samples, NaN values dropped."""
-        data = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
+        with self._slots:
+            data = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
         result_type = data.get("resultType")
         result: Any = data.get("result")  # the JSON payload, shaped by result_type
         if result_type == "vector":
@@ -143,9 +162,13 @@ class PrometheusClient:
             return body["data"]
 
 
+# VictoriaMetrics repeats the whole query before its reason: the query is known, the reason is what matters.
+_VM_QUERY_PREFIX = re.compile(r'^error when executing query=".*" for \(time=\d+, step=\d+\): ', re.DOTALL)
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
-        return str(body.get("error") or body)[:500]
+        return _VM_QUERY_PREFIX.sub("", str(body.get("error") or body))[:500]
     except ValueError:
         return response.text[:500] or response.reason_phrase

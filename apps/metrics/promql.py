@@ -5,6 +5,15 @@ window's length with an explicit step, so Prometheus and VictoriaMetrics agree. 
 Deployments through ``kube_pod_owner`` (ReplicaSet) joined with ``kube_replicaset_owner``
 (Deployment); pods without those series fall back to the name pattern
 ``<deployment>-<hash>-<suffix>``. Rows are per container; ``POD`` and empty names are ignored.
+
+A day costs three subqueries (P95 CPU, P95 memory, ready pods) and one plain query (requests, limits
+and which pods run each container, per pod). The usage-as-%-of-limit statistics are derived from the
+P95 and the limit where every pod of a Deployment's container has the same limit (the quantile and the
+average or maximum over pods commute with dividing by one constant); only Deployments whose pods'
+limits differ need the per-pod query (``usage_pct_query`` restricted to their pods). On Prometheus each
+query is its own request (Prometheus evaluates one query on one core, so separate requests run in
+parallel); VictoriaMetrics evaluates the arguments of ``union`` in parallel, so there the three
+subqueries travel in one request, told apart by the ``kubedoor_statistic`` label.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ NON_EMPTY_CONTAINER = 'container!=""'
 REQUESTS = "kube_pod_container_resource_requests"
 LIMITS = "kube_pod_container_resource_limits"
 
-# Statistics of one day, in the order they are queried.
+# Statistics of one day, as stored.
 CONTAINER_STATISTICS = (
     "p95_cpu_cores",
     "p95_mem_mib",
@@ -34,6 +43,16 @@ CONTAINER_STATISTICS = (
 # Safety feedback per container over the window (issue 11): OOM kills and the % of CPU periods throttled.
 FEEDBACK_STATISTICS = ("oom_kills", "throttled_pct")
 STATISTICS = (*CONTAINER_STATISTICS, "pod_count", *FEEDBACK_STATISTICS)
+PERCENT_STATISTICS = {"cpu": "p95_cpu_pct", "memory": "p95_mem_pct"}
+# The label that tells the parts of one request apart (``union`` on VictoriaMetrics, ``resources``).
+STATISTIC_LABEL = "kubedoor_statistic"
+
+
+class Backend:
+    """The metrics backends whose query text differs (``Cluster.metrics_backend``)."""
+
+    PROMETHEUS = "prometheus"
+    VICTORIAMETRICS = "victoriametrics"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +67,7 @@ class QuerySettings:
     aggregation: str = "avg"
     step_seconds: int = 30
     window_seconds: int = 5400
+    backend: str = Backend.PROMETHEUS
 
 
 def quote(value: str) -> str:
@@ -108,29 +128,34 @@ def pod_deployment(settings: QuerySettings) -> str:
     return f"({by_owner} or on (namespace, pod) {by_name})"
 
 
-def _container_series(settings: QuerySettings, expr: str) -> str:
-    """Per pod and container, joined to the pod's Deployment."""
-    join = f"on (namespace, pod) group_left (deployment) {pod_deployment(settings)}"
-    return f"(sum by (namespace, pod, container) ({expr}) * {join})"
+def _joined(settings: QuerySettings, expr: str) -> str:
+    """``expr`` (per pod) with the pod's Deployment as a label."""
+    return f"({expr} * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
 
 
 def _window(settings: QuerySettings) -> str:
     return f"[{settings.window_seconds}s:{settings.step_seconds}s]"
 
 
-def _usage(settings: QuerySettings, kind: str) -> str:
-    containers = (NON_EMPTY_CONTAINER, 'container!="POD"')
+def _usage(settings: QuerySettings, kind: str, *matchers: str) -> str:
+    containers = (NON_EMPTY_CONTAINER, 'container!="POD"', *matchers)
     if kind == "cpu":
         return f"rate(container_cpu_usage_seconds_total{selector(settings, *containers)}[2m])"
     return f"container_memory_working_set_bytes{selector(settings, *containers)}"
 
 
-def _resource(settings: QuerySettings, family: str, resource: str) -> str:
-    return family + selector(settings, f"resource={quote(resource)}", NON_EMPTY_CONTAINER)
+def _resource(settings: QuerySettings, family: str, resource: str = "", *matchers: str) -> str:
+    resource_matcher = (f"resource={quote(resource)}",) if resource else ()
+    return family + selector(settings, *resource_matcher, NON_EMPTY_CONTAINER, *matchers)
 
 
 def _quantile_of(settings: QuerySettings, per_pod: str) -> str:
-    """The quantile over the window of the cross-pod aggregate of ``per_pod``."""
+    """The quantile over the window of the cross-pod aggregate of ``per_pod``.
+
+    The usage series are joined to their Deployment as they are (one series per running
+    container), without first summing them per pod: an aggregation over every series at each of
+    the window's steps is what a subquery spends its time on.
+    """
     agg = "max" if settings.aggregation == "max" else "avg"
     inner = f"{agg} by (namespace, deployment, container) ({per_pod})"
     return f"quantile_over_time({settings.quantile:g}, ({inner}){_window(settings)})"
@@ -138,47 +163,76 @@ def _quantile_of(settings: QuerySettings, per_pod: str) -> str:
 
 def usage_query(settings: QuerySettings, kind: str) -> str:
     """P95 CPU (cores) or memory (MiB) per pod."""
-    text = _quantile_of(settings, _container_series(settings, _usage(settings, kind)))
+    text = _quantile_of(settings, _joined(settings, _usage(settings, kind)))
     return text if kind == "cpu" else f"{text} / {MIB}"
 
 
-def usage_pct_query(settings: QuerySettings, kind: str) -> str:
-    """P95 usage as % of the limit; pods without a limit drop out (the statistic is then absent).
+def usage_pct_query(
+    settings: QuerySettings, kind: str, *, namespaces: Sequence[str] = (), pods: Sequence[str] = ()
+) -> str:
+    """P95 usage as % of each pod's own limit; pods without a limit drop out (the statistic is then absent).
 
-    Each pod's limit is its last one in the window, pinned to the window's end (evaluated once, see
-    ``_over_window``); a pod's limit cannot change without replacing the pod.
+    Needed only for Deployments whose pods' limits differ (``namespaces`` and ``pods`` restrict the
+    query to theirs); elsewhere the percentage is the P95 over the shared limit. Each pod's limit is
+    its highest in the window (a pod's limit changes only by replacing the pod, or by an in-place
+    resize, after which the higher one counts: the same limit the ``resources`` query reports),
+    pinned to the window's end (evaluated once, see ``_over_window``).
     """
     resource = "cpu" if kind == "cpu" else "memory"
-    limit = _over_window(settings, _resource(settings, LIMITS, resource))
+    matchers: list[str] = []
+    if namespaces:
+        matchers.append(f"namespace=~{quote(_regex_union(sorted(set(namespaces))))}")
+    if pods:
+        matchers.append(f"pod=~{quote(_regex_union(sorted(set(pods))))}")
+    limit = f"max_over_time({_resource(settings, LIMITS, resource, *matchers)}[{settings.window_seconds}s] @ end())"
     per_pod = (
-        f"{_container_series(settings, _usage(settings, kind))} / on (namespace, pod, container) group_left "
+        f"{_joined(settings, _usage(settings, kind, *matchers))} / on (namespace, pod, container) group_left "
         f"max by (namespace, pod, container) ({limit}) * 100"
     )
     return _quantile_of(settings, per_pod)
 
 
-def resource_query(settings: QuerySettings, family: str, resource: str) -> str:
-    """The maximum over the window of the configured requests or limits (m or MiB).
+def _tagged(expr: str, part: str) -> str:
+    return f'label_replace({expr}, {quote(STATISTIC_LABEL)}, {quote(part)}, "", "")'
 
-    The maximum over time and over pods commute, so no subquery is needed: each pod's maximum over
-    the window, joined to its Deployment, then the maximum over the Deployment's pods.
+
+def resources_query(settings: QuerySettings) -> str:
+    """Per pod and container: requests and limits (maximum over the window), and running.
+
+    One plain query (no subquery) answers what used to take four: the requests and limits of a
+    Deployment are the maxima over its pods (the maximum over time and over pods commute); the pods'
+    limits tell whether they share one (then the %-of-limit statistics need no query of their own),
+    and ``running`` (value 1) lists the pods whose containers were seen in the window: a running pod
+    without a limit also rules the shortcut out.
     """
-    per_pod = (
-        f"max by (namespace, pod, container) (max_over_time({_resource(settings, family, resource)}"
-        f"[{settings.window_seconds}s]))"
-    )
-    joined = f"({per_pod} * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
-    text = f"max by (namespace, deployment, container) {joined}"
-    return f"{text} * 1000" if resource == "cpu" else f"{text} / {MIB}"
+    window = f"[{settings.window_seconds}s]"
+    per_pod = "max by (namespace, pod, container, resource)"
+    parts = [
+        _tagged(f"{per_pod} (max_over_time({_resource(settings, REQUESTS)}{window}))", "request"),
+        _tagged(f"{per_pod} (max_over_time({_resource(settings, LIMITS)}{window}))", "limit"),
+        _tagged(
+            f"group by (namespace, pod, container) (last_over_time({_usage(settings, 'memory')}{window}))",
+            "running",
+        ),
+    ]
+    return _joined(settings, "(" + " or ".join(parts) + ")")
 
 
 def pod_count_query(settings: QuerySettings) -> str:
-    """The minimum over the window of the Deployment's ready pods."""
+    """The minimum over the window of the Deployment's ready pods.
+
+    ``and`` keeps the pod → Deployment series (one per pod, evaluated once) whose pod is ready at each
+    step, so duplicated ready series of a pod count once without an aggregation per step.
+    """
     ready = "kube_pod_status_ready" + selector(settings, 'condition="true"') + " == 1"
-    per_pod = (
-        f"(max by (namespace, pod) ({ready}) * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
-    )
+    per_pod = f"{pod_deployment(settings)} and on (namespace, pod) ({ready})"
     return f"min_over_time((count by (namespace, deployment) ({per_pod})){_window(settings)})"
+
+
+def _container_series(settings: QuerySettings, expr: str) -> str:
+    """Per pod and container, joined to the pod's Deployment."""
+    join = f"on (namespace, pod) group_left (deployment) {pod_deployment(settings)}"
+    return f"(sum by (namespace, pod, container) ({expr}) * {join})"
 
 
 def oom_kills_query(settings: QuerySettings) -> str:
@@ -215,22 +269,43 @@ def quote_matcher(label: str, value: str) -> str:
 
 
 def statistic_query(settings: QuerySettings, statistic: str) -> str:
+    """The query of one statistic on its own (``resources`` answers requests and limits together)."""
     builders = {
         "p95_cpu_cores": lambda: usage_query(settings, "cpu"),
         "p95_mem_mib": lambda: usage_query(settings, "mem"),
         "p95_cpu_pct": lambda: usage_pct_query(settings, "cpu"),
         "p95_mem_pct": lambda: usage_pct_query(settings, "mem"),
-        "request_cpu_m": lambda: resource_query(settings, REQUESTS, "cpu"),
-        "request_mem_mib": lambda: resource_query(settings, REQUESTS, "memory"),
-        "limit_cpu_m": lambda: resource_query(settings, LIMITS, "cpu"),
-        "limit_mem_mib": lambda: resource_query(settings, LIMITS, "memory"),
         "pod_count": lambda: pod_count_query(settings),
+        "resources": lambda: resources_query(settings),
         "oom_kills": lambda: oom_kills_query(settings),
         "throttled_pct": lambda: throttled_pct_query(settings),
     }
     return builders[statistic]()
 
 
+SUBQUERY_STATISTICS = ("p95_cpu_cores", "p95_mem_mib", "pod_count")
+
+
 def day_queries(settings: QuerySettings) -> dict[str, str]:
-    """Every statistic's query text for one day's window (the same text for every day of a run)."""
-    return {statistic: statistic_query(settings, statistic) for statistic in STATISTICS}
+    """The requests of one day's window (the same text for every day of a run), by name.
+
+    Prometheus: one request per subquery statistic, then ``resources``. VictoriaMetrics: the three
+    subqueries in one ``union`` (each part tagged with ``STATISTIC_LABEL``), then ``resources``. On both,
+    the safety feedback (``FEEDBACK_STATISTICS``) as two more requests.
+    """
+    feedback = {name: statistic_query(settings, name) for name in FEEDBACK_STATISTICS}
+    if settings.backend == Backend.VICTORIAMETRICS:
+        parts = ", ".join(_tagged(statistic_query(settings, name), name) for name in SUBQUERY_STATISTICS)
+        return {"usage": f"union({parts})", "resources": resources_query(settings), **feedback}
+    queries = {name: statistic_query(settings, name) for name in SUBQUERY_STATISTICS}
+    queries["resources"] = resources_query(settings)
+    return {**queries, **feedback}
+
+
+def run_queries(settings: QuerySettings) -> dict[str, str]:
+    """What a run shows of its queries: the day's requests and the per-pod %-of-limit queries."""
+    return {
+        **day_queries(settings),
+        "p95_cpu_pct": usage_pct_query(settings, "cpu"),
+        "p95_mem_pct": usage_pct_query(settings, "mem"),
+    }

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -29,13 +27,14 @@ from apps.control.models import Cluster
 from apps.control.selectors import hpa_targets_get
 from apps.metrics import peaks, promql
 from apps.metrics.clickhouse import ClickHouseError
+from apps.metrics.daily import collect_day, rows_from_results  # noqa: F401  (one day's queries and merge)
 from apps.metrics.models import ACTIVE_STATES, CollectionRun, CollectionState
 from apps.metrics.pod_node_collect import pod_node_day_collect
 from apps.metrics.pod_node_store import pod_node_store_for
-from apps.metrics.prometheus import PrometheusClient, PrometheusError, Sample
+from apps.metrics.prometheus import PrometheusClient, PrometheusError
 from apps.metrics.queue import collection_run_enqueue
 from apps.metrics.refresh import control_table_refresh
-from apps.metrics.store import PeakRow, PeakStore, peak_store
+from apps.metrics.store import PeakStore, peak_store
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +43,6 @@ MAX_DAYS = 400
 # A queued or running collection older than this is taken as abandoned (its worker died).
 STALE_AFTER = datetime.timedelta(hours=6)
 SCHEDULED_DAYS = 2
-
-ROUNDING = {
-    "p95_cpu_cores": 6,
-    "p95_mem_mib": 3,
-    "p95_cpu_pct": 3,
-    "p95_mem_pct": 3,
-    "throttled_pct": 3,
-}
-INTEGER_STATISTICS = ("request_cpu_m", "request_mem_mib", "limit_cpu_m", "limit_mem_mib", "pod_count", "oom_kills")
 
 
 def query_settings(cluster: Cluster, *, window_seconds: int) -> promql.QuerySettings:
@@ -65,6 +55,7 @@ def query_settings(cluster: Cluster, *, window_seconds: int) -> promql.QuerySett
         aggregation=cluster.peak_aggregation,
         step_seconds=cluster.peak_step_seconds,
         window_seconds=window_seconds,
+        backend=cluster.metrics_backend,
     )
 
 
@@ -75,8 +66,13 @@ def _window_seconds(cluster: Cluster) -> int:
 
 
 def cluster_queries(cluster: Cluster) -> dict[str, str]:
-    """The PromQL text of each statistic for the cluster's current settings (shown with each run)."""
-    return promql.day_queries(query_settings(cluster, window_seconds=_window_seconds(cluster)))
+    """The PromQL text of the cluster's queries for its current settings (shown with each run)."""
+    return promql.run_queries(query_settings(cluster, window_seconds=_window_seconds(cluster)))
+
+
+def queries_per_day(cluster: Cluster) -> int:
+    """The requests of one day that count towards a run's progress."""
+    return len(promql.day_queries(query_settings(cluster, window_seconds=_window_seconds(cluster))))
 
 
 # --- start ----------------------------------------------------------------------------------------
@@ -116,7 +112,7 @@ def collection_start(
                     _("Cluster %(name)s is already collecting (run #%(run)s, %(state)s); wait for it to finish.")
                     % {"name": cluster.name, "run": active.pk, "state": active.get_state_display()}
                 )
-            windows_per_day = len(promql.STATISTICS)
+            windows_per_day = queries_per_day(cluster)
             run = CollectionRun.objects.create(
                 cluster=cluster,
                 days=days,
@@ -149,110 +145,6 @@ def _progress(run_id: int) -> None:
     CollectionRun.objects.filter(pk=run_id).update(progress_done=F("progress_done") + 1)
 
 
-def _round(statistic: str, value: float) -> float | int:
-    if statistic in INTEGER_STATISTICS:
-        return round(value)
-    return round(value, ROUNDING[statistic])
-
-
-def rows_from_results(
-    *,
-    cluster: str,
-    window: peaks.Window,
-    settings: promql.QuerySettings,
-    results: dict[str, list[Sample]],
-    collected_at: datetime.datetime,
-) -> list[PeakRow]:
-    """Merge one day's statistic results into rows per (namespace, deployment, container)."""
-    values: dict[tuple[str, str, str], dict[str, Any]] = {}
-    pods: dict[tuple[str, str], int] = {}
-    for sample in results.get("pod_count", []):
-        namespace, deployment = sample.labels.get("namespace", ""), sample.labels.get("deployment", "")
-        if namespace and deployment:
-            pods[(namespace, deployment)] = round(sample.value)
-    for statistic in promql.CONTAINER_STATISTICS:
-        for sample in results.get(statistic, []):
-            key = (
-                sample.labels.get("namespace", ""),
-                sample.labels.get("deployment", ""),
-                sample.labels.get("container", ""),
-            )
-            if not all(key) or key[2] == "POD":
-                continue
-            values.setdefault(key, {})[statistic] = _round(statistic, sample.value)
-    feedback = _feedback_from_results(results)
-    rows = []
-    for (namespace, deployment, container), stats in sorted(values.items()):
-        rows.append(
-            PeakRow(
-                cluster=cluster,
-                day=window.day,
-                namespace=namespace,
-                deployment=deployment,
-                container=container,
-                window_start=window.start,
-                window_end=window.end,
-                pod_count=pods.get((namespace, deployment)),
-                p95_cpu_cores=stats.get("p95_cpu_cores"),
-                p95_cpu_pct=stats.get("p95_cpu_pct"),
-                p95_mem_mib=stats.get("p95_mem_mib"),
-                p95_mem_pct=stats.get("p95_mem_pct"),
-                request_cpu_m=stats.get("request_cpu_m"),
-                request_mem_mib=stats.get("request_mem_mib"),
-                limit_cpu_m=stats.get("limit_cpu_m"),
-                limit_mem_mib=stats.get("limit_mem_mib"),
-                quantile=settings.quantile,
-                aggregation=settings.aggregation,
-                step_seconds=settings.step_seconds,
-                collected_at=collected_at,
-                **feedback.get((namespace, deployment, container), {}),
-            )
-        )
-    return rows
-
-
-def _feedback_from_results(results: dict[str, list[Sample]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """OOM kills and throttling per container (issue 11); they only annotate rows the usage statistics made."""
-    feedback: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for statistic in promql.FEEDBACK_STATISTICS:
-        for sample in results.get(statistic, []):
-            labels = sample.labels
-            key = (labels.get("namespace", ""), labels.get("deployment", ""), labels.get("container", ""))
-            if all(key) and sample.value == sample.value:  # NaN: no periods at all
-                feedback.setdefault(key, {})[statistic] = _round(statistic, sample.value)
-    return feedback
-
-
-def collect_day(
-    *,
-    client: PrometheusClient,
-    cluster: str,
-    window: peaks.Window,
-    settings: promql.QuerySettings,
-    concurrency: int,
-    on_query_done: Callable[[str], None],
-) -> list[PeakRow]:
-    """Query one day's statistics, at most ``concurrency`` at a time; the first failure stops the day."""
-    queries = promql.day_queries(settings)
-    results: dict[str, list[Sample]] = {}
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="promql") as pool:
-        futures = {pool.submit(client.query, text, at=window.end): name for name, text in queries.items()}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                results[futures[future]] = future.result()
-                on_query_done(futures[future])
-    return rows_from_results(
-        cluster=cluster, window=window, settings=settings, results=results, collected_at=timezone.now()
-    )
-
-
 def prometheus_client(cluster: Cluster) -> PrometheusClient:
     return PrometheusClient(cluster.prometheus_url, token=cluster.prometheus_token)
 
@@ -278,7 +170,7 @@ def collection_run(
     run.state = CollectionState.RUNNING
     run.started_at = timezone.now()
     run.skipped_days = [day.isoformat() for day in skipped]
-    run.progress_total = len(windows) * len(promql.STATISTICS)
+    run.progress_total = len(windows) * queries_per_day(cluster)
     run.progress_done = 0
     run.days_collected = []
     run.errors = []

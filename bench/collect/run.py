@@ -1,4 +1,4 @@
-"""Benchmark: collection of 1 000 Deployments × 30 days from a real Prometheus (DESIGN §14: ≤ 60 s).
+"""Benchmark: collection of 1 000 Deployments × 30 days from a real Prometheus (DESIGN §14: ≤ 60 s) and VictoriaMetrics.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/kubedoor_bench python bench/collect/run.py
 
@@ -7,6 +7,9 @@ file per day, ``promtool tsdb create-blocks-from openmetrics``) into ``--data`` 
 the next run with the same parameters), starts Debian's Prometheus on it, and times
 ``manage.py collect_peaks --days 30`` in a child process: wall time and the child's peak RSS, at the
 default concurrency and at concurrency 1, and a 10-day run to show memory does not grow with days.
+With ``--backends prometheus,victoriametrics`` the same history is also imported into Debian's
+VictoriaMetrics and every run is repeated there (a cluster with ``metrics_backend=victoriametrics``);
+the backend's resident memory during each run is sampled and its peak printed.
 Daily peaks go to the configured store (the default database unless CLICKHOUSE_URL is set).
 """
 
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +34,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
 
 from tests.services.history import Container, Deployment, History, build_tsdb, openmetrics_day  # noqa: E402
 from tests.services.prometheus import start_prometheus  # noqa: E402
+
+try:  # the code before issue 14 had no VictoriaMetrics service
+    from tests.services.victoriametrics import flush, import_lines, start_victoriametrics  # noqa: E402
+except ImportError:  # pragma: no cover
+    start_victoriametrics = None  # type: ignore[assignment]
 
 CLUSTER = "bench-collect"
 
@@ -95,6 +104,56 @@ def build(history: History, data: Path, *, parallel: int = 2) -> float:
     return elapsed
 
 
+class BackendMemory:
+    """The peak resident memory (MiB) of a backend process while a run goes, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak = max(self.peak, int(line.split()[1]) / 1024)
+
+    def __enter__(self) -> BackendMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def load_victoriametrics(history: History, data: Path, *, parallel: int = 2) -> tuple[object, str]:
+    """Start VictoriaMetrics on a scratch directory and import the history (two days at a time)."""
+    if start_victoriametrics is None:
+        raise SystemExit("this tree has no tests/services/victoriametrics.py")
+    vm_dir = data / "victoriametrics"
+    marker = vm_dir / "kubedoor-bench.json"
+    spec = (data / "kubedoor-bench.json").read_text()
+    if marker.exists() and marker.read_text() == spec:
+        print(f"victoriametrics: reusing {vm_dir}")
+        return start_victoriametrics(vm_dir / "data", log_path=data / "victoriametrics.log")
+    shutil.rmtree(vm_dir, ignore_errors=True)
+    process, url = start_victoriametrics(vm_dir / "data", log_path=data / "victoriametrics.log")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(lambda day: import_lines(url, openmetrics_day(history, day)), history.days))
+    flush(url)
+    time.sleep(2)
+    marker.write_text(spec)
+    print(f"victoriametrics: {len(history.days)} days imported in {time.perf_counter() - started:.0f} s")
+    return process, url
+
+
 def measured(args: list[str]) -> tuple[float, float, str]:
     """Run a command in a child; wall seconds, the child's peak RSS (MiB), its output."""
     wrapper = (
@@ -122,6 +181,7 @@ def main() -> None:
         default="4:30,1:30,4:10",
         help="concurrency:days of each measured run (default: 30 days at 4 and at 1, then 10 days at 4)",
     )
+    parser.add_argument("--backends", default="prometheus,victoriametrics")
     args = parser.parse_args()
 
     days, window = plan(args.days, Path(args.data))
@@ -135,40 +195,55 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+    runs = [(f"concurrency {c}", int(d), int(c)) for c, d in (item.split(":") for item in args.runs.split(","))]
+    for backend in args.backends.split(","):
+        if backend == "prometheus":
+            process, url = start_prometheus(data / "tsdb", log_path=data / "prometheus.log")
+        else:
+            process, url = load_victoriametrics(history, data)
+        try:
+            measure_backend(backend, url, process.pid, window, runs, days=args.days)  # type: ignore[attr-defined]
+        finally:
+            process.terminate()  # type: ignore[attr-defined]
+            process.wait(timeout=20)  # type: ignore[attr-defined]
+
+
+def measure_backend(
+    backend: str, url: str, pid: int, window: tuple[datetime.time, datetime.time], runs: list, *, days: int
+) -> None:
     from apps.control.models import Cluster
 
-    process, url = start_prometheus(data / "tsdb", log_path=data / "prometheus.log")
-    try:
-        Cluster.objects.filter(name=CLUSTER).delete()
-        Cluster.objects.create(
-            name=CLUSTER,
-            prometheus_url=url,
-            prometheus_label_key="k8s_cluster",
-            prometheus_label_value=CLUSTER,
-            time_zone="UTC",
-            peak_start=window[0],
-            peak_end=window[1],
-            lookback_days=10,
-        )
-        command = [sys.executable, "manage.py", "collect_peaks", "--cluster", CLUSTER, "--no-progress"]
-        runs = [(f"concurrency {c}", int(d), int(c)) for c, d in (item.split(":") for item in args.runs.split(","))]
-        figures = []
-        for label, n_days, concurrency in runs:
-            load = os.getloadavg()[0]
+    name = CLUSTER if backend == "prometheus" else f"{CLUSTER}-vm"
+    Cluster.objects.filter(name=name).delete()
+    options = {"metrics_backend": backend} if hasattr(Cluster, "metrics_backend") else {}
+    Cluster.objects.create(
+        name=name,
+        prometheus_url=url,
+        prometheus_label_key="k8s_cluster",
+        prometheus_label_value=CLUSTER,
+        time_zone="UTC",
+        peak_start=window[0],
+        peak_end=window[1],
+        lookback_days=10,
+        **options,
+    )
+    command = [sys.executable, "manage.py", "collect_peaks", "--cluster", name, "--no-progress"]
+    figures = []
+    for label, n_days, concurrency in runs:
+        load = os.getloadavg()[0]
+        with BackendMemory(pid) as memory:
             elapsed, rss, output = measured([*command, "--days", str(n_days), "--concurrency", str(concurrency)])
-            figures.append((label, n_days, elapsed, rss))
-            print(
-                f"collect_peaks --days {n_days} ({label}): {elapsed:.1f} s wall,"
-                f" peak RSS {rss:.0f} MiB, load {load:.1f}"
-            )
-            print(f"    {output.splitlines()[-1] if output else ''}")
-        by_label = {(label, n_days): elapsed for label, n_days, elapsed, _ in figures}
-        if ("concurrency 4", args.days) in by_label and ("concurrency 1", args.days) in by_label:
-            ratio = by_label[("concurrency 1", args.days)] / by_label[("concurrency 4", args.days)]
-            print(f"concurrency 4 vs 1: {ratio:.2f}× faster")
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+        figures.append((label, n_days, elapsed, rss))
+        print(
+            f"{backend}: collect_peaks --days {n_days} ({label}): {elapsed:.1f} s wall,"
+            f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f}"
+        )
+        print(f"    {output.splitlines()[-1] if output else ''}")
+    by_label = {(label, n_days): elapsed for label, n_days, elapsed, _ in figures}
+    if ("concurrency 4", days) in by_label and ("concurrency 1", days) in by_label:
+        ratio = by_label[("concurrency 1", days)] / by_label[("concurrency 4", days)]
+        print(f"{backend}: concurrency 4 vs 1: {ratio:.2f}× faster")
 
 
 if __name__ == "__main__":

@@ -379,6 +379,21 @@ def test_cluster_admission_mode_is_not_writable_through_the_cluster_endpoint(adm
     assert cluster.admission_mode == "off"
 
 
+def test_cluster_metrics_backend_defaults_to_prometheus_and_takes_victoriametrics(admin_api, cluster):
+    assert admin_api.get("/api/v1/clusters/prod/").json()["metrics_backend"] == "prometheus"
+    # when
+    response = admin_api.patch("/api/v1/clusters/prod/", {"metrics_backend": "victoriametrics"}, format="json")
+    # then
+    assert response.status_code == 200, response.json()
+    cluster.refresh_from_db()
+    assert cluster.metrics_backend == "victoriametrics"
+    refused = admin_api.patch("/api/v1/clusters/prod/", {"metrics_backend": "thanos"}, format="json")
+    assert refused.status_code == 400
+    assert "metrics_backend" in refused.json()["errors"]
+    cluster.refresh_from_db()
+    assert cluster.metrics_backend == "victoriametrics"
+
+
 def test_cluster_validation_names_the_field(admin_api):
     response = admin_api.post(
         "/api/v1/clusters/",

@@ -1,4 +1,4 @@
-"""Fixtures of the metrics tests: a cluster pointed at the generated Prometheus, and a fixed clock."""
+"""Fixtures of the metrics tests: a cluster on the generated history (Prometheus, then VictoriaMetrics), a clock."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from tests.factories import ClusterFactory
 from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 
-@pytest.fixture
-def prom(prometheus_server):
-    return prometheus_server
+@pytest.fixture(params=["prometheus", "victoriametrics"])
+def prom(request):
+    """The generated history on each metrics backend in turn: the collection tests run against both."""
+    return request.getfixturevalue(f"{request.param}_server")
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def prom_cluster(db, prom):
         time_zone=TIME_ZONE,
         peak_start=datetime.time(10, 0),
         peak_end=datetime.time(11, 30),
+        metrics_backend=prom.backend,
     )
 
 

@@ -32,19 +32,16 @@ def test_an_operator_starts_a_collection_and_gets_202(operator_api, prod, django
     assert (response.data["cluster"], response.data["days"], response.data["state"]) == ("prod", 3, "queued")
     assert (response.data["progress_done"], response.data["progress_total"], response.data["progress_pct"]) == (
         0,
-        33,
+        18,  # 3 days × 6 requests on Prometheus
         0,
     )
     assert set(response.data["queries"]) == {
         "p95_cpu_cores",
         "p95_mem_mib",
+        "pod_count",
+        "resources",
         "p95_cpu_pct",
         "p95_mem_pct",
-        "request_cpu_m",
-        "request_mem_mib",
-        "limit_cpu_m",
-        "limit_mem_mib",
-        "pod_count",
         "oom_kills",
         "throttled_pct",
     }
@@ -72,13 +69,13 @@ def test_a_viewer_can_follow_but_not_start(viewer_api, operator_api, prod):
     assert viewer_api.post("/api/v1/collections/", {"cluster": "prod", "days": 3}, format="json").status_code == 403
     assert CollectionRun.objects.count() == 0
     run_id = operator_api.post("/api/v1/collections/", {"cluster": "prod", "days": 1}, format="json").data["id"]
-    CollectionRun.objects.filter(pk=run_id).update(state="running", progress_done=4)
+    CollectionRun.objects.filter(pk=run_id).update(state="running", progress_done=3)
     response = viewer_api.get(f"/api/v1/collections/{run_id}/")
     assert response.status_code == 200
     assert (response.data["state"], response.data["progress_done"], response.data["progress_pct"]) == (
         "running",
-        4,
-        36,  # 4 of 11 statistics of one day
+        3,
+        50,  # 3 of 1 day × 6 requests
     )
     listing = viewer_api.get("/api/v1/collections/?cluster=prod")
     assert [item["id"] for item in listing.data["results"]] == [run_id]

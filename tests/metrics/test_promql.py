@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from apps.metrics import promql
 from apps.metrics.promql import QuerySettings
 
@@ -53,7 +55,7 @@ def test_cpu_statistic_uses_quantile_aggregation_and_explicit_step():
     )
     assert text == (
         "quantile_over_time(0.9, (max by (namespace, deployment, container) ("
-        f"(sum by (namespace, pod, container) ({usage}) * on (namespace, pod) group_left (deployment) {mapping})"
+        f"({usage} * on (namespace, pod) group_left (deployment) {mapping})"
         "))[3600s:60s])"
     )
 
@@ -66,36 +68,71 @@ def test_memory_is_in_mib_and_percentages_divide_by_the_limit():
     assert 'resource="memory", container!=""}[3600s] @ end())) * 100))[3600s:60s])' in pct
 
 
-def test_requests_limits_and_pods():
-    requests = promql.statistic_query(FILTERED, "request_cpu_m")
-    assert requests.startswith(
-        "max by (namespace, deployment, container) (max by (namespace, pod, container) (max_over_time("
-        'kube_pod_container_resource_requests{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", '
-        'resource="cpu", container!=""}[3600s])) * on (namespace, pod) group_left (deployment) '
+def test_pct_of_limit_per_pod_can_be_restricted_to_some_pods():
+    pct = promql.usage_pct_query(FILTERED, "cpu", namespaces=("shop", "pay"), pods=("b-1", "a.0"))
+    restricted = r'namespace=~"pay|shop", pod=~"a\\.0|b\\-1"'
+    assert f'container!="", container!="POD", {restricted}}}[2m])' in pct
+    assert f'resource="cpu", container!="", {restricted}}}[3600s] @ end())' in pct
+
+
+def test_requests_limits_and_running_pods_come_in_one_query_without_subquery():
+    text = promql.resources_query(FILTERED)
+    mapping = promql.pod_deployment(FILTERED)
+    selector = 'k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", container!=""'
+    assert text == (
+        "(("
+        "label_replace(max by (namespace, pod, container, resource) (max_over_time("
+        f"kube_pod_container_resource_requests{{{selector}}}[3600s])), "
+        '"kubedoor_statistic", "request", "", "")'
+        " or label_replace(max by (namespace, pod, container, resource) (max_over_time("
+        f"kube_pod_container_resource_limits{{{selector}}}[3600s])), "
+        '"kubedoor_statistic", "limit", "", "")'
+        " or label_replace(group by (namespace, pod, container) (last_over_time("
+        f'container_memory_working_set_bytes{{{selector}, container!="POD"}}[3600s])), '
+        '"kubedoor_statistic", "running", "", ""))'
+        f" * on (namespace, pod) group_left (deployment) {mapping})"
     )
-    assert requests.endswith(")) * 1000")
-    assert "[3600s:" not in requests  # no subquery: the maximum over time and over pods commute
-    assert promql.statistic_query(FILTERED, "limit_mem_mib").endswith(")) / 1048576")
+    assert "[3600s:" not in text  # the maximum over time and over pods commute: no subquery
+
+
+def test_ready_pods_keep_the_pod_mapping_where_the_pod_is_ready():
     pods = promql.statistic_query(FILTERED, "pod_count")
-    assert pods.startswith(
-        "min_over_time((count by (namespace, deployment) ((max by (namespace, pod) (kube_pod_status_ready{"
+    mapping = promql.pod_deployment(FILTERED)
+    assert pods == (
+        f"min_over_time((count by (namespace, deployment) ({mapping} and on (namespace, pod) "
+        '(kube_pod_status_ready{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", condition="true"} == 1)))'
+        "[3600s:60s])"
     )
-    assert 'condition="true"} == 1)' in pods
 
 
-def test_day_queries_cover_every_statistic_in_order():
-    assert list(promql.day_queries(FILTERED)) == [
+def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources():
+    queries = promql.day_queries(FILTERED)
+    assert list(queries) == ["p95_cpu_cores", "p95_mem_mib", "pod_count", "resources"]
+    assert queries["p95_mem_mib"] == promql.usage_query(FILTERED, "mem")
+    assert queries["resources"] == promql.resources_query(FILTERED)
+
+
+def test_day_queries_on_victoriametrics_put_the_subqueries_in_one_union():
+    settings = dataclasses.replace(FILTERED, backend="victoriametrics")
+    queries = promql.day_queries(settings)
+    assert list(queries) == ["usage", "resources", "oom_kills", "throttled_pct"]
+    parts = [
+        f'label_replace({promql.statistic_query(settings, name)}, "kubedoor_statistic", "{name}", "", "")'
+        for name in ("p95_cpu_cores", "p95_mem_mib", "pod_count")
+    ]
+    assert queries["usage"] == f"union({', '.join(parts)})"
+
+
+def test_a_run_shows_its_requests_and_the_per_pod_percentages():
+    assert list(promql.run_queries(FILTERED)) == [
         "p95_cpu_cores",
         "p95_mem_mib",
-        "p95_cpu_pct",
-        "p95_mem_pct",
-        "request_cpu_m",
-        "request_mem_mib",
-        "limit_cpu_m",
-        "limit_mem_mib",
         "pod_count",
+        "resources",
         "oom_kills",
         "throttled_pct",
+        "p95_cpu_pct",
+        "p95_mem_pct",
     ]
 
 

@@ -1,16 +1,19 @@
-"""Generated Prometheus history (OpenMetrics, one file per day) and the formulas behind it.
+"""Generated Prometheus history (OpenMetrics, one file per day) and the shape behind it.
 
 The tests and bench/collect build a real Prometheus TSDB from these files with
-``promtool tsdb create-blocks-from openmetrics``. Every value is a closed-form function of the
-specification below, so expected statistics come from ``expected_*`` here, never from Prometheus.
+``promtool tsdb create-blocks-from openmetrics`` (and import the same lines into VictoriaMetrics).
+The expected statistics are computed from these very samples (tests/services/history_stats.py, the
+way each backend evaluates them), never read back from a backend.
 
-Shape of one day (all per pod, per container, in the peak window [start, end) of the cluster's time
-zone): CPU runs at ``cpu_base`` except during the *peak segment* [start + 30 min, start + 50 min),
-where it runs at ``cpu_peak``; memory likewise between ``mem_base`` and ``mem_peak``. Both are
-multiplied by the day's factor and by the pod's own multiplier ``1 + 0.1 × index``. The segment
-holds 22 % of the window's subquery points, so the 0.95 quantile of the cross-pod average is exactly
-the peak level × day factor × mean multiplier. Samples cover the window plus ``margin`` minutes on
-both sides at a 30 s interval (counters need that for ``rate(…[2m])``; gauges for the 5 min lookback).
+Shape of one day (per pod and container, minutes after the peak window's start in the cluster's time
+zone): usage sits at ``base`` until minute 20, *ramps* linearly up to ``peak`` at minute 50, falls back
+to ``base`` by minute 60; two one-minute *spikes* at 1.5 × ``peak`` (minutes 30 and 75) lie above the
+95th percentile. So the window's P95, P80, maximum and mean all differ. Every level is multiplied by
+the day's factor and by the pod's own multiplier ``1 + 0.1 × index``. A Deployment may have a *surge
+pod* (one extra pod for a few minutes, so the ready-pod count is not constant) and a *rollout* (every
+pod replaced, 5 minutes of overlap, optionally with a new CPU limit). Samples cover the window plus
+``margin`` minutes on both sides at a 30 s interval (counters need that for ``rate(…[2m])``; gauges
+for the 5 min lookback).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SAMPLE_SECONDS = 30
-PEAK_SEGMENT = (30, 50)  # minutes after the window start
+RAMP = (20, 50, 60)  # minutes after the window start: rise from base, peak, back to base
+SPIKES = (30, 75)  # minutes after the window start of the one-minute spikes
+SPIKE_MINUTES = 1
+SPIKE_FACTOR = 1.5  # a spike's level, × peak
 MIB = 1024 * 1024
 
 
@@ -40,6 +46,13 @@ class Container:
     request_mem_mib: int
     limit_cpu_m: int | None
     limit_mem_mib: int | None
+    # The CPU limit of the pods a rollout brings (None: unchanged), so the Deployment's pods' limits differ.
+    rollout_limit_cpu_m: int | None = None
+
+    def limits(self, generation: int) -> tuple[int | None, int | None]:
+        if generation and self.rollout_limit_cpu_m is not None:
+            return self.rollout_limit_cpu_m, self.limit_mem_mib
+        return self.limit_cpu_m, self.limit_mem_mib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +67,12 @@ class Deployment:
     owner_series: bool = True
     # Minutes after the window start when a rollout replaces every pod (5 min surge overlap).
     rollout_minute: int | None = None
+    # Minutes after the window start between which one extra pod (index ``pods``) runs and is ready.
+    surge: tuple[int, int] | None = None
 
     def pod_name(self, index: int, generation: int = 0) -> str:
+        if self.pod_names and index >= len(self.pod_names):
+            return f"{self.pod_names[0]}-surge-{index}"
         if self.pod_names:
             return self.pod_names[index] if generation == 0 else f"{self.pod_names[index]}-g{generation}"
         return f"{self.name}-{self.replicaset_hash(generation)}-{_suffix(self.name, index, generation)}"
@@ -97,53 +114,30 @@ def pod_multiplier(index: int) -> float:
     return 1.0 + 0.1 * index
 
 
+def ramp(minute: float) -> float:
+    """0 at base, 1 at peak: the ramp up, the top and the fall (spikes aside)."""
+    rise, top, fall = RAMP
+    if rise <= minute < top:
+        return (minute - rise) / (top - rise)
+    if top <= minute < fall:
+        return (fall - minute) / (fall - top)
+    return 0.0
+
+
 def level(
     history: History, deployment: Deployment, container: Container, day: datetime.date, minute: float, kind: str
 ) -> float:
     """Per-pod usage (before the pod multiplier) at ``minute`` after the window start."""
-    in_peak = PEAK_SEGMENT[0] <= minute < PEAK_SEGMENT[1]
-    if kind == "cpu":
-        value = container.cpu_peak if in_peak else container.cpu_base
+    base, peak = (container.cpu_base, container.cpu_peak) if kind == "cpu" else (container.mem_base, container.mem_peak)
+    if any(spike <= minute < spike + SPIKE_MINUTES for spike in SPIKES):
+        value = peak * SPIKE_FACTOR
     else:
-        value = container.mem_peak if in_peak else container.mem_base
+        value = base + (peak - base) * ramp(minute)
     return value * history.factor(day)
-
-
-# --- expectations (the formulas the tests assert against) ---------------------------------------
 
 
 def mean_multiplier(deployment: Deployment) -> float:
     return sum(pod_multiplier(i) for i in range(deployment.pods)) / deployment.pods
-
-
-def expected_cpu_cores(
-    history: History, deployment: Deployment, container: Container, day: datetime.date, *, aggregation: str = "avg"
-) -> float:
-    mult = mean_multiplier(deployment) if aggregation == "avg" else pod_multiplier(deployment.pods - 1)
-    return container.cpu_peak * history.factor(day) * mult
-
-
-def expected_mem_mib(
-    history: History, deployment: Deployment, container: Container, day: datetime.date, *, aggregation: str = "avg"
-) -> float:
-    mult = mean_multiplier(deployment) if aggregation == "avg" else pod_multiplier(deployment.pods - 1)
-    return container.mem_peak * history.factor(day) * mult
-
-
-def expected_cpu_pct(
-    history: History, deployment: Deployment, container: Container, day: datetime.date
-) -> float | None:
-    if container.limit_cpu_m is None:
-        return None
-    return expected_cpu_cores(history, deployment, container, day) * 1000 / container.limit_cpu_m * 100
-
-
-def expected_mem_pct(
-    history: History, deployment: Deployment, container: Container, day: datetime.date
-) -> float | None:
-    if container.limit_mem_mib is None:
-        return None
-    return expected_mem_mib(history, deployment, container, day) / container.limit_mem_mib * 100
 
 
 # --- OpenMetrics --------------------------------------------------------------------------------
@@ -168,6 +162,19 @@ def _pod_lives(history: History, deployment: Deployment, day: datetime.date) -> 
     first = int(start.timestamp()) - history.margin_minutes * 60
     last = int(end.timestamp()) + history.margin_minutes * 60
     lives = []
+    if deployment.surge is not None:
+        t0 = int(start.timestamp())
+        index = deployment.pods
+        lives.append(
+            _PodLife(
+                deployment,
+                index,
+                0,
+                deployment.pod_name(index),
+                t0 + deployment.surge[0] * 60,
+                t0 + deployment.surge[1] * 60,
+            )
+        )
     for i in range(deployment.pods):
         if deployment.rollout_minute is None:
             lives.append(_PodLife(deployment, i, 0, deployment.pod_name(i, 0), first, last))
@@ -176,6 +183,12 @@ def _pod_lives(history: History, deployment: Deployment, day: datetime.date) -> 
             lives.append(_PodLife(deployment, i, 0, deployment.pod_name(i, 0), first, switch))
             lives.append(_PodLife(deployment, i, 1, deployment.pod_name(i, 1), switch - 300, last))
     return lives
+
+
+def first_sample(history: History, day: datetime.date) -> int:
+    """The first sample's time (unix seconds) of the pods that run all day."""
+    start, _ = history.window_bounds(day)
+    return int(start.timestamp()) - history.margin_minutes * 60
 
 
 def openmetrics_day(history: History, day: datetime.date) -> Iterator[str]:
@@ -193,7 +206,7 @@ def openmetrics_day(history: History, day: datetime.date) -> Iterator[str]:
         dep = life.deployment
         for c in dep.containers:
             labels = _labels(**{key: value}, namespace=dep.namespace, pod=life.name, container=c.name)
-            total = 1000.0 if life.generation == 0 else 0.0
+            total = 1000.0 if life.generation == 0 and life.start == first_sample(history, day) else 0.0
             previous = None
             for ts in times(life):
                 if previous is not None:
@@ -217,8 +230,10 @@ def openmetrics_day(history: History, day: datetime.date) -> Iterator[str]:
         for life in lives:
             dep = life.deployment
             for c in dep.containers:
-                cpu_m = getattr(c, f"{field}_cpu_m")
-                mem = getattr(c, f"{field}_mem_mib")
+                if field == "limit":
+                    cpu_m, mem = c.limits(life.generation)
+                else:
+                    cpu_m, mem = c.request_cpu_m, c.request_mem_mib
                 for resource, unit_name, amount in (
                     ("cpu", "core", None if cpu_m is None else cpu_m / 1000),
                     ("memory", "byte", None if mem is None else mem * MIB),

@@ -35,7 +35,7 @@ def _c(name, cpu_base, cpu_peak, mem_base, mem_peak, req=(100, 128), lim=(1000, 
 
 
 PROD_DEPLOYMENTS = (
-    # app + sidecar, 3 pods
+    # app + sidecar, 3 pods and a 4th (surge) pod for minutes 5-25 of the window
     Deployment(
         "shop",
         "cart",
@@ -44,11 +44,20 @@ PROD_DEPLOYMENTS = (
             _c("cart", 0.10, 0.40, 200, 300, req=(250, 256), lim=(1000, 512)),
             _c("istio-proxy", 0.02, 0.05, 40, 60, req=(50, 64), lim=(200, 128)),
         ),
+        surge=(5, 25),
     ),
     Deployment("shop", "web", 1, (_c("web", 0.05, 0.12, 100, 150, req=(100, 128), lim=(500, 256)),)),
-    # five pods replaced by a rollout inside the peak window
+    # five pods replaced by a rollout inside the peak window that raises the CPU limit (the pods' limits differ)
     Deployment(
-        "shop", "search", 5, (_c("search", 0.2, 0.6, 500, 700, req=(500, 512), lim=(2000, 1024)),), rollout_minute=70
+        "shop",
+        "search",
+        5,
+        (
+            dataclasses.replace(
+                _c("search", 0.2, 0.6, 500, 700, req=(500, 512), lim=(2000, 1024)), rollout_limit_cpu_m=2500
+            ),
+        ),
+        rollout_minute=70,
     ),
     # no limits at all
     Deployment("pay", "api", 2, (_c("api", 0.08, 0.3, 256, 320, req=(200, 256), lim=(None, None)),)),
@@ -88,10 +97,13 @@ def history_days(today: datetime.date | None = None) -> tuple[datetime.date, ...
 
 @dataclasses.dataclass(frozen=True)
 class PrometheusServer:
+    """A metrics backend holding the generated histories (Prometheus, or VictoriaMetrics: ``backend``)."""
+
     url: str
     prod: History
     stage: History
     fleet: history_pods_nodes.FleetHistory | None = None  # the pods and nodes of the cluster "fleet"
+    backend: str = "prometheus"
 
     @property
     def days(self) -> tuple[datetime.date, ...]:
@@ -138,11 +150,17 @@ def start_prometheus(data_dir: Path, *, log_path: Path) -> tuple[subprocess.Pope
 
 
 @pytest.fixture(scope="session")
-def prometheus_server(tmp_path_factory) -> Iterator[PrometheusServer]:
+def generated_histories() -> tuple[History, History]:
+    """Three generated days for the clusters "prod" and "stage" (the same for every backend of the session)."""
+    return make_histories(history_days())
+
+
+@pytest.fixture(scope="session")
+def prometheus_server(tmp_path_factory, generated_histories) -> Iterator[PrometheusServer]:
     """Prometheus with three generated days for the clusters "prod" and "stage"."""
     promtool = require_binary("promtool")
     root = tmp_path_factory.mktemp("prometheus")
-    prod, stage = make_histories(history_days())
+    prod, stage = generated_histories
     files = write_openmetrics(prod, root / "openmetrics") + write_openmetrics(stage, root / "openmetrics")
     fleet = history_pods_nodes.FleetHistory(TIME_ZONE, prod.days, WINDOW, dict(prod.day_factor))
     files += history_pods_nodes.write_openmetrics(fleet, root / "openmetrics")

@@ -1,0 +1,100 @@
+"""A real VictoriaMetrics (Debian's single-node 1.79) loaded with the same generated history as Prometheus.
+
+The history's OpenMetrics lines (tests/services/history.py) go to ``/api/v1/import/prometheus`` as
+Prometheus text with millisecond timestamps, one day per request; ``/internal/force_flush`` then makes
+them searchable at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import OUTPUT, free_port, require_binary, stop_process, wait_for_port
+from tests.services.history import History, openmetrics_day
+from tests.services.prometheus import PrometheusServer
+
+IMPORT_CHUNK_LINES = 50_000
+
+
+def start_victoriametrics(data_dir: Path, *, log_path: Path) -> tuple[subprocess.Popen, str]:
+    binary = require_binary("victoria-metrics")
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"-storageDataPath={data_dir}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",  # every query evaluated afresh: the same work as on a cold day
+            "-loggerLevel=WARN",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process=process, timeout=30)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).text.strip() == "OK":
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(process)
+    raise TimeoutError("VictoriaMetrics did not become ready")
+
+
+def prometheus_text(lines: Iterable[str]) -> Iterator[bytes]:
+    """OpenMetrics sample lines (seconds) as Prometheus text (milliseconds), in chunks of whole lines."""
+    chunk: list[str] = []
+    for line in lines:
+        if line.startswith("#"):
+            continue
+        head, ts = line.rsplit(" ", 1)
+        chunk.append(f"{head} {ts}000\n")
+        if len(chunk) >= IMPORT_CHUNK_LINES:
+            yield "".join(chunk).encode()
+            chunk = []
+    if chunk:
+        yield "".join(chunk).encode()
+
+
+def import_lines(url: str, lines: Iterable[str]) -> None:
+    with httpx.Client(timeout=httpx.Timeout(600.0, connect=5.0)) as client:
+        response = client.post(f"{url}/api/v1/import/prometheus", content=prometheus_text(lines))
+        response.raise_for_status()
+
+
+def flush(url: str) -> None:
+    httpx.get(f"{url}/internal/force_flush", timeout=60).raise_for_status()
+
+
+def import_history(url: str, history: History) -> None:
+    """Every day of ``history`` into VictoriaMetrics, then flushed so queries see it."""
+    for day in history.days:
+        import_lines(url, openmetrics_day(history, day))
+    flush(url)
+
+
+@pytest.fixture(scope="session")
+def victoriametrics_server(tmp_path_factory, generated_histories) -> Iterator[PrometheusServer]:
+    """VictoriaMetrics with the same generated days as ``prometheus_server``."""
+    root = tmp_path_factory.mktemp("victoriametrics")
+    OUTPUT.mkdir(exist_ok=True)
+    process, url = start_victoriametrics(root / "data", log_path=OUTPUT / "victoriametrics.log")
+    try:
+        prod, stage = generated_histories
+        import_history(url, prod)
+        import_history(url, stage)
+        yield PrometheusServer(url=url, prod=prod, stage=stage, backend="victoriametrics")
+    finally:
+        stop_process(process)
