@@ -183,7 +183,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"AdmissionModeEnum": "apps.control.choices.AdmissionMode"},
+    "ENUM_NAME_OVERRIDES": {
+        "AdmissionModeEnum": "apps.control.choices.AdmissionMode",
+        "AdmissionEngineEnum": "apps.control.choices.AdmissionEngine",
+    },
     # The admission endpoint is routed only by the webhook process; this hook documents it here too.
     "PREPROCESSING_HOOKS": ["apps.webhook.openapi.webhook_endpoints_add"],
     # Pinned to what spectacular derived from the API alone, so /mutate… leaves tags and ids unchanged.

@@ -23,7 +23,7 @@ def webhook_configuration_name(cluster_name: str) -> str:
 
 @dataclass(frozen=True)
 class Permission:
-    """One verb on one resource; ``named`` = limited to KubeDoor's own webhook configurations."""
+    """One verb on one resource; ``named`` = limited to KubeDoor's own objects named ``kubedoor-<cluster>``."""
 
     group: str
     resource: str  # "deployments" or "deployments/scale"
@@ -54,6 +54,22 @@ RBAC_REQUIREMENTS: tuple[Permission, ...] = (
     Permission("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "delete", named=True),
     Permission("autoscaling", "horizontalpodautoscalers", "list"),
     Permission("", "namespaces", "list"),
+    # The admission engine "policy": KubeDoor's admission policies and bindings, named like the webhook
+    # configuration, and their parameters, one ConfigMap kubedoor-<cluster> per controlled namespace.
+    *(
+        Permission("admissionregistration.k8s.io", resource, verb, named=verb != "create")
+        for resource in (
+            "mutatingadmissionpolicies",
+            "mutatingadmissionpolicybindings",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+        )
+        for verb in ("create", "get", "update", "delete")
+    ),
+    *(Permission("", "configmaps", verb, named=verb != "create") for verb in ("create", "get", "update", "delete")),
+    # In-place resize (Kubernetes 1.35+): the pods of a Deployment and their resize subresource.
+    Permission("", "pods", "list"),
+    Permission("", "pods/resize", "patch"),
 )
 
 

@@ -227,6 +227,9 @@ def test_hpas_are_seen_not_fought(enforced, k8s_standin, webhook_process):
     load(store, [peak(TODAY, "api", pods=2), peak(TODAY, "cart", pods=3)])
     targets = hpa_targets_get(cluster=enforced.cluster)
     assert targets == {("shop", "api"): "api-hpa"}
+    # one day of data is enough here, and no day-to-day clamp (issue 11's refresh rules, off for this test)
+    enforced.cluster.min_days, enforced.cluster.max_change_pct = 1, 100
+    enforced.cluster.save(update_fields=["min_days", "max_change_pct"])
     control_table_refresh(cluster=enforced.cluster, store=store, today=TODAY, actor=SYSTEM, hpa_targets=targets)
     api.refresh_from_db()
     enforced.refresh_from_db()

@@ -75,7 +75,8 @@ def test_an_excluded_incident_day_moves_the_source_day_and_the_requests(prom, pr
 
 @pytest.fixture
 def prod(db):
-    return ClusterFactory(name="prod", lookback_days=10, peak_day_mode="cluster")
+    # min_days and max_change_pct (issue 11) off: these tests check the source-day choice alone
+    return ClusterFactory(name="prod", lookback_days=10, peak_day_mode="cluster", min_days=1, max_change_pct=100)
 
 
 def test_cluster_mode_skips_excluded_days_and_a_service_seen_only_then_keeps_its_row(prod):

@@ -252,7 +252,10 @@ def test_edits_and_refreshes_rewrite_the_parameters_of_their_namespace_only(
         assert ("PUT", "/api/v1/namespaces/billing/configmaps/kubedoor-prod") in writes
         data = k8s_standin.config_maps[("billing", "kubedoor-prod")]["data"]
         assert (data["ledger_replicas"], data["new_managed"], data["new_replicas"]) == ("3", "1", "2")
-        expected = policy.params_data(control_row_from(s) for s in prod.microservices.filter(namespace="billing"))
+        expected = policy.params_data(
+            control_row_from(s, apply_recommended=prod.apply_recommended_replicas)
+            for s in prod.microservices.filter(namespace="billing")
+        )
         assert data == expected
         k8s_standin.reset()
 

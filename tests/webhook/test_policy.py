@@ -323,6 +323,7 @@ def _corpus_rows(setup: dict[str, Any]) -> list[ControlRow]:
                     manual=row.get("replicas_specified"),
                     ai=row.get("replicas_recommended"),
                     measured=row.get("replicas_measured", 0),
+                    apply_recommended=bool(setup.get("cluster", {}).get("apply_recommended_replicas")),
                 ),
                 replicas_mode=row.get("replicas_mode", "enforce"),
                 request_cpu_m=row.get("request_cpu_m"),

@@ -123,7 +123,7 @@ def test_a_once_operation_runs_exactly_once_and_disables_itself_and_a_cancelled_
     assert (event.actor_name, event.actor, event.source) == ("scheduler", operator, "task")
     # the run was notified by the worker
     [got] = http_receiver.wait_for(1)
-    assert got.body["text"].startswith(f"**KubeDoor operation.run prod/operation-{due.pk}**\n- result: ✅ ok")
+    assert got.body["text"].startswith(f"*KubeDoor operation.run prod/operation-{due.pk}*\n• result: ✅ ok")
     wait_until(lambda: NotificationDelivery.objects.get().state == "sent", what="delivery recorded as sent")
 
     # and: several beat loops later, still exactly one run, and the cancelled operation never ran

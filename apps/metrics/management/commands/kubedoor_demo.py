@@ -82,6 +82,8 @@ class Command(BaseCommand):
                 collect_enabled=False,
                 price_cpu_core_hour=DEMO_PRICE_CPU_CORE_HOUR,
                 price_mem_gib_hour=DEMO_PRICE_MEM_GIB_HOUR,
+                # one refresh reaches the data's figures (no day-to-day clamp), so the demo is idempotent
+                max_change_pct=100,
             )
             created = 0
             for namespace, names in NAMESPACES.items():
@@ -126,7 +128,8 @@ class Command(BaseCommand):
         written = demo.demo_peaks_write(
             cluster=cluster.name, services=list(rows), last_day=last_day, store=peak_store()
         )
-        control_table_refresh(cluster=cluster, store=peak_store(), today=last_day, actor=actor)
+        # the same lookback as a collection's refresh (ending today) and the dashboard's default range
+        control_table_refresh(cluster=cluster, store=peak_store(), today=cluster_today(cluster), actor=actor)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo cluster {DEMO_CLUSTER!r}: {created} microservices added, "
