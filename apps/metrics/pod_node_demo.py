@@ -38,7 +38,7 @@ def pod_node_demo_write(
     store = store or pod_node_store()
     rng = random.Random(seed)
     services = list(Microservice.objects.filter(cluster=cluster).order_by("namespace", "name"))
-    requested = sum((s.request_cpu_m or 100) * max(1, s.pod_count or 1) for s in services)
+    requested = sum((s.request_cpu_m or 100) * max(1, s.replicas_measured or 1) for s in services)
     node_count = max(3, math.ceil(requested / (NODE_CPU_M * 0.55)))
     nodes = [f"{cluster.name}-node-{i + 1}" for i in range(node_count)]
     # uneven placement: the first node is chosen with weight 1, the last with 0.6
@@ -46,7 +46,7 @@ def pod_node_demo_write(
     placement = {
         (s.namespace, s.name, i): rng.choices(nodes, weights)[0]
         for s in services
-        for i in range(max(1, s.pod_count or 1))
+        for i in range(max(1, s.replicas_measured or 1))
     }
     written = (0, 0)
     for offset in range(days):
@@ -59,7 +59,7 @@ def pod_node_demo_write(
         per_node = {node: [0.0, 0.0, 0, 0] for node in nodes}  # cpu, mem, requested m, requested MiB
         for s in services:
             replicaset = f"{s.name}-{_suffix(f'{s.namespace}/{s.name}/{week}', 10)}"
-            for i in range(max(1, s.pod_count or 1)):
+            for i in range(max(1, s.replicas_measured or 1)):
                 cpu = round((s.p95_cpu_cores or 0.1) * rhythm * rng.uniform(0.6, 1.3), 4)
                 mem = round((s.p95_mem_mib or 128.0) * rng.uniform(0.85, 1.1), 1)
                 pod_rows.append(
