@@ -194,6 +194,34 @@ def test_a_chunk_whose_backend_drops_it_is_retried_alone(prometheus_server, work
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
+def test_a_chunk_out_of_retries_fails_the_run_naming_its_day(prometheus_server, workers):
+    # given: the peak day's backend never answers; one retry allowed
+    workers(name="hopeless", extra_env={**WORKER_ENV, "KUBEDOOR_COLLECTION_MAX_RETRIES": "1"})
+    proxy = PrometheusProxy(prometheus_server.url)
+    try:
+        cluster = _cluster("prod", proxy.url)
+        peak_day = prometheus_server.days[1]
+        proxy.drop(_at(cluster, peak_day), times=10_000)
+        # when
+        run = _wait(_start(cluster, concurrency=1))
+    finally:
+        proxy.close()
+    # then: the run failed, naming the day and the attempts; the chunk tried twice; no control rows
+    assert run.state == "failed"
+    assert len(run.errors) == 1
+    assert run.errors[0].startswith(f"Days {peak_day.isoformat()} failed after 2 attempts: Prometheus ")
+    failed = CollectionChunk.objects.get(run=run, days=[peak_day.isoformat()])
+    assert (failed.state, failed.attempts, failed.rows_written) == ("failed", 2, 0)
+    # two attempts, each losing its first query's tries (and those of the one query its thread had taken)
+    assert 2 * (DEFAULT_RETRIES + 1) <= proxy.dropped[_at(cluster, peak_day)] <= 4 * (DEFAULT_RETRIES + 1)
+    assert proxy.count[_at(cluster, peak_day)] == 0
+    assert DailyPeak.objects.filter(cluster="prod", day=peak_day).count() == 0
+    assert Microservice.objects.filter(cluster=cluster).count() == 0
+    assert run.refresh_claimed_at is None
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_run_is_replaced_and_the_run_finishes_right(prometheus_server, workers):
     # given: slow queries, one chunk at a time on the backend
     worker = workers(name="doomed", extra_env=DYING_WORKER_ENV)
