@@ -126,17 +126,23 @@ def _enqueue(chunk_ids: list[int]) -> None:
 
 
 def _claim(*, chunk_id: int, token: str) -> CollectionChunk | None:
-    """Take the chunk for this delivery; ``None`` when it is finished, its run is over, or a live claim holds it."""
+    """Take the chunk for this delivery; ``None`` when it is finished or its run is over.
+
+    Raises ``ChunkDeferred`` while another delivery holds it with a fresh heartbeat (a duplicate).
+    """
     now = timezone.now()
+    run_id = CollectionChunk.objects.values_list("run_id", flat=True).get(pk=chunk_id)
     with transaction.atomic():
-        chunk = CollectionChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
-        if chunk.run.state != CollectionState.RUNNING or chunk.state in (ChunkState.DONE, ChunkState.FAILED):
+        # Locks in the order every writer takes them (the run, then the chunk): no deadlock between them.
+        run = CollectionRun.objects.select_for_update().get(pk=run_id)
+        chunk = CollectionChunk.objects.select_for_update().get(pk=chunk_id)
+        if run.state != CollectionState.RUNNING or chunk.state in (ChunkState.DONE, ChunkState.FAILED):
             return None
         alive = chunk.heartbeat_at is not None and chunk.heartbeat_at > now - _lease()
         if chunk.state == ChunkState.RUNNING and alive:
             raise ChunkDeferred(f"chunk {chunk} is held by a live claim", countdown=SLOT_WAIT_SECONDS)
         if chunk.progress_done:  # counted by an earlier claim that failed or died: count again from zero
-            CollectionRun.objects.filter(pk=chunk.run_id).update(progress_done=F("progress_done") - chunk.progress_done)
+            CollectionRun.objects.filter(pk=run_id).update(progress_done=F("progress_done") - chunk.progress_done)
         chunk.state = ChunkState.RUNNING
         chunk.claimed_by = token
         chunk.heartbeat_at = now
