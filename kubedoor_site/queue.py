@@ -15,8 +15,11 @@ from typing import Any
 from kubedoor_site.celery import app as celery_app
 
 
-def task_send(name: str, *, kwargs: Mapping[str, Any], countdown: float | None = None) -> None:
-    """Send ``name`` with ``kwargs`` to the broker (after ``countdown`` seconds), or run it now when eager."""
+def task_send(
+    name: str, *, kwargs: Mapping[str, Any], countdown: float | None = None, queue: str | None = None
+) -> None:
+    """Send ``name`` with ``kwargs`` to the broker (after ``countdown`` seconds, to ``queue`` or the
+    default queue), or run it now when eager."""
     if celery_app.conf.task_always_eager:
         if name not in celery_app.tasks:
             # A web process has not imported the apps' tasks modules; load them as a worker does.
@@ -24,4 +27,6 @@ def task_send(name: str, *, kwargs: Mapping[str, Any], countdown: float | None =
         celery_app.tasks[name].apply(kwargs=dict(kwargs))
         return
     options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
+    if queue:
+        options["queue"] = queue
     celery_app.send_task(name, kwargs=dict(kwargs), **options)

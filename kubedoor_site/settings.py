@@ -206,6 +206,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message taken by a worker that dies unacknowledged (acks_late) goes back to the queue after
+    # this many seconds; longer than any one task (a collection chunk is a few days of queries).
+    _visibility_timeout = env.int("KUBEDOOR_CELERY_VISIBILITY_TIMEOUT", default=3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _visibility_timeout,
+        # Look for such messages every quarter of the timeout (at most every 10 s), not every 100 s.
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -214,6 +224,20 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Collection spread over workers (apps/metrics/collection_chunks.py) ---------------------
+# A queued collection is split into chunks of this many days, one Celery task each.
+# The Celery queue of collection tasks (run and chunks); empty: the default queue every worker consumes.
+KUBEDOOR_COLLECTION_QUEUE = env.str("KUBEDOOR_COLLECTION_QUEUE", default="")
+KUBEDOOR_COLLECTION_CHUNK_DAYS = env.int("KUBEDOOR_COLLECTION_CHUNK_DAYS", default=1)
+# How many chunks query one metrics backend (keyed by its URL) at once, over all workers (Redis semaphore).
+KUBEDOOR_COLLECTION_BACKEND_SLOTS = env.int("KUBEDOOR_COLLECTION_BACKEND_SLOTS", default=2)
+# A chunk's claim and its backend slot expire when its worker shows no sign of life (a query done)
+# for this many seconds: the redelivered task of a dead worker then takes the chunk over.
+KUBEDOOR_COLLECTION_LEASE_SECONDS = env.int("KUBEDOOR_COLLECTION_LEASE_SECONDS", default=300)
+# A chunk whose backend fails is retried alone, this many times, after DELAY, 2 × DELAY, 4 × DELAY … seconds.
+KUBEDOOR_COLLECTION_MAX_RETRIES = env.int("KUBEDOOR_COLLECTION_MAX_RETRIES", default=3)
+KUBEDOOR_COLLECTION_RETRY_DELAY_SECONDS = env.float("KUBEDOOR_COLLECTION_RETRY_DELAY_SECONDS", default=10.0)
 
 # --- Webhook ----------------------------------------------------------------------------------
 KUBEDOOR_WEBHOOK_TLS_CERT = env.str("KUBEDOOR_WEBHOOK_TLS_CERT", default="")

@@ -23,7 +23,13 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
-from apps.metrics.models import ACTIVE_STATES, COLLECTION_RUN_OUTCOME_FIELDS, CollectionRun, DailyPeak
+from apps.metrics.models import (
+    ACTIVE_STATES,
+    COLLECTION_RUN_OUTCOME_FIELDS,
+    CollectionChunk,
+    CollectionRun,
+    DailyPeak,
+)
 from apps.metrics.store import PeakRow
 from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
@@ -37,9 +43,40 @@ class CollectForm(forms.Form):
     days = forms.IntegerField(label=_("days"), min_value=1, max_value=services.MAX_DAYS, initial=10)
 
 
+class CollectionChunkInline(admin.TabularInline):
+    """A queued run's chunks (read-only): which days each holds, its state, retries and last error."""
+
+    model = CollectionChunk
+    fields = (
+        "index",
+        "days",
+        "state",
+        "attempts",
+        "progress_done",
+        "rows_written",
+        "heartbeat_at",
+        "finished_at",
+        "error",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("metrics.view_collectionrun")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(CollectionRun)
 class CollectionRunAdmin(admin.ModelAdmin):
     """Run history (read-only); "add" is the Collect & update page; a run's page shows live progress."""
+
+    inlines = (CollectionChunkInline,)
 
     list_display = (
         "id",

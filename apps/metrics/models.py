@@ -116,6 +116,9 @@ class CollectionRun(models.Model):
     queries = models.JSONField(_("PromQL per statistic"), default=dict, blank=True)
     errors = models.JSONField(_("errors"), default=list, blank=True)
     concurrency = models.PositiveSmallIntegerField(_("concurrent queries"), default=4)
+    chunk_days = models.PositiveSmallIntegerField(_("days per chunk"), default=1)
+    # Set by the chunk that found every chunk done and refreshes the control table (once per run).
+    refresh_claimed_at = models.DateTimeField(_("refresh claimed"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -138,6 +141,45 @@ class CollectionRun(models.Model):
         if not self.progress_total:
             return 100 if self.state == CollectionState.DONE else 0
         return min(100, round(100 * self.progress_done / self.progress_total))
+
+
+class ChunkState(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    RETRYING = "retrying", _("retrying")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class CollectionChunk(models.Model):
+    """Some consecutive days of a queued collection, collected by one Celery task (issue 14).
+
+    A worker claims the chunk (``running``, a fresh ``claimed_by`` token, ``heartbeat_at`` renewed on
+    every query); a chunk whose heartbeat is older than the lease is taken over by the redelivered
+    task, and the old holder, should it still live, sees its token gone and stops. ``progress_done`` counts
+    this chunk's queries so a retry takes them back from the run's progress before re-counting.
+    """
+
+    run = models.ForeignKey(CollectionRun, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("run"))
+    index = models.PositiveSmallIntegerField(_("index"))
+    days = models.JSONField(_("days"), default=list)
+    state = models.CharField(_("state"), max_length=8, choices=ChunkState.choices, default=ChunkState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    progress_done = models.PositiveIntegerField(_("queries done"), default=0)
+    rows_written = models.PositiveIntegerField(_("rows written"), default=0)
+    claimed_by = models.CharField(_("claimed by"), max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        verbose_name = _("collection chunk")
+        verbose_name_plural = _("collection chunks")
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="collectionchunk_unique_index")]
+
+    def __str__(self) -> str:
+        return f"#{self.run_id}.{self.index} {','.join(self.days)} {self.state}"
 
 
 class PodPeak(models.Model):

@@ -1,7 +1,9 @@
 """Collection of daily peaks and its schedule (DESIGN §5.2, §5.3).
 
-``collection_start`` records a ``CollectionRun`` and queues ``collection_run_task`` after commit;
-``collection_run`` does the work: for each day (oldest first) whose window has ended, the day's
+``collection_start`` records a ``CollectionRun`` and queues ``collection_run_task`` after commit,
+which spreads it over workers in chunks (``collection_chunks``, writing each day through
+``day_collect_write``). ``collection_run`` is the same work in one process (the daily schedule,
+``collect_peaks``): for each day (oldest first) whose window has ended, the day's
 statistics are queried concurrently (bounded), merged into rows and written to the store (which
 replaces that day); progress is saved after every query; then the control table is refreshed.
 A failure (Prometheus down or refusing a query, the store failing) fails the run with a readable
@@ -14,6 +16,7 @@ import datetime
 import logging
 from collections.abc import Callable
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -119,6 +122,7 @@ def collection_start(
                 requested_by=actor.name,
                 progress_total=days * windows_per_day,
                 concurrency=concurrency,
+                chunk_days=max(1, django_settings.KUBEDOOR_COLLECTION_CHUNK_DAYS),
                 queries=cluster_queries(cluster),
             )
             audit_event_record(
@@ -143,6 +147,68 @@ def _enqueue(run_id: int) -> None:
 
 def _progress(run_id: int) -> None:
     CollectionRun.objects.filter(pk=run_id).update(progress_done=F("progress_done") + 1)
+
+
+def day_collect_write(
+    *,
+    client: PrometheusClient,
+    cluster: Cluster,
+    window: peaks.Window,
+    store: PeakStore,
+    concurrency: int,
+    on_query_done: Callable[[str], None],
+    on_alive: Callable[[], None] | None = None,
+) -> int:
+    """Collect one day and replace it in the store (Deployment rows, then pod and node rows).
+
+    Idempotent: writing a day again replaces it, so a chunk retried or redelivered never double-counts.
+    ``on_alive`` is called before each write and before the pod and node queries (a chunk's
+    heartbeat; it may raise to stop before writing). Returns the Deployment rows written.
+    """
+    settings = query_settings(cluster, window_seconds=window.seconds)
+    rows = collect_day(
+        client=client,
+        cluster=cluster.name,
+        window=window,
+        settings=settings,
+        concurrency=concurrency,
+        on_query_done=on_query_done,
+    )
+    if on_alive is not None:
+        on_alive()
+    written = store.day_replace(cluster=cluster.name, day=window.day, rows=rows)
+    if on_alive is not None:
+        on_alive()
+    pod_node_day_collect(
+        client=client,
+        cluster=cluster.name,
+        window=window,
+        settings=settings,
+        store=pod_node_store_for(store),
+        concurrency=concurrency,
+    )
+    return written
+
+
+def collection_refresh(*, run: CollectionRun, store: PeakStore, now: datetime.datetime, actor: Actor) -> CollectionRun:
+    """The control-table refresh that ends a run, then the run marked done with its figures."""
+    cluster = run.cluster
+    today = peaks.local_today(now=now, time_zone=cluster.time_zone)
+    hpa_targets = hpa_targets_get(cluster=cluster)  # Kubernetes, before the refresh's transaction
+    result = control_table_refresh(
+        cluster=cluster, store=store, today=today, actor=actor, run_id=run.pk, hpa_targets=hpa_targets
+    )
+    run.refresh_from_db()
+    run.state = CollectionState.DONE
+    run.finished_at = timezone.now()
+    run.services_added = result.added
+    run.services_updated = result.updated
+    run.services_vanished = result.vanished
+    run.unmanaged = result.unmanaged
+    run.save(
+        update_fields=["state", "finished_at", "services_added", "services_updated", "services_vanished", "unmanaged"]
+    )
+    return run
 
 
 def prometheus_client(cluster: Cluster) -> PrometheusClient:
@@ -199,52 +265,27 @@ def collection_run(
     try:
         with prometheus_client(cluster) as client:
             for window in windows:
-                settings = query_settings(cluster, window_seconds=window.seconds)
-                rows = collect_day(
+                written = day_collect_write(
                     client=client,
-                    cluster=cluster.name,
+                    cluster=cluster,
                     window=window,
-                    settings=settings,
+                    store=store,
                     concurrency=run.concurrency,
                     on_query_done=query_done,
-                )
-                written = store.day_replace(cluster=cluster.name, day=window.day, rows=rows)
-                pod_node_day_collect(
-                    client=client,
-                    cluster=cluster.name,
-                    window=window,
-                    settings=settings,
-                    store=pod_node_store_for(store),
-                    concurrency=run.concurrency,
                 )
                 CollectionRun.objects.filter(pk=run.pk).update(rows_written=F("rows_written") + written)
                 run.days_collected.append(window.day.isoformat())
                 CollectionRun.objects.filter(pk=run.pk).update(days_collected=run.days_collected)
-        today = peaks.local_today(now=now, time_zone=cluster.time_zone)
-        hpa_targets = hpa_targets_get(cluster=cluster)  # Kubernetes, before the refresh's transaction
-        result = control_table_refresh(
-            cluster=cluster, store=store, today=today, actor=actor, run_id=run.pk, hpa_targets=hpa_targets
-        )
+        return collection_refresh(run=run, store=store, now=now, actor=actor)
     except (PrometheusError, ClickHouseError) as exc:
-        return _fail(run, actor=actor, message=str(exc))
+        return collection_fail(run, actor=actor, message=str(exc))
     except Exception as exc:
         logger.exception("collection #%s %s failed", run.pk, cluster.name)
-        _fail(run, actor=actor, message=f"{exc.__class__.__name__}: {exc}")
+        collection_fail(run, actor=actor, message=f"{exc.__class__.__name__}: {exc}")
         raise
-    run.refresh_from_db()
-    run.state = CollectionState.DONE
-    run.finished_at = timezone.now()
-    run.services_added = result.added
-    run.services_updated = result.updated
-    run.services_vanished = result.vanished
-    run.unmanaged = result.unmanaged
-    run.save(
-        update_fields=["state", "finished_at", "services_added", "services_updated", "services_vanished", "unmanaged"]
-    )
-    return run
 
 
-def _fail(run: CollectionRun, *, actor: Actor, message: str) -> CollectionRun:
+def collection_fail(run: CollectionRun, *, actor: Actor, message: str) -> CollectionRun:
     logger.warning("collection #%s %s failed: %s", run.pk, run.cluster.name, message)
     with transaction.atomic():
         run.refresh_from_db()

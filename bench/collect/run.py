@@ -11,6 +11,10 @@ With ``--backends prometheus,victoriametrics`` the same history is also imported
 VictoriaMetrics and every run is repeated there (a cluster with ``metrics_backend=victoriametrics``);
 the backend's resident memory during each run is sampled and its peak printed.
 Daily peaks go to the configured store (the default database unless CLICKHOUSE_URL is set).
+
+``--workers 1,2`` also times the same collection queued to N Celery worker processes (per-day chunks,
+``apps/metrics/collection_chunks.py``; needs ``CELERY_BROKER_URL=redis://…``): from the start to the
+run done, and each worker's peak RSS. ``--runs ''`` skips the one-process runs.
 """
 
 from __future__ import annotations
@@ -171,6 +175,64 @@ def measured(args: list[str]) -> tuple[float, float, str]:
     return elapsed, rss, "\n".join(lines[:-1])
 
 
+def worker_start(index: int, *, queue: str, slots: int, threads: int, log_dir: Path) -> subprocess.Popen:
+    """A Celery worker process consuming only the bench's queue."""
+    env = {
+        **os.environ,
+        "KUBEDOOR_COLLECTION_QUEUE": queue,
+        "KUBEDOOR_COLLECTION_BACKEND_SLOTS": str(slots),
+        "KUBEDOOR_LOG_LEVEL": "WARNING",
+    }
+    log = (log_dir / f"worker-{index}.log").open("w")
+    args = [sys.executable, "-m", "celery", "-A", "kubedoor_site", "worker", "--pool", "threads"]
+    args += ["--concurrency", str(threads), "--queues", queue, "--without-gossip", "--without-mingle"]
+    args += ["--without-heartbeat", "-n", f"bench-{index}-{os.getpid()}@%h", "--loglevel", "WARNING"]
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def queued_run(cluster_name: str, *, days: int, workers: int, slots: int, threads: int, log_dir: Path) -> None:
+    """Time a collection queued to ``workers`` worker processes, from the start to the run done."""
+    from django.conf import settings
+
+    from apps.audit.services import Actor
+    from apps.control.models import Cluster
+    from apps.metrics import services
+
+    queue = f"bench-collect-{os.getpid()}"
+    settings.KUBEDOOR_COLLECTION_QUEUE = queue
+    processes = [worker_start(i, queue=queue, slots=slots, threads=threads, log_dir=log_dir) for i in range(workers)]
+    try:
+        time.sleep(8)  # the workers connect (a worker that is late only takes fewer chunks)
+        load = os.getloadavg()[0]
+        cluster = Cluster.objects.get(name=cluster_name)
+        started = time.perf_counter()
+        run = services.collection_start(cluster=cluster, days=days, actor=Actor.system("bench"))
+        while run.state not in ("done", "failed"):
+            time.sleep(0.5)
+            run.refresh_from_db()
+        elapsed = time.perf_counter() - started
+        rss = [peak_rss_mib(p.pid) for p in processes]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+    print(
+        f"queued --days {days} on {workers} worker process(es) × {threads} threads, {slots} backend slots:"
+        f" {elapsed:.1f} s wall, {run.state}, {run.rows_written} rows, peak RSS per worker"
+        f" {', '.join(f'{r:.0f}' for r in rss)} MiB, load {load:.1f}"
+    )
+    if run.state != "done":
+        print(f"    errors: {run.errors}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deployments", type=int, default=1000)
@@ -182,6 +244,9 @@ def main() -> None:
         help="concurrency:days of each measured run (default: 30 days at 4 and at 1, then 10 days at 4)",
     )
     parser.add_argument("--backends", default="prometheus,victoriametrics")
+    parser.add_argument("--workers", default="", help="worker process counts of queued runs, e.g. 1,2 (Redis broker)")
+    parser.add_argument("--slots", type=int, default=2, help="backend slots (chunks querying Prometheus at once)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker process")
     args = parser.parse_args()
 
     days, window = plan(args.days, Path(args.data))
@@ -196,14 +261,16 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
 
-    runs = [(f"concurrency {c}", int(d), int(c)) for c, d in (item.split(":") for item in args.runs.split(","))]
+    runs = [(f"concurrency {c}", int(d), int(c)) for c, d in (item.split(":") for item in args.runs.split(",") if item)]
     for backend in args.backends.split(","):
         if backend == "prometheus":
             process, url = start_prometheus(data / "tsdb", log_path=data / "prometheus.log")
         else:
             process, url = load_victoriametrics(history, data)
         try:
-            measure_backend(backend, url, process.pid, window, runs, days=args.days)  # type: ignore[attr-defined]
+            name = measure_backend(backend, url, process.pid, window, runs, days=args.days)  # type: ignore[attr-defined]
+            for workers in (int(n) for n in args.workers.split(",") if n):
+                queued_run(name, days=args.days, workers=workers, slots=args.slots, threads=args.threads, log_dir=data)
         finally:
             process.terminate()  # type: ignore[attr-defined]
             process.wait(timeout=20)  # type: ignore[attr-defined]
@@ -211,7 +278,8 @@ def main() -> None:
 
 def measure_backend(
     backend: str, url: str, pid: int, window: tuple[datetime.time, datetime.time], runs: list, *, days: int
-) -> None:
+) -> str:
+    """Register the bench cluster on ``backend``, time the one-process runs, and return the cluster's name."""
     from apps.control.models import Cluster
 
     name = CLUSTER if backend == "prometheus" else f"{CLUSTER}-vm"
@@ -244,6 +312,7 @@ def measure_backend(
     if ("concurrency 4", days) in by_label and ("concurrency 1", days) in by_label:
         ratio = by_label[("concurrency 1", days)] / by_label[("concurrency 4", days)]
         print(f"{backend}: concurrency 4 vs 1: {ratio:.2f}× faster")
+    return name
 
 
 if __name__ == "__main__":

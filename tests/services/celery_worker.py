@@ -52,15 +52,28 @@ def _wait_ready(process: subprocess.Popen, log_path, timeout: float = 60.0) -> N
 
 @pytest.fixture(scope="session")
 def celery_worker_factory(django_db_setup, django_db_blocker) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start workers on demand: ``celery_worker_factory(beat=True, extra_env={...})``; all stop at session end."""
+    """Start workers on demand: ``celery_worker_factory(beat=True, extra_env={...})``; all stop at session end.
+
+    ``flush=False`` keeps the broker's messages: a worker restarted after another was killed picks up
+    the tasks the dead one left unacknowledged. ``queues`` (comma-separated) replaces the default queue:
+    a test's own queue keeps the session's other workers from taking its tasks.
+    """
     started: list[subprocess.Popen] = []
     OUTPUT.mkdir(exist_ok=True)
 
-    def start(*, beat: bool = False, extra_env: dict[str, str] | None = None, name: str = "worker") -> subprocess.Popen:
+    def start(
+        *,
+        beat: bool = False,
+        extra_env: dict[str, str] | None = None,
+        name: str = "worker",
+        flush: bool = True,
+        queues: str = "",
+    ) -> subprocess.Popen:
         import redis
 
         broker = _broker_url()
-        redis.Redis.from_url(broker).flushdb()  # no message left from an earlier run
+        if flush:
+            redis.Redis.from_url(broker).flushdb()  # no message left from an earlier run
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
@@ -88,6 +101,8 @@ def celery_worker_factory(django_db_setup, django_db_blocker) -> Iterator[Callab
             "-n",
             f"{name}-{os.getpid()}-{len(started)}@%h",
         ]
+        if queues:
+            args += ["--queues", queues]
         if beat:
             args += ["--beat", "--schedule", str(OUTPUT / f"beat-{os.getpid()}-{len(started)}")]
         log = log_path.open("w")

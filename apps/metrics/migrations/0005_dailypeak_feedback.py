@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('metrics', '0003_pod_node_peaks'),
+        ('metrics', '0004_collection_chunks'),
     ]
 
     operations = [
