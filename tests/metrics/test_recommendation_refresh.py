@@ -2,7 +2,7 @@
 
 Four days of the "feedback" cluster, the second every service's busiest (factor 2): "api" OOM-killed once on
 the third day, "worker" throttled 25 % on the first day, "calm" with a row whose requests are far above its
-use, "fresh" seen on the last two days only. Expected values are written from the formulas (history.py:
+use, "fresh" seen on the last two days only. Expected values are written from the formulas (a flat history:
 P95 = peak × day factor × mean pod multiplier; recommender.py for the rest).
 """
 
@@ -19,8 +19,13 @@ from apps.metrics import services
 from apps.metrics.models import DailyPeak
 from apps.metrics.store import OrmStore
 from tests.factories import ClusterFactory, MicroserviceFactory
-from tests.services.history import expected_cpu_cores, expected_mem_mib
-from tests.services.history_feedback import FEEDBACK_LABEL, expected_oom_kills, expected_throttled_pct
+from tests.services.history_feedback import (
+    FEEDBACK_LABEL,
+    expected_cpu_cores,
+    expected_mem_mib,
+    expected_oom_kills,
+    expected_throttled_pct,
+)
 from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 ACTOR = Actor.system("tester", source="system")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 SAMPLE_SECONDS = 30
 RAMP = (20, 50, 60)  # minutes after the window start: rise from base, peak, back to base
+FLAT_PLATEAU = (30, 50)  # minutes after the window start at peak in a ``flat`` history
 SPIKES = (30, 75)  # minutes after the window start of the one-minute spikes
 SPIKE_MINUTES = 1
 SPIKE_FACTOR = 1.5  # a spike's level, × peak
@@ -99,6 +100,10 @@ class History:
     deployments: tuple[Deployment, ...]
     day_factor: dict[datetime.date, float] = dataclasses.field(default_factory=dict)
     margin_minutes: int = 10
+    # A flat plateau instead of the ramp and spikes: usage at ``peak`` from minute 30 to 50, else at
+    # ``base``, so P95 = peak exactly (the safety-feedback history, whose tests are about OOM kills and
+    # throttling, not about telling statistics apart: tests/services/history_feedback.py).
+    flat: bool = False
 
     def factor(self, day: datetime.date) -> float:
         return self.day_factor.get(day, 1.0)
@@ -129,7 +134,9 @@ def level(
 ) -> float:
     """Per-pod usage (before the pod multiplier) at ``minute`` after the window start."""
     base, peak = (container.cpu_base, container.cpu_peak) if kind == "cpu" else (container.mem_base, container.mem_peak)
-    if any(spike <= minute < spike + SPIKE_MINUTES for spike in SPIKES):
+    if history.flat:
+        value = peak if FLAT_PLATEAU[0] <= minute < FLAT_PLATEAU[1] else base
+    elif any(spike <= minute < spike + SPIKE_MINUTES for spike in SPIKES):
         value = peak * SPIKE_FACTOR
     else:
         value = base + (peak - base) * ramp(minute)

@@ -30,6 +30,7 @@ from tests.services.history import (
     _labels,
     _pod_lives,
     build_tsdb,
+    mean_multiplier,
     write_openmetrics,
 )
 
@@ -141,8 +142,8 @@ class FeedbackPrometheus:
 
 def feedback_histories(days: tuple[datetime.date, ...], *, time_zone: str, window, label_key: str):
     factors = {days[0]: 1.0, days[1]: 2.0, days[2]: 1.25, days[3]: 1.0}  # the second day is every service's busiest
-    history = History((label_key, FEEDBACK_LABEL), time_zone, days, window, FEEDBACK_DEPLOYMENTS, factors)
-    fresh = History((label_key, FEEDBACK_LABEL), time_zone, days[2:], window, FRESH_DEPLOYMENTS, {})
+    history = History((label_key, FEEDBACK_LABEL), time_zone, days, window, FEEDBACK_DEPLOYMENTS, factors, flat=True)
+    fresh = History((label_key, FEEDBACK_LABEL), time_zone, days[2:], window, FRESH_DEPLOYMENTS, {}, flat=True)
     spec = FeedbackSpec(
         oom_kills={("shop", "api", "api", days[2]): 1},
         throttled={("shop", "worker", "worker", days[0]): 0.25, ("shop", "worker", "worker", days[3]): 0.05},
@@ -173,3 +174,15 @@ def feedback_prometheus(tmp_path_factory) -> Iterator[FeedbackPrometheus]:
         yield FeedbackPrometheus(url=url, history=history, fresh=fresh, spec=spec)
     finally:
         stop_process(process)
+
+
+def expected_cpu_cores(history: History, deployment: Deployment, container: Container, day: datetime.date) -> float:
+    """P95 CPU of a ``flat`` history: the plateau's peak × the day's factor × the mean pod multiplier."""
+    assert history.flat
+    return container.cpu_peak * history.factor(day) * mean_multiplier(deployment)
+
+
+def expected_mem_mib(history: History, deployment: Deployment, container: Container, day: datetime.date) -> float:
+    """P95 memory of a ``flat`` history, like ``expected_cpu_cores``."""
+    assert history.flat
+    return container.mem_peak * history.factor(day) * mean_multiplier(deployment)
