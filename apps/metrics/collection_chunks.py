@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor
-from apps.metrics import peaks, promql, services
+from apps.metrics import peaks, services
 from apps.metrics.backend_slots import BackendSlot
 from apps.metrics.clickhouse import ClickHouseError
 from apps.metrics.models import ChunkState, CollectionChunk, CollectionRun, CollectionState
@@ -90,7 +90,7 @@ def collection_plan(*, run_id: int, now: datetime.datetime | None = None) -> Col
         run.state = CollectionState.RUNNING
         run.started_at = now
         run.skipped_days = [day.isoformat() for day in skipped]
-        run.progress_total = len(windows) * len(promql.STATISTICS)
+        run.progress_total = len(windows) * services.queries_per_day(cluster)
         run.progress_done = 0
         run.rows_written = 0
         run.days_collected = []

@@ -83,7 +83,18 @@ def test_bundle_is_valid_and_grants_exactly_the_declared_permissions(db):
         for verb in rule["verbs"]
     }
     # ... the role is the RBAC test's list, the named verbs limited to this cluster's configuration
-    named = {(MWC, "mutatingwebhookconfigurations", verb, ("kubedoor-edge",)) for verb in ("get", "update", "delete")}
+    named = {
+        (group, resource, verb, ("kubedoor-edge",))
+        for group, resource in (
+            (MWC, "mutatingwebhookconfigurations"),
+            (MWC, "mutatingadmissionpolicies"),
+            (MWC, "mutatingadmissionpolicybindings"),
+            (MWC, "validatingadmissionpolicies"),
+            (MWC, "validatingadmissionpolicybindings"),
+            ("", "configmaps"),
+        )
+        for verb in ("get", "update", "delete")
+    }
     assert flattened == EXPECTED_RULES_BASE | named
     assert {rule[:3] for rule in flattened} == {p.key for p in RBAC_REQUIREMENTS}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubedoor", "namespace": "kubedoor"}]
@@ -167,12 +178,15 @@ def test_connect_and_check_two_clusters_naming_each_missing_permission(db, two_s
     assert "  missing: delete mutatingwebhookconfigurations.admissionregistration.k8s.io kubedoor-east" in lines
     # ... one review per declared permission, sent by the cluster's own token, the named ones by name
     reviews = old.calls("POST", SSAR_PATH)
-    assert len(reviews) == len(RBAC_REQUIREMENTS) == 10
+    assert len(reviews) == len(RBAC_REQUIREMENTS) == 32
     assert {r.headers["authorization"] for r in reviews} == {"Bearer token-old"}
     scale = [
         r.body["spec"]["resourceAttributes"] for r in reviews if r.body["spec"]["resourceAttributes"].get("subresource")
     ]
-    assert scale == [{"group": "apps", "resource": "deployments", "subresource": "scale", "verb": "patch"}]
+    assert scale == [
+        {"group": "apps", "resource": "deployments", "subresource": "scale", "verb": "patch"},
+        {"group": "", "resource": "pods", "subresource": "resize", "verb": "patch"},
+    ]
     assert not new.calls("POST", SSAR_PATH)[0].headers["authorization"].endswith("token-old")
     # ... and the kubeconfig change is audited without the secret
     event = AuditEvent.objects.get(action="cluster.update", cluster="east")

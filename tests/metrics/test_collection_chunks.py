@@ -112,7 +112,7 @@ def _assert_prod_collected(run: CollectionRun, days: tuple[datetime.date, ...]) 
     """The figures of a complete run of the generated "prod" history (9 containers a day, 7 services)."""
     cluster = run.cluster
     assert run.state == "done", run.errors
-    assert run.progress_total == len(run.days_collected) * len(promql.STATISTICS)
+    assert run.progress_total == len(run.days_collected) * services.queries_per_day(run.cluster)
     assert run.progress_done == run.progress_total
     assert [DailyPeak.objects.filter(cluster=cluster.name, day=day).count() for day in days] == [9, 9, 9]
     assert DailyPeak.objects.filter(cluster=cluster.name).count() == 27
@@ -186,10 +186,14 @@ def test_a_chunk_whose_backend_drops_it_is_retried_alone(prometheus_server, work
     per_day = _queries_per_day(cluster)
     assert proxy.dropped == {_at(cluster, peak_day): DEFAULT_RETRIES + 1}
     others = [day for day in run.days_collected if day != peak_day.isoformat()]
-    assert [proxy.count[_at(cluster, datetime.date.fromisoformat(day))] for day in others] == [per_day] * len(others)
+    # (a day on which some Deployment's pods have different limits adds one per-pod %-of-limit query per
+    # resource, apps/metrics/daily.py: at most len(PERCENT_STATISTICS) more; never a second round)
+    extra = len(promql.PERCENT_STATISTICS)
+    counts = [proxy.count[_at(cluster, datetime.date.fromisoformat(day))] for day in others]
+    assert all(per_day <= count <= per_day + extra for count in counts), counts
     # the failed day in full on its retry, plus at most the one query the single query thread had
     # already taken when the first one failed
-    assert proxy.count[_at(cluster, peak_day)] in (per_day, per_day + 1)
+    assert per_day <= proxy.count[_at(cluster, peak_day)] <= per_day + extra + 1
 
 
 @pytest.mark.e2e
@@ -251,7 +255,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_finishes_right(promethe
     taken_over = CollectionChunk.objects.get(run=run, days=[killed_day])
     assert taken_over.state == "done"
     assert taken_over.claimed_by != killed_claim
-    assert taken_over.progress_done == len(promql.STATISTICS)
+    assert taken_over.progress_done == services.queries_per_day(taken_over.run.cluster)
     assert proxy.count[_at(cluster, datetime.date.fromisoformat(killed_day))] > _queries_per_day(cluster)
     assert CollectionChunk.objects.filter(run=run).exclude(state="done").count() == 0
 

@@ -29,6 +29,12 @@ MEM_TOLERANCE = 1.5e-3  # stored with 3 decimals
 
 
 @pytest.fixture
+def prom(prometheus_server):
+    """The pod and node series are in the Prometheus history only (not imported into VictoriaMetrics)."""
+    return prometheus_server
+
+
+@pytest.fixture
 def fleet_cluster(db, prom):
     return ClusterFactory(
         name="fleet",

@@ -105,9 +105,9 @@ def test_ready_pods_keep_the_pod_mapping_where_the_pod_is_ready():
     )
 
 
-def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources():
+def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources_then_feedback():
     queries = promql.day_queries(FILTERED)
-    assert list(queries) == ["p95_cpu_cores", "p95_mem_mib", "pod_count", "resources"]
+    assert list(queries) == ["p95_cpu_cores", "p95_mem_mib", "pod_count", "resources", "oom_kills", "throttled_pct"]
     assert queries["p95_mem_mib"] == promql.usage_query(FILTERED, "mem")
     assert queries["resources"] == promql.resources_query(FILTERED)
 
