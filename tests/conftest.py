@@ -1,4 +1,4 @@
-"""Shared fixtures. Real services live in tests/services/ and are loaded as plugins here."""
+"""Shared fixtures. Real services live in tests/servers/ and are loaded as plugins here."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from kubedoor_site.celery import app as celery_app
 from tests.factories import ClusterFactory, MicroserviceFactory, UserFactory
 
 pytest_plugins = [
-    "tests.services.slapd",
-    "tests.services.celery_worker",
-    "tests.services.clickhouse",
-    "tests.services.prometheus",
-    "tests.services.history_feedback",
-    "tests.services.victoriametrics",
-    "tests.services.k8s_standin",
-    "tests.services.webhook_process",
-    "tests.services.http_receiver",
-    "tests.services.oidc_provider",
+    "tests.servers.slapd",
+    "tests.servers.celery_worker",
+    "tests.servers.clickhouse",
+    "tests.servers.prometheus",
+    "tests.servers.history_feedback",
+    "tests.servers.victoriametrics",
+    "tests.servers.k8s_standin",
+    "tests.servers.webhook_process",
+    "tests.servers.http_receiver",
+    "tests.servers.oidc_provider",
 ]
 
 

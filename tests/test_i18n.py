@@ -9,7 +9,7 @@ import sys
 import pytest
 from django.test import Client
 
-from tests.services import REPO, require_binary
+from tests.servers import REPO, require_binary
 
 CATALOGUES = ("django", "djangojs")
 SOURCES = ("apps", "kubedoor_site", "locale", "manage.py")

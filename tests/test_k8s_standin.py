@@ -26,8 +26,8 @@ from apps.webhook import snapshot
 from apps.webhook.services import admission_mode_set
 from apps.webhook.snapshot import SnapshotHolder
 from tests.factories import MicroserviceFactory
-from tests.services import LoopbackHTTPServer, free_port
-from tests.services.k8s_standin import (
+from tests.servers import LoopbackHTTPServer, free_port
+from tests.servers.k8s_standin import (
     ACCESS_REVIEW_PATH,
     HPA_TOKEN,
     HPA_USERNAME,
@@ -39,7 +39,7 @@ from tests.services.k8s_standin import (
     deployment_manifest,
     objects,
 )
-from tests.services.k8s_standin.admission import SCALE_KIND
+from tests.servers.k8s_standin.admission import SCALE_KIND
 
 HOOK = "prod.deployments.kubedoor.io"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/shop/deployments"

@@ -29,10 +29,10 @@ import run  # noqa: E402  (bench/collect/run.py: the same history)
 
 from apps.metrics import promql  # noqa: E402
 from apps.metrics.prometheus import PrometheusClient  # noqa: E402
-from tests.services import stop_process  # noqa: E402
-from tests.services.history import History  # noqa: E402
-from tests.services.prometheus import start_prometheus  # noqa: E402
-from tests.services.victoriametrics import import_history, start_victoriametrics  # noqa: E402
+from tests.servers import stop_process  # noqa: E402
+from tests.servers.history import History  # noqa: E402
+from tests.servers.prometheus import start_prometheus  # noqa: E402
+from tests.servers.victoriametrics import import_history, start_victoriametrics  # noqa: E402
 
 
 def day_queries(settings: promql.QuerySettings, backend: str) -> dict[str, str]:

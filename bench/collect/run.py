@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/kubedoor_bench python bench/collect/run.py
 
-Generates the history with the tests' own generator (tests/services/history.py: OpenMetrics, one
+Generates the history with the tests' own generator (tests/servers/history.py: OpenMetrics, one
 file per day, ``promtool tsdb create-blocks-from openmetrics``) into ``--data`` (kept and reused on
 the next run with the same parameters), starts Debian's Prometheus on it, and times
 ``manage.py collect_peaks --days 30`` in a child process: wall time and the child's peak RSS, at the
@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
 
-from tests.services.history import Container, Deployment, History, build_tsdb, openmetrics_day  # noqa: E402
-from tests.services.prometheus import start_prometheus  # noqa: E402
+from tests.servers.history import Container, Deployment, History, build_tsdb, openmetrics_day  # noqa: E402
+from tests.servers.prometheus import start_prometheus  # noqa: E402
 
 try:  # the code before issue 14 had no VictoriaMetrics service
-    from tests.services.victoriametrics import flush, import_lines, start_victoriametrics  # noqa: E402
+    from tests.servers.victoriametrics import flush, import_lines, start_victoriametrics  # noqa: E402
 except ImportError:  # pragma: no cover
     start_victoriametrics = None  # type: ignore[assignment]
 
@@ -139,7 +139,7 @@ class BackendMemory:
 def load_victoriametrics(history: History, data: Path, *, parallel: int = 2) -> tuple[object, str]:
     """Start VictoriaMetrics on a scratch directory and import the history (two days at a time)."""
     if start_victoriametrics is None:
-        raise SystemExit("this tree has no tests/services/victoriametrics.py")
+        raise SystemExit("this tree has no tests/servers/victoriametrics.py")
     vm_dir = data / "victoriametrics"
     marker = vm_dir / "kubedoor-bench.json"
     spec = (data / "kubedoor-bench.json").read_text()

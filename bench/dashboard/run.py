@@ -144,8 +144,8 @@ def bench_clickhouse(rows: list, *, repeat: int, day_from: datetime.date, day_to
     from apps.metrics.dashboard import ClickHouseDashboard
     from apps.metrics.store import ClickHouseStore
     from apps.metrics.store import _ch_values as ch_values
-    from tests.services import free_port, stop_process, wait_for_port
-    from tests.services.clickhouse import _write_config
+    from tests.servers import free_port, stop_process, wait_for_port
+    from tests.servers.clickhouse import _write_config
 
     with tempfile.TemporaryDirectory(prefix="kd-bench-ch-") as scratch:
         root = Path(scratch)

@@ -4,7 +4,7 @@ import sqlite3
 import subprocess
 import sys
 
-from tests.services import REPO
+from tests.servers import REPO
 
 
 def manage(*args: str, env: dict[str, str]) -> str:

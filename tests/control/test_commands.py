@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.control.models import Cluster, Microservice
-from tests.services import REPO
+from tests.servers import REPO
 
 pytestmark = pytest.mark.django_db
 

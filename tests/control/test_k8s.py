@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from apps.control import k8s
 from apps.control.models import Cluster
-from tests.services.k8s_standin import standin_kubeconfig
+from tests.servers.k8s_standin import standin_kubeconfig
 
 K8S_VERSION = kubernetes_validate.latest_version()
 DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/shop/deployments/cart"
@@ -384,7 +384,7 @@ def test_kubeconfig_path_and_context_are_used(k8s_standin, tmp_path, db):
 
 
 def test_client_is_cached_and_rebuilt_when_connection_settings_change(k8s_standin, k8s_cluster, cart):
-    from tests.services.k8s_standin import K8sStandin
+    from tests.servers.k8s_standin import K8sStandin
 
     first = k8s.api_client(k8s_cluster)
     assert k8s.api_client(k8s_cluster) is first

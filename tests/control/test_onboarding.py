@@ -20,7 +20,7 @@ from apps.control.models import Cluster
 from apps.control.rbac import RBAC_REQUIREMENTS
 from tests.deploy.manifests import EXPECTED_RULES_BASE, K8S_VERSION
 from tests.factories import ClusterFactory
-from tests.services.k8s_standin import ACCESS_REVIEW_PATH, K8sStandin
+from tests.servers.k8s_standin import ACCESS_REVIEW_PATH, K8sStandin
 
 SSAR_PATH = ACCESS_REVIEW_PATH
 MWC = "admissionregistration.k8s.io"
@@ -213,7 +213,7 @@ def test_connect_refuses_a_secret_without_token_and_changes_nothing(db, two_stan
 def test_check_of_an_unreachable_cluster_stores_failed_with_the_reason(db, two_standins):
     # given: a stored connection to a stand-in that has stopped
     new, _ = two_standins
-    from tests.services.k8s_standin import standin_cluster
+    from tests.servers.k8s_standin import standin_cluster
 
     cluster = standin_cluster(new, name="gone")
     new.stop()

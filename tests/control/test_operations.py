@@ -207,7 +207,7 @@ def test_every_operation_queues_notifications_for_subscribed_channels(
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_save_and_scale_commits_the_save_before_the_scale_reaches_kubernetes(k8s_standin, operator):
     # given
-    from tests.services.k8s_standin import standin_cluster
+    from tests.servers.k8s_standin import standin_cluster
 
     cluster = standin_cluster(k8s_standin)
     k8s_standin.add_deployment("shop", "cart", replicas=2)
@@ -240,7 +240,7 @@ def test_save_and_scale_commits_the_save_before_the_scale_reaches_kubernetes(k8s
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_save_and_restart_commits_the_save_first(k8s_standin, operator):
-    from tests.services.k8s_standin import standin_cluster
+    from tests.servers.k8s_standin import standin_cluster
 
     cluster = standin_cluster(k8s_standin)
     k8s_standin.add_deployment("shop", "cart", replicas=2)

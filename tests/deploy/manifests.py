@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.services import REPO, require_binary
+from tests.servers import REPO, require_binary
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.30.0"

@@ -42,7 +42,7 @@ from tests.deploy.manifests import (
     secret_values,
     workloads_of,
 )
-from tests.services import REPO, require_binary
+from tests.servers import REPO, require_binary
 
 # --- schema validation ---------------------------------------------------------------------------
 

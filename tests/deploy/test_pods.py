@@ -18,7 +18,7 @@ from tests.deploy.manifests import (
     one,
     secret_values,
 )
-from tests.services import REPO, require_binary
+from tests.servers import REPO, require_binary
 
 # --- the pods' commands, run as the pods run them ----------------------------------------------------
 #
@@ -260,7 +260,7 @@ def test_migration_job_creates_the_clickhouse_archive_when_configured(
 def test_web_pod_answers_its_probes(production, migrated_database_url, pod_dir, tmp_path):
     import httpx
 
-    from tests.services import free_port, stop_process, wait_for_port
+    from tests.servers import free_port, stop_process, wait_for_port
 
     (container,) = one(production, "Deployment", "kubedoor-web")["spec"]["template"]["spec"]["containers"]
     # the image's /app/var, with the static files its build collected
@@ -300,7 +300,7 @@ def test_webhook_pod_serves_tls_from_the_mounted_files(production, migrated_data
     import httpx
     import trustme
 
-    from tests.services import free_port, stop_process, wait_for_port
+    from tests.servers import free_port, stop_process, wait_for_port
 
     webhook = one(production, "Deployment", "kubedoor-webhook")
     (container,) = webhook["spec"]["template"]["spec"]["containers"]
@@ -368,7 +368,7 @@ def _periodic_task_names(database_url: str) -> list[str]:
 
 
 def test_worker_pod_starts(production, migrated_database_url, pod_dir, tmp_path):
-    from tests.services import stop_process
+    from tests.servers import stop_process
 
     (container,) = one(production, "Deployment", "kubedoor-worker")["spec"]["template"]["spec"]["containers"]
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)
@@ -389,7 +389,7 @@ def test_worker_pod_starts(production, migrated_database_url, pod_dir, tmp_path)
 def test_beat_pod_schedules_from_the_database(production, migrated_database_url, pod_dir, tmp_path):
     import time
 
-    from tests.services import stop_process
+    from tests.servers import stop_process
 
     (container,) = one(production, "Deployment", "kubedoor-beat")["spec"]["template"]["spec"]["containers"]
     env = _pod_env(production, container, DATABASE_URL=migrated_database_url)

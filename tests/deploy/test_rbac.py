@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes_validate
 
 from tests.deploy.manifests import EXPECTED_RULES_BASE, K8S_VERSION, NAMESPACE, generated, one, role_rules
-from tests.services import REPO
+from tests.servers import REPO
 
 
 def test_cluster_role_grants_exactly_the_design_permissions(base, production):

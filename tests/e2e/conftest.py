@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import OUTPUT, require_binary
+from tests.servers import OUTPUT, require_binary
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -27,7 +27,7 @@ from tests.control.scheduling.test_e2e import beat_sees_changes_again, wait_unti
 from tests.control.test_admin import logged_in
 from tests.factories import MicroserviceFactory
 from tests.metrics.test_refresh import TODAY, load, peak
-from tests.services.k8s_standin import HPA_TOKEN, K8sStandin, deployment_manifest, standin_cluster
+from tests.servers.k8s_standin import HPA_TOKEN, K8sStandin, deployment_manifest, standin_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -187,7 +187,7 @@ def test_a_scale_that_admission_rewrites_fails_and_says_who(admitting_cluster, e
 
 
 def _kubeconfig(standin: K8sStandin, token: str) -> str:
-    from tests.services.k8s_standin import standin_kubeconfig
+    from tests.servers.k8s_standin import standin_kubeconfig
 
     return standin_kubeconfig(standin.url, token=token)
 
@@ -196,7 +196,7 @@ def _kubeconfig(standin: K8sStandin, token: str) -> str:
 def test_a_scale_while_the_webhook_is_down_follows_the_failure_policy(
     admitting_cluster, enforced, k8s_standin, operator_api, policy, status, stored
 ):
-    from tests.services import free_port
+    from tests.servers import free_port
 
     # given: the registration carries the policy, and the webhook cannot be reached
     admitting_cluster.failure_policy = policy
@@ -281,7 +281,7 @@ def test_the_hpa_controllers_scale_writes_skip_the_webhook_where_the_server_can(
 
 @pytest.fixture(scope="module")
 def worker_with_beat(celery_worker_factory):
-    from tests.services import stop_process
+    from tests.servers import stop_process
 
     process = celery_worker_factory(beat=True, extra_env=WORKER_ENV, name="admission-loop")
     yield process

@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.conftest import log_in, shot
 from tests.factories import MicroserviceFactory, UserFactory
-from tests.services.k8s_standin import standin_cluster
+from tests.servers.k8s_standin import standin_cluster
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,7 @@ from apps.metrics import dashboard
 from apps.metrics.selectors import cluster_today, day_range_get
 from tests.e2e.conftest import DEMO_DAYS, log_in, shot
 from tests.factories import ClusterFactory, UserFactory
-from tests.services.k8s_standin import standin_cluster
+from tests.servers.k8s_standin import standin_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import pytest
 
 from apps.metrics.store import OrmStore
 from tests.factories import ClusterFactory
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 
 @pytest.fixture(params=["prometheus", "victoriametrics"])

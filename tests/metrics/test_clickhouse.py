@@ -62,7 +62,7 @@ def test_bad_sql_and_unreachable_servers_are_clickhouse_errors(clickhouse_url):
     ):
         door.execute("SELECT * FROM no_such_table")
     door.close()
-    from tests.services import free_port
+    from tests.servers import free_port
 
     down = ch.ClickHouseDoor.from_url(f"clickhouse://default@127.0.0.1:{free_port()}/default")
     with pytest.raises(ch.ClickHouseError, match="ClickHouse: "):

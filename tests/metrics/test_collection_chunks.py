@@ -23,9 +23,9 @@ from apps.metrics import backend_slots, peaks, pod_node_promql, promql, services
 from apps.metrics.models import CollectionChunk, CollectionRun, DailyPeak, NodePeak, PodPeak
 from apps.metrics.prometheus import DEFAULT_RETRIES
 from tests.factories import ClusterFactory
-from tests.services import stop_process
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
-from tests.services.prometheus_proxy import PrometheusProxy
+from tests.servers import stop_process
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.prometheus_proxy import PrometheusProxy
 
 DAYS = 5  # today-4 … today: the three generated days, then two days with no history
 WORKER_ENV = {"KUBEDOOR_COLLECTION_RETRY_DELAY_SECONDS": "0.5"}

@@ -15,7 +15,7 @@ from apps.metrics.models import CollectionRun, DailyPeak
 from apps.metrics.store import OrmStore
 from tests.factories import ClusterFactory, MicroserviceFactory
 from tests.metrics.test_store import make_row
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 # KubeDoor 0.2's tables with its column layout; 18.16 lacks column comments' later syntax, the
 # PRIMARY KEY clause and TTL, so those are left out (they do not change the columns).

@@ -1,6 +1,6 @@
 """Excluded days in the refresh (issue 11 §4): real Prometheus history whose busiest day is an incident.
 
-The generated history (tests/services/prometheus.py) peaks on its second day (factor 2.0, the
+The generated history (tests/servers/prometheus.py) peaks on its second day (factor 2.0, the
 "incident"); the others run at 1.0 and 1.25. Expected values come from the generated samples.
 """
 
@@ -34,7 +34,7 @@ def rows_of(cluster):
 def wanted(prom, row, container: str, day: datetime.date) -> tuple[float, int, int, bool]:
     """The row's figures if ``day`` is its source day: P95 CPU, the CPU and memory requests, capped?
 
-    From the generated samples (tests/services/history_stats.py) and DESIGN §5.4 without headroom,
+    From the generated samples (tests/servers/history_stats.py) and DESIGN §5.4 without headroom,
     each request capped at the row's limit.
     """
     stats = expected(prom, row.name, container, day)

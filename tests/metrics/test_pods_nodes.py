@@ -1,7 +1,7 @@
 """Per-pod and per-node daily figures collected from the real Prometheus into both stores.
 
 Expected values are Prometheus' evaluation replayed on the generated samples
-(tests/services/history_pods_nodes.py), and the history is shaped so that the 95th percentile, the
+(tests/servers/history_pods_nodes.py), and the history is shaped so that the 95th percentile, the
 80th, the maximum and the mean all differ by far more than the tolerance: a query computing any
 other statistic fails.
 """
@@ -20,8 +20,8 @@ from apps.metrics.pod_node_store import ClickHousePodNodeStore, OrmPodNodeStore
 from apps.metrics.promql import QuerySettings
 from apps.metrics.store import ClickHouseStore
 from tests.factories import ClusterFactory
-from tests.services.history_pods_nodes import NODES, expected_node_figures, expected_pod_figures
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.history_pods_nodes import NODES, expected_node_figures, expected_pod_figures
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 ACTOR = Actor.system("tester", source="system")
 CPU_TOLERANCE = 1.5e-6  # stored with 6 decimals

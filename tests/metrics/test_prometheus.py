@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from apps.metrics.prometheus import PrometheusClient, PrometheusQueryError, PrometheusUnavailable
-from tests.services import free_port
+from tests.servers import free_port
 
 AT = datetime.datetime(2026, 3, 1, 3, 30, tzinfo=datetime.UTC)
 VECTOR = {

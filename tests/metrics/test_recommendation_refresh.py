@@ -1,4 +1,4 @@
-"""Collection and refresh with the safety feedback, against a real Prometheus (tests/services/history_feedback.py).
+"""Collection and refresh with the safety feedback, against a real Prometheus (tests/servers/history_feedback.py).
 
 Four days of the "feedback" cluster, the second every service's busiest (factor 2): "api" OOM-killed once on
 the third day, "worker" throttled 25 % on the first day, "calm" with a row whose requests are far above its
@@ -19,14 +19,14 @@ from apps.metrics import services
 from apps.metrics.models import DailyPeak
 from apps.metrics.store import OrmStore
 from tests.factories import ClusterFactory, MicroserviceFactory
-from tests.services.history_feedback import (
+from tests.servers.history_feedback import (
     FEEDBACK_LABEL,
     expected_cpu_cores,
     expected_mem_mib,
     expected_oom_kills,
     expected_throttled_pct,
 )
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 ACTOR = Actor.system("tester", source="system")
 

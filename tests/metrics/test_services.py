@@ -1,6 +1,6 @@
 """Collection against a real Prometheus and a real VictoriaMetrics loaded with the same generated history.
 
-Every expected statistic is computed from the generated samples (tests/services/history_stats.py,
+Every expected statistic is computed from the generated samples (tests/servers/history_stats.py,
 with each backend's evaluation rules), never read back from a backend.
 """
 
@@ -21,9 +21,9 @@ from apps.metrics import promql, services
 from apps.metrics.models import CollectionRun, DailyPeak
 from apps.metrics.prometheus import PrometheusClient
 from tests.factories import ClusterFactory
-from tests.services import free_port
-from tests.services.history import History
-from tests.services.history_stats import ContainerStats, DaySamples, container_stats, quantile
+from tests.servers import free_port
+from tests.servers.history import History
+from tests.servers.history_stats import ContainerStats, DaySamples, container_stats, quantile
 
 ACTOR = Actor.system("tester", source="system")
 COLLECTED = {

@@ -14,7 +14,7 @@ from apps.control.models import Microservice
 from apps.metrics import services
 from apps.metrics.models import CollectionRun, DailyPeak
 from tests.factories import ClusterFactory
-from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE
+from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE
 
 
 @pytest.mark.e2e

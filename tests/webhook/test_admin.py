@@ -7,7 +7,7 @@ import trustme
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent
-from tests.services.k8s_standin import standin_cluster
+from tests.servers.k8s_standin import standin_cluster
 
 CONFIGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 

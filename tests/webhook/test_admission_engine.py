@@ -22,7 +22,7 @@ from apps.webhook import policy
 from apps.webhook import services as webhook_services
 from apps.webhook.snapshot import control_row_from
 from tests.factories import MicroserviceFactory
-from tests.services.k8s_standin import deployment_manifest, standin_cluster
+from tests.servers.k8s_standin import deployment_manifest, standin_cluster
 
 DAY = datetime.date(2026, 11, 29)
 ADMISSION = "/apis/admissionregistration.k8s.io"

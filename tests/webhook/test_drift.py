@@ -20,7 +20,7 @@ from apps.webhook.services import drift
 from apps.webhook.tasks import drift_check_task
 from tests.conftest import _token_client
 from tests.factories import MicroserviceFactory
-from tests.services.k8s_standin import standin_cluster
+from tests.servers.k8s_standin import standin_cluster
 
 PAGE = 4
 ROW = {"request_cpu_m": 250, "request_mem_mib": 256, "limit_cpu_m": 1000, "limit_mem_mib": 1024}

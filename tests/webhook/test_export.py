@@ -31,7 +31,7 @@ from apps.audit.models import AuditEvent
 from apps.webhook.services import export
 from tests.conftest import _token_client
 from tests.factories import MicroserviceFactory
-from tests.services.k8s_standin import deployment_manifest, standin_cluster
+from tests.servers.k8s_standin import deployment_manifest, standin_cluster
 
 NO_RESOURCES = {"request_cpu_m": None, "request_mem_mib": None, "limit_cpu_m": None, "limit_mem_mib": None}
 FULL = {"request_cpu_m": 250, "request_mem_mib": 256, "limit_cpu_m": 1000, "limit_mem_mib": 1024}

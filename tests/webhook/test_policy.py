@@ -1,6 +1,6 @@
 """The webhook-less engine's objects (apps/webhook/policy.py): schema-valid, and patching exactly as the webhook.
 
-Parity: the MutatingAdmissionPolicy's CEL (evaluated with cel-python, tests/services/k8s_standin/policies.py)
+Parity: the MutatingAdmissionPolicy's CEL (evaluated with cel-python, tests/servers/k8s_standin/policies.py)
 and the ValidatingAdmissionPolicy run on every review of the benchmark corpus (bench/webhook builds 160
 bodies; here with the benchmark's rows and with rows varied per Deployment) and of the review corpus
 (tests/webhook/reviews/), and their result is compared with the webhook's decision on the same review:
@@ -21,8 +21,8 @@ import pytest
 
 from apps.webhook import admission, policy
 from apps.webhook.admission import ClusterSettings, ControlRow
-from tests.services import REPO
-from tests.services.k8s_standin import policies
+from tests.servers import REPO
+from tests.servers.k8s_standin import policies
 from tests.webhook.conftest import case_names, load_case
 
 OWN = ("system:serviceaccount:kubedoor:kubedoor",)

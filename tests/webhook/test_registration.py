@@ -10,7 +10,7 @@ import trustme
 
 from apps.audit.models import AuditEvent
 from apps.control.models import Cluster
-from tests.services.k8s_standin import standin_cluster
+from tests.servers.k8s_standin import standin_cluster
 
 CONFIGS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 URL = "/api/v1/clusters/prod/admission/"

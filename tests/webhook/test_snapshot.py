@@ -18,7 +18,7 @@ from apps.webhook.admission import ClusterSettings, ControlRow
 from apps.webhook.audit_writer import AuditWriter
 from apps.webhook.snapshot import SnapshotHolder, cluster_settings_from, control_row_from
 from tests.factories import ClusterFactory, MicroserviceFactory
-from tests.services import free_port
+from tests.servers import free_port
 from tests.webhook.conftest import load_case
 
 

@@ -18,7 +18,7 @@ import trustme
 from django.db import connection
 
 from tests.factories import ClusterFactory, MicroserviceFactory
-from tests.services import OUTPUT, REPO, free_port, stop_process, wait_for_port
+from tests.servers import OUTPUT, REPO, free_port, stop_process, wait_for_port
 from tests.webhook.conftest import load_case
 
 

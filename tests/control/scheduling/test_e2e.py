@@ -21,8 +21,8 @@ from apps.control import scheduling
 from apps.control.models import OperationRun, ScheduledOperation
 from apps.control.tasks import operation_run_task
 from tests.factories import MicroserviceFactory
-from tests.services import OUTPUT
-from tests.services.k8s_standin import standin_cluster
+from tests.servers import OUTPUT
+from tests.servers.k8s_standin import standin_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -38,7 +38,7 @@ WORKER_NAME = "ops-e2e"
 
 @pytest.fixture(scope="module")
 def worker_with_beat(celery_worker_factory):
-    from tests.services import stop_process
+    from tests.servers import stop_process
 
     process = celery_worker_factory(beat=True, extra_env=WORKER_ENV, name=WORKER_NAME)
     yield process

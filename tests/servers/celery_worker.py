@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.services import OUTPUT, REPO, stop_process
+from tests.servers import OUTPUT, REPO, stop_process
 
 
 def _database_url() -> str:

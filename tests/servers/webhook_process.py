@@ -33,9 +33,9 @@ from typing import Any
 
 import pytest
 
-from tests.services import OUTPUT, REPO, free_port, stop_process
-from tests.services.celery_worker import _database_url
-from tests.services.k8s_standin import AdmissionCall, K8sStandin, standin_cluster
+from tests.servers import OUTPUT, REPO, free_port, stop_process
+from tests.servers.celery_worker import _database_url
+from tests.servers.k8s_standin import AdmissionCall, K8sStandin, standin_cluster
 
 WEBHOOK_URL = "https://kubedoor-webhook.test"
 SNAPSHOT_CHECK_SECONDS = "0.1"

@@ -25,8 +25,8 @@ import hashlib
 import json
 from typing import Any
 
-from tests.services.k8s_standin import objects
-from tests.services.k8s_standin.objects import ApiError
+from tests.servers.k8s_standin import objects
+from tests.servers.k8s_standin.objects import ApiError
 
 RESIZE_STATES = ("done", "in_progress", "deferred", "infeasible")
 RESIZE_MESSAGES = {

@@ -1,6 +1,6 @@
 """A real VictoriaMetrics (Debian's single-node 1.79) loaded with the same generated history as Prometheus.
 
-The history's OpenMetrics lines (tests/services/history.py) go to ``/api/v1/import/prometheus`` as
+The history's OpenMetrics lines (tests/servers/history.py) go to ``/api/v1/import/prometheus`` as
 Prometheus text with millisecond timestamps, one day per request; ``/internal/force_flush`` then makes
 them searchable at once.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import OUTPUT, free_port, require_binary, stop_process, wait_for_port
-from tests.services.history import History, openmetrics_day
-from tests.services.prometheus import PrometheusServer
+from tests.servers import OUTPUT, free_port, require_binary, stop_process, wait_for_port
+from tests.servers.history import History, openmetrics_day
+from tests.servers.prometheus import PrometheusServer
 
 IMPORT_CHUNK_LINES = 50_000
 

@@ -1,6 +1,6 @@
 """Safety-feedback series beside the generated history: OOM kills and CPU throttling (issue 11).
 
-``openmetrics_feedback_day`` writes, for every pod of a ``History`` (tests/services/history.py), cAdvisor's
+``openmetrics_feedback_day`` writes, for every pod of a ``History`` (tests/servers/history.py), cAdvisor's
 ``container_oom_events_total`` and ``container_cpu_cfs_periods_total`` /
 ``container_cpu_cfs_throttled_periods_total`` over the same sample times, in a file of its own per day
 (promtool makes blocks that overlap the usage history's; Prometheus merges them). ``FeedbackSpec`` says
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import OUTPUT, require_binary, stop_process
-from tests.services.history import (
+from tests.servers import OUTPUT, require_binary, stop_process
+from tests.servers.history import (
     SAMPLE_SECONDS,
     Container,
     Deployment,
@@ -154,7 +154,7 @@ def feedback_histories(days: tuple[datetime.date, ...], *, time_zone: str, windo
 @pytest.fixture(scope="session")
 def feedback_prometheus(tmp_path_factory) -> Iterator[FeedbackPrometheus]:
     """A Prometheus of its own with four days of the "feedback" cluster: usage plus OOM and throttling."""
-    from tests.services.prometheus import CLUSTER_LABEL, TIME_ZONE, WINDOW, start_prometheus
+    from tests.servers.prometheus import CLUSTER_LABEL, TIME_ZONE, WINDOW, start_prometheus
 
     promtool = require_binary("promtool")
     root = tmp_path_factory.mktemp("prometheus-feedback")

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.services import LoopbackHTTPServer
+from tests.servers import LoopbackHTTPServer
 
 
 @dataclass(frozen=True)

@@ -147,10 +147,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.services import LoopbackHTTPServer
-from tests.services.k8s_standin import objects, pods, policies
-from tests.services.k8s_standin.admission import AdmissionCall, Attributes, User, admit, request_options, warning_header
-from tests.services.k8s_standin.objects import (
+from tests.servers import LoopbackHTTPServer
+from tests.servers.k8s_standin import objects, pods, policies
+from tests.servers.k8s_standin.admission import AdmissionCall, Attributes, User, admit, request_options, warning_header
+from tests.servers.k8s_standin.objects import (
     REASONS,
     ApiError,
     deployment_manifest,

@@ -23,7 +23,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from tests.services.history import SAMPLE_SECONDS, Deployment, History, openmetrics_day
+from tests.servers.history import SAMPLE_SECONDS, Deployment, History, openmetrics_day
 
 RATE_RANGE = 120
 PROMETHEUS_LOOKBACK = 300

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import jsonpatch
 import jsonpointer
 
-from tests.services.k8s_standin.objects import ApiError, label_selector_matches
+from tests.servers.k8s_standin.objects import ApiError, label_selector_matches
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 REVIEW_VERSIONS = ("v1", "v1beta1")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import OUTPUT, free_port, require_binary, stop_process, wait_for_port
+from tests.servers import OUTPUT, free_port, require_binary, stop_process, wait_for_port
 
 PACKAGED_CONFIG = Path("/etc/clickhouse-server")
 

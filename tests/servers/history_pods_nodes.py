@@ -2,7 +2,7 @@
 
 The series (cAdvisor usage, kube-state-metrics requests, pod info with the node, owners, node
 allocatable) carry ``k8s_cluster="fleet"`` and load into the suite's Prometheus beside the other
-clusters' history (tests/services/prometheus.py), so they never change those clusters' figures.
+clusters' history (tests/servers/prometheus.py), so they never change those clusters' figures.
 
 Shapes make every statistic differ: each pod's usage ramps up through the window and has one
 short spike above its 95th percentile; a surge pod of ``web/worker`` runs only from minute 40 to
@@ -236,7 +236,7 @@ def openmetrics_day(history: FleetHistory, day: datetime.date) -> Iterator[str]:
 
 
 def write_openmetrics(history: FleetHistory, directory: Path) -> list[Path]:
-    """One file per day, like tests/services/history.py (promtool builds each into blocks)."""
+    """One file per day, like tests/servers/history.py (promtool builds each into blocks)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for day in history.days:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port, require_binary, stop_process, wait_for_port
+from tests.servers import free_port, require_binary, stop_process, wait_for_port
 
 BASE_DN = "dc=kubedoor,dc=test"
 ADMIN_DN = f"cn=admin,{BASE_DN}"

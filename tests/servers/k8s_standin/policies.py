@@ -23,7 +23,7 @@ import celpy
 import jsonpatch
 from celpy import celtypes
 
-from tests.services.k8s_standin import objects
+from tests.servers.k8s_standin import objects
 
 
 class PolicyFailure(Exception):
@@ -272,7 +272,7 @@ def admit(
     """A Deployment write through the stored admission policies, as the API server runs them after the
     mutating webhooks: each bound MutatingAdmissionPolicy's mutations, then each bound
     ValidatingAdmissionPolicy (``Deny``). Returns the object to store, or raises ``ApiError``."""
-    from tests.services.k8s_standin.admission import _review
+    from tests.servers.k8s_standin.admission import _review
 
     if attrs.operation == "DELETE" or obj is None:
         return obj

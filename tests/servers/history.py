@@ -2,7 +2,7 @@
 
 The tests and bench/collect build a real Prometheus TSDB from these files with
 ``promtool tsdb create-blocks-from openmetrics`` (and import the same lines into VictoriaMetrics).
-The expected statistics are computed from these very samples (tests/services/history_stats.py, the
+The expected statistics are computed from these very samples (tests/servers/history_stats.py, the
 way each backend evaluates them), never read back from a backend.
 
 Shape of one day (per pod and container, minutes after the peak window's start in the cluster's time
@@ -102,7 +102,7 @@ class History:
     margin_minutes: int = 10
     # A flat plateau instead of the ramp and spikes: usage at ``peak`` from minute 30 to 50, else at
     # ``base``, so P95 = peak exactly (the safety-feedback history, whose tests are about OOM kills and
-    # throttling, not about telling statistics apart: tests/services/history_feedback.py).
+    # throttling, not about telling statistics apart: tests/servers/history_feedback.py).
     flat: bool = False
 
     def factor(self, day: datetime.date) -> float:

@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's 2.42) loaded with generated history (tests/services/history.py)."""
+"""A real Prometheus (Debian's 2.42) loaded with generated history (tests/servers/history.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import OUTPUT, free_port, history_pods_nodes, require_binary, stop_process, wait_for_port
-from tests.services.history import Container, Deployment, History, build_tsdb, write_openmetrics
+from tests.servers import OUTPUT, free_port, history_pods_nodes, require_binary, stop_process, wait_for_port
+from tests.servers.history import Container, Deployment, History, build_tsdb, write_openmetrics
 
 CLUSTER_LABEL = "k8s_cluster"
 TIME_ZONE = "Asia/Shanghai"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services import free_port, stop_process, wait_for_port
+from tests.servers import free_port, stop_process, wait_for_port
 
 CLIENT_ID = "kubedoor-test"
 CLIENT_SECRET = "kubedoor-test-client-secret"  # test-only provider: it accepts any registered-or-not client
