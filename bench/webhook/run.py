@@ -94,8 +94,8 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
 # The bench cluster and its rows: every Deployment is controlled and every review gets a patch.
 CLUSTER_FIELDS = {"admission_mode": "enforce", "excluded_namespaces": ["kube-system", "kubedoor"]}
 ROW_FIELDS = {
-    "pod_count": 4,
-    "pod_count_manual": 3,
+    "replicas_measured": 4,
+    "replicas_specified": 3,
     "request_cpu_m": 250,
     "request_mem_mib": 256,
     "limit_cpu_m": 1000,
