@@ -236,8 +236,7 @@ class DashboardCurvesView(APIView):
             day_from=data["day_from"],
             day_to=data["day_to"],
         )
-        if not points and not _service_exists(cluster=cluster, namespace=namespace, deployment=deployment):
-            raise NotFound(_("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{deployment}"})
+        service_found_or_404(cluster=cluster, namespace=namespace, deployment=deployment, has_data=bool(points))
         return Response(
             {
                 "cluster": cluster,
@@ -279,6 +278,12 @@ class DashboardWasteView(APIView):
         payload = dashboard.as_payload(summary)
         payload["services"] = dashboard.as_payload(services)
         return Response(payload)
+
+
+def service_found_or_404(*, cluster: str, namespace: str, deployment: str, has_data: bool) -> None:
+    """A range with no data is an answer for a known service and a 404 naming it for an unknown one."""
+    if not has_data and not _service_exists(cluster=cluster, namespace=namespace, deployment=deployment):
+        raise NotFound(_("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{deployment}"})
 
 
 def _service_exists(*, cluster: str, namespace: str, deployment: str) -> bool:

@@ -8,16 +8,14 @@ the archive is a 404 naming it; a bad cluster or range is a 400 with field error
 from __future__ import annotations
 
 from django.urls import path
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.metrics import dashboard, pod_node_dashboard
-from apps.metrics.dashboard_api import CurvesQuerySerializer, RangeQuerySerializer, _service_exists
+from apps.metrics.dashboard_api import CurvesQuerySerializer, RangeQuerySerializer, service_found_or_404
 from kubedoor_site.permissions import has_perms
 
 _NODE_FIELDS = [field for field in pod_node_dashboard.NodeFigures.__dataclass_fields__ if field != "node"]
@@ -93,8 +91,7 @@ class DashboardPodsView(APIView):
             day_from=data["day_from"],
             day_to=data["day_to"],
         )
-        if not curves.pods and not _service_exists(cluster=cluster, namespace=namespace, deployment=deployment):
-            raise NotFound(_("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{deployment}"})
+        service_found_or_404(cluster=cluster, namespace=namespace, deployment=deployment, has_data=bool(curves.pods))
         return Response(
             {
                 "cluster": cluster,
