@@ -39,8 +39,8 @@ ContainerKey = tuple[str, str, str]  # namespace, deployment, container
 
 def _round(statistic: str, value: float) -> float | int:
     if statistic in INTEGER_STATISTICS:
-        return round(value)
-    return round(value, ROUNDING[statistic])
+        return peaks.round_clean(value)
+    return peaks.round_clean(value, ROUNDING[statistic])
 
 
 def split_results(results: dict[str, list[Sample]]) -> dict[str, list[Sample]]:

@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 
 # Statistics carry float noise (0.88 × 1000 = 880.0000000000006); round before ceil so 880 stays 880.
 CEIL_DIGITS = 6
+NOISE_DIGITS = 9  # a figure's digits beyond these are the backend's summing order, not data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,13 @@ def collection_windows(
 
 def ceil_clean(value: float) -> int:
     return math.ceil(round(value, CEIL_DIGITS))
+
+
+def round_clean(value: float, digits: int | None = None) -> float | int:
+    """``round`` of a figure the backend computed. The backend sums series in no fixed order, so a value
+    on a tie (160.9375) comes back a few ulps either side of it: that noise is rounded away first, so
+    the same history always gives the same stored figure."""
+    return round(round(value, NOISE_DIGITS), digits)
 
 
 def request_from_peak(

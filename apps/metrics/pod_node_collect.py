@@ -28,11 +28,11 @@ MEM_DIGITS = 3
 
 
 def _cpu(value: float | None) -> float | None:
-    return None if value is None else round(value, CPU_DIGITS)
+    return None if value is None else peaks.round_clean(value, CPU_DIGITS)
 
 
 def _mem(value: float | None) -> float | None:
-    return None if value is None else round(value, MEM_DIGITS)
+    return None if value is None else peaks.round_clean(value, MEM_DIGITS)
 
 
 def pod_rows_from_results(
@@ -96,9 +96,9 @@ def node_rows_from_results(
         for sample in results.get(statistic, []):
             resource = sample.labels.get("resource", "")
             if resource == "cpu":
-                put(sample.labels.get("node", ""), f"{prefix}_cpu_m", round(sample.value * 1000))
+                put(sample.labels.get("node", ""), f"{prefix}_cpu_m", peaks.round_clean(sample.value * 1000))
             elif resource == "memory":
-                put(sample.labels.get("node", ""), f"{prefix}_mem_mib", round(sample.value / MIB))
+                put(sample.labels.get("node", ""), f"{prefix}_mem_mib", peaks.round_clean(sample.value / MIB))
     return [
         NodePeakRow(
             cluster=cluster,
