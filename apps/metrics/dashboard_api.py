@@ -93,6 +93,9 @@ SUMMARY_SCHEMA = inline_serializer(
         "day_to": serializers.DateField(),
         "data": _SPAN,
         "namespaces": serializers.IntegerField(),
+        "excluded_days": serializers.ListField(
+            child=serializers.DateField(), help_text=_("days of the excluded-days calendar: never a source day")
+        ),
         "totals": inline_serializer("DashboardTotals", _totals_fields()),
         "top": inline_serializer("DashboardTop", dict.fromkeys(dashboard.BOARDS, _TOP_ENTRY)),
         "namespace_rows": inline_serializer(

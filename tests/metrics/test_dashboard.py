@@ -8,10 +8,13 @@ import random
 
 import pytest
 
+from apps.audit.services import Actor
+from apps.control import excluded_days
 from apps.metrics import dashboard
 from apps.metrics.clickhouse import ClickHouseDoor
 from apps.metrics.dashboard import ClickHouseDashboard, OrmDashboard, as_payload
 from apps.metrics.store import ClickHouseStore, OrmStore, PeakRow
+from tests.factories import ClusterFactory
 
 pytestmark = pytest.mark.django_db
 UTC = datetime.UTC
@@ -232,6 +235,30 @@ def test_summary_of_a_narrower_range_picks_source_days_inside_it(stores):
     assert summary.totals.pods == 5  # api's pods are unknown: they count as none
     assert summary.totals.cpu_limit_cores == 8.5  # 1.5 × 3 + 2.0 × 2; api has no CPU limit
     assert summary.totals.services == 3
+
+
+def test_an_excluded_day_is_never_a_source_day_of_the_summary(stores):
+    store, backend = stores
+    load(store, SCENARIO)
+    cluster = ClusterFactory(name="prod")
+    excluded_days.excluded_day_create(actor=Actor.system(), cluster=cluster, start=D2, reason="load test")
+    # when
+    summary = as_payload(dashboard.dashboard_summary(cluster="prod", day_from=D1, day_to=D3, backend=backend))
+    # then: cart falls back from D2 (2.5) to D1 (1.125); api's only other day is D1 (pods unknown)
+    assert summary["excluded_days"] == ["2026-03-02"]
+    assert summary["top"]["load"] == [
+        entry("shop", "web", D3, 2.0),
+        entry("pay", "ledger", D3, 1.25),
+        entry("shop", "cart", D1, 1.125),
+    ]
+    assert summary["top"]["pods"] == [
+        entry("pay", "ledger", D3, 5),
+        entry("shop", "cart", D1, 3),
+        entry("shop", "web", D3, 1),
+    ]
+    assert summary["totals"]["services"] == 4
+    assert summary["totals"]["pods"] == 9
+    assert summary["totals"]["cpu_limit_cores"] == 9.0  # cart 1.5 × 3 on D1 (both limits known) + web 2 + ledger 2.5
 
 
 def test_an_empty_cluster_gives_zeros_and_empty_boards(stores):

@@ -9,7 +9,8 @@ Definitions (the same in both backends, checked against each other by tests/metr
   the pod unlimited), else null; ``pods`` is the largest ``pod_count`` of its containers.
 * **Source day.** Over a day range each service contributes one service-day: the day with the
   highest load (P95 cores per pod × pods); a day whose load is unknown ranks below every measured
-  day; ties go to the latest day. The source day is reported with the per-service figures.
+  day; ties go to the latest day; a day of the cluster's excluded-days calendar is never a source day
+  (it stays in the curves). The source day is reported with the per-service figures.
 * **Totals** over the services' source days: namespaces, services, pods (Σ pods, unknown = 0); CPU
   request / P95 used / limit in cores (Σ per-pod value × pods); memory request / P95 used / limit in
   GiB (Σ per-pod MiB × pods / 1024). Unknown values contribute nothing.
@@ -43,6 +44,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.control.excluded_days import excluded_dates
 from apps.metrics import clickhouse as ch
 from apps.metrics.dashboard.orm import ORM_SUMMARY_SQL, OrmDashboard
 from apps.metrics.dashboard.results import (
@@ -142,9 +144,14 @@ BOARD_DIGITS = {"load": 4, "cpu_pct": 2, "memory": 2, "mem_pct": 2, "pods": 0}
 def dashboard_summary(
     *, cluster: str, day_from: datetime.date, day_to: datetime.date, backend: DashboardBackend | None = None
 ) -> Summary:
-    """Totals, top-10 boards and the namespace table of ``cluster`` over [day_from, day_to]."""
+    """Totals, top-10 boards and the namespace table of ``cluster`` over [day_from, day_to].
+
+    A day of the cluster's excluded-days calendar is never a service's source day (as in the refresh
+    and the waste board); the days left out are listed in the result.
+    """
     backend = backend or dashboard_store()
-    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to)
+    excluded = excluded_dates(cluster=cluster, day_from=day_from, day_to=day_to)
+    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
     totals = _totals(raw.totals)
     rows = []
     for namespace, raw_ns in raw.namespace_rows:
@@ -169,6 +176,7 @@ def dashboard_summary(
         totals=totals,
         top=top,
         namespace_rows=rows,
+        excluded_days=sorted(excluded),
     )
 
 

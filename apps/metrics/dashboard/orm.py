@@ -175,8 +175,16 @@ class OrmDashboard:
 
     name = "orm"
 
-    def raw_summary(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> RawSummary:
-        inner, params = sources(cluster=cluster, day_from=day_from, day_to=day_to).query.sql_with_params()
+    def raw_summary(
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date] = (),
+    ) -> RawSummary:
+        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
+        inner, params = rows.query.sql_with_params()
         alias = router.db_for_read(DailyPeak)
         with connections[alias].cursor() as cursor:
             cursor.execute(ORM_SUMMARY_SQL.format(sources=inner), params)

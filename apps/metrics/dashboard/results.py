@@ -59,6 +59,7 @@ class Summary:
     totals: Totals
     top: dict[str, list[TopEntry]]
     namespace_rows: list[NamespaceRow]
+    excluded_days: list[datetime.date] = dataclasses.field(default_factory=list)  # never a source day
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,14 @@ class RawSummary:
 class DashboardBackend(Protocol):
     name: str
 
-    def raw_summary(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> RawSummary: ...
+    def raw_summary(
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date] = (),
+    ) -> RawSummary: ...
 
     def raw_curves(
         self, *, cluster: str, namespace: str, deployment: str, day_from: datetime.date, day_to: datetime.date

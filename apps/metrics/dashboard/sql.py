@@ -45,6 +45,12 @@ WHERE cluster = %(cluster)s AND day >= %(day_from)s AND day <= %(day_to)s
 GROUP BY namespace, deployment, day
 """
 
+# The days a source day may be: every service-day but those of the cluster's excluded-days calendar.
+# ``%(excluded)s`` is an array of ISO dates that always holds "" (an empty array literal has no element
+# type on 18.16).
+_CANDIDATE_DAYS_SQL = _SERVICE_DAYS_SQL.replace("\nGROUP BY", "\n  AND NOT has(%(excluded)s, toString(day))\nGROUP BY")
+assert _CANDIDATE_DAYS_SQL != _SERVICE_DAYS_SQL
+
 # One row per service: its source day's figures. argMax keeps the whole tuple of the best day (a
 # Nullable argument alone would make argMax skip the days where it is null).
 _SOURCES_SQL = (
@@ -61,7 +67,7 @@ SELECT namespace, deployment,
        nullIf(tupleElement(src, 7), 0) AS lim_cpu_m,
        nullIf(tupleElement(src, 8), 0) AS lim_mem_mib
 FROM ("""
-    + _SERVICE_DAYS_SQL
+    + _CANDIDATE_DAYS_SQL
     + """)
 GROUP BY namespace, deployment
 """
@@ -166,8 +172,7 @@ FROM (
 )
 
 
-# Waste (issue 11 §5). ``%(excluded)s`` is an array of ISO dates that always holds "" (an empty
-# array literal has no element type on 18.16); those days are never a source day.
+# Waste (issue 11 §5). ``%(excluded)s`` as in ``_CANDIDATE_DAYS_SQL``: those days are never a source day.
 WASTE_SOURCES_SQL = """
 SELECT namespace, deployment,
        argMax(tuple(day, d_pods, d_cpu_cores, d_req_cpu_m, d_mem_mib, d_req_mem_mib),
@@ -204,6 +209,11 @@ ORDER BY day
 )
 
 
+def _dates(days: Collection[datetime.date]) -> list[str]:
+    """The ``%(excluded)s`` parameter: ISO dates, always with "" so the array has a type."""
+    return ["", *sorted(day.isoformat() for day in days)]
+
+
 class ClickHouseDashboard:
     """The aggregates in ClickHouse, through the door (or any executor with the same ``execute``)."""
 
@@ -212,8 +222,15 @@ class ClickHouseDashboard:
     def __init__(self, executor: Any) -> None:
         self.executor = executor
 
-    def raw_summary(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> RawSummary:
-        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
+    def raw_summary(
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date] = (),
+    ) -> RawSummary:
+        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to, "excluded": _dates(excluded)}
         (row,) = self.executor.execute(DASHBOARD_SUMMARY_SQL, params)
         namespaces, *totals = row[:9]
         namespace_rows: list[tuple[str, RawTotals]] = [(entry[0], list(entry[1:])) for entry in row[9]]
@@ -243,7 +260,7 @@ class ClickHouseDashboard:
             "cluster": cluster,
             "day_from": day_from,
             "day_to": day_to,
-            "excluded": ["", *sorted(day.isoformat() for day in excluded)],
+            "excluded": _dates(excluded),
         }
         return [(ns, dep, *rest) for ns, dep, _src, *rest in self.executor.execute(WASTE_SOURCES_SQL, params)]
 

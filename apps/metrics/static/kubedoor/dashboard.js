@@ -161,6 +161,11 @@
       status(root, interpolate(tr("The dashboard could not be loaded: %(detail)s"), {detail: detail}, true), true);
       return;
     }
+    var excludedNote = document.getElementById("kd-excluded-note");
+    var excluded = data.excluded_days || [];
+    excludedNote.hidden = !excluded.length;
+    excludedNote.textContent = excluded.length ? interpolate(
+      tr("Never a source day (the cluster's excluded days): %(days)s"), {days: excluded.join(", ")}, true) : "";
     drawTotals(root, data);
     drawBoards(root, data);
     drawNamespaces(root, data);
