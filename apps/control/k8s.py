@@ -24,22 +24,22 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
 import yaml
 from django.conf import settings
 from django.utils import timezone
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 # What this door calls, declared once (deploy/ and the onboarding bundle are held to it).
 from apps.control.rbac import RBAC_REQUIREMENTS as RBAC_REQUIREMENTS
 from apps.control.rbac import Permission
 
 if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
+    from kubernetes.client.exceptions import ApiException
+
     from apps.control.models import Cluster
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,15 @@ class Namespace:
 # --- clients ----------------------------------------------------------------------------------
 
 
+def _kube() -> ModuleType:
+    """``kubernetes.client``, imported on first use: its generated models cost ≈ 60 MiB of resident
+    memory, which a process that never calls Kubernetes (the webhook's workers, collection chunks, the
+    web process until someone operates) does not pay."""
+    from kubernetes import client
+
+    return client
+
+
 _clients: dict[Any, tuple[str, k8s_client.ApiClient]] = {}
 _clients_lock = threading.Lock()
 
@@ -170,7 +179,10 @@ def _fingerprint(cluster: Cluster) -> str:
 
 
 def _build_client(cluster: Cluster) -> k8s_client.ApiClient:
-    configuration = k8s_client.Configuration()
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = _kube().Configuration()
     context = cluster.kube_context or None
     try:
         if cluster.in_cluster:
@@ -197,7 +209,7 @@ def _build_client(cluster: Cluster) -> k8s_client.ApiClient:
         ) from exc
     # No hidden retries: a refused connection fails at once and the caller decides what to do.
     configuration.retries = False
-    return k8s_client.ApiClient(configuration)
+    return _kube().ApiClient(configuration)
 
 
 def api_client(cluster: Cluster) -> k8s_client.ApiClient:
@@ -252,7 +264,7 @@ def _call(cluster: Cluster, what: str, func: Callable[[], Any]) -> Any:
     """Run one API call, turning every failure into a typed ``K8sError`` naming ``what``."""
     try:
         return func()
-    except ApiException as exc:
+    except _kube().ApiException as exc:
         detail = _status_message(exc)
         status = exc.status
         prefix = f"cluster {cluster.name}: {what}"
@@ -415,7 +427,7 @@ def _pages(fetch: Callable[[str | None], dict[str, Any]]) -> Iterator[dict[str, 
 
 
 def deployment_get(*, cluster: Cluster, namespace: str, name: str) -> Deployment:
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
     obj = _call(
         cluster,
         f"deployment {namespace}/{name}",
@@ -428,7 +440,7 @@ def deployment_list(
     *, cluster: Cluster, namespaces: Sequence[str] | None = None, label_selector: str = ""
 ) -> list[Deployment]:
     """Deployments in ``namespaces`` (all namespaces when empty), filtered by ``label_selector``; paged."""
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
     selector = {"label_selector": label_selector} if label_selector else {}
     result: list[Deployment] = []
     if not namespaces:
@@ -463,7 +475,7 @@ def deployment_list(
 def deployment_object_list(*, cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     """Every Deployment of ``namespace`` exactly as the API server stores it: one list call, paged with
     ``limit``/``continue`` (for comparing each with what admission would make of it)."""
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
 
     def fetch(token: str | None) -> dict[str, Any]:
         extra = {"_continue": token} if token else {}
@@ -478,7 +490,7 @@ def deployment_object_list(*, cluster: Cluster, namespace: str) -> list[dict[str
 
 def deployment_object_get(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     """The Deployment exactly as the API server stores it (for computing a patch against it)."""
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
     return _call(
         cluster,
         f"deployment {namespace}/{name}",
@@ -494,7 +506,7 @@ def deployment_scale(*, cluster: Cluster, namespace: str, name: str, replicas: i
     """
     if replicas < 0:
         raise ValueError("replicas must not be negative")
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
     body = {"spec": {"replicas": replicas}}
     logger.info("scale %s/%s/%s to %s%s", cluster.name, namespace, name, replicas, " (dry run)" if dry_run else "")
     response = _call(
@@ -518,7 +530,7 @@ def _deployment_patch(
     cluster: Cluster, namespace: str, name: str, body: Any, content_type: str, *, what: str, dry_run: bool
 ) -> Deployment:
     """PATCH the Deployment with ``body`` of ``content_type``; ``what`` names the call in an error."""
-    apps = k8s_client.AppsV1Api(api_client(cluster))
+    apps = _kube().AppsV1Api(api_client(cluster))
     obj = _call(
         cluster,
         f"{what} deployment {namespace}/{name}",
@@ -565,7 +577,7 @@ def deployment_restart(
 
 
 def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namespace]:
-    core = k8s_client.CoreV1Api(api_client(cluster))
+    core = _kube().CoreV1Api(api_client(cluster))
     selector = {"label_selector": label_selector} if label_selector else {}
 
     def fetch(token: str | None) -> dict[str, Any]:
@@ -584,7 +596,7 @@ def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namesp
 
 def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> list[HorizontalPodAutoscaler]:
     """``autoscaling/v2`` HorizontalPodAutoscalers in ``namespaces`` (all namespaces when empty); paged."""
-    autoscaling = k8s_client.AutoscalingV2Api(api_client(cluster))
+    autoscaling = _kube().AutoscalingV2Api(api_client(cluster))
     result: list[HorizontalPodAutoscaler] = []
     scopes: Sequence[str | None] = namespaces or [None]
     for namespace in scopes:
@@ -617,7 +629,7 @@ def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> li
 
 def server_version_get(*, cluster: Cluster) -> ServerVersion:
     """The API server's version (``/version``); minor versions like ``30+`` (EKS, GKE) count as 30."""
-    version = k8s_client.VersionApi(api_client(cluster))
+    version = _kube().VersionApi(api_client(cluster))
     obj = _call(cluster, "server version", lambda: _json(version.get_code(**_common())))
 
     def number(value: Any) -> int:
@@ -634,7 +646,7 @@ def server_version_get(*, cluster: Cluster) -> ServerVersion:
 
 def webhook_configuration_get(*, cluster: Cluster, name: str) -> dict[str, Any] | None:
     """The MutatingWebhookConfiguration ``name`` as a dict, or ``None`` when it does not exist."""
-    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
     try:
         return _call(
             cluster,
@@ -647,7 +659,7 @@ def webhook_configuration_get(*, cluster: Cluster, name: str) -> dict[str, Any] 
 
 def webhook_configuration_apply(*, cluster: Cluster, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     """Create the MutatingWebhookConfiguration, or replace it (with its resourceVersion) when it exists."""
-    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
     name = str((body.get("metadata") or {}).get("name") or "")
     if not name:
         raise ValueError("a webhook configuration needs metadata.name")
@@ -676,7 +688,7 @@ def webhook_configuration_apply(*, cluster: Cluster, body: dict[str, Any], dry_r
 
 def webhook_configuration_delete(*, cluster: Cluster, name: str, dry_run: bool = False) -> bool:
     """Delete the MutatingWebhookConfiguration; ``False`` when it did not exist."""
-    admission = k8s_client.AdmissionregistrationV1Api(api_client(cluster))
+    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
     try:
         _call(
             cluster,
@@ -786,7 +798,7 @@ def deployment_pods_list(*, cluster: Cluster, namespace: str, name: str) -> list
     selector = label_selector_text((obj.get("spec") or {}).get("selector") or {})
     if not selector:  # apps/v1 requires a selector; never list the whole namespace by accident
         raise K8sInvalid(f"cluster {cluster.name}: deployment {namespace}/{name} has no pod selector")
-    core = k8s_client.CoreV1Api(api_client(cluster))
+    core = _kube().CoreV1Api(api_client(cluster))
 
     def fetch(token: str | None) -> dict[str, Any]:
         extra = {"_continue": token} if token else {}
@@ -822,7 +834,7 @@ def pod_resize(
     if limits:
         resources["limits"] = dict(limits)
     body = {"spec": {"containers": [{"name": container, "resources": resources}]}}
-    core = k8s_client.CoreV1Api(api_client(cluster))
+    core = _kube().CoreV1Api(api_client(cluster))
     logger.info("resize %s/%s/%s container %s: %s", cluster.name, namespace, name, container, resources)
     obj = _call(
         cluster,
@@ -861,9 +873,9 @@ def _policy_api(cluster: Cluster, api_version: str, kind: str) -> _PolicyMethods
     if kind in (VALIDATING_POLICY, VALIDATING_POLICY_BINDING) and version != "v1":
         raise ValueError(f"no admission policy API for {api_version} {kind}")
     api: Any = (
-        k8s_client.AdmissionregistrationV1Api(client)
+        _kube().AdmissionregistrationV1Api(client)
         if version == "v1"
-        else k8s_client.AdmissionregistrationV1beta1Api(client)
+        else _kube().AdmissionregistrationV1beta1Api(client)
     )
     if kind == MUTATING_POLICY:
         return _PolicyMethods(
@@ -945,7 +957,7 @@ def config_map_apply(
     *, cluster: Cluster, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
 ) -> bool:
     """Write ConfigMap ``namespace/name`` with exactly ``data``; ``True`` when it changed (or was created)."""
-    core = k8s_client.CoreV1Api(api_client(cluster))
+    core = _kube().CoreV1Api(api_client(cluster))
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -980,7 +992,7 @@ def config_map_apply(
 
 def config_map_delete(*, cluster: Cluster, namespace: str, name: str) -> bool:
     """Delete ConfigMap ``namespace/name``; ``False`` when it did not exist."""
-    core = k8s_client.CoreV1Api(api_client(cluster))
+    core = _kube().CoreV1Api(api_client(cluster))
     try:
         _call(
             cluster,
@@ -1001,7 +1013,7 @@ def access_review(*, cluster: Cluster, permission: Permission, name: str = "") -
     Every authenticated user may create one (the built-in ``system:basic-user`` role), so the check
     needs no permission of its own.
     """
-    authorization = k8s_client.AuthorizationV1Api(api_client(cluster))
+    authorization = _kube().AuthorizationV1Api(api_client(cluster))
     resource, _, subresource = permission.resource.partition("/")
     attributes: dict[str, Any] = {"group": permission.group, "resource": resource, "verb": permission.verb}
     if subresource:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import socket
+import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
@@ -406,3 +408,28 @@ def test_client_is_cached_and_rebuilt_when_connection_settings_change(k8s_standi
     assert deployment.replicas == 7
     assert len(second_server.requests) == 1
     assert k8s_standin.requests == []
+
+
+def test_the_kubernetes_client_is_imported_only_when_a_cluster_is_called():
+    # Its generated models cost ≈ 60 MiB in every process; the webhook's workers and collection chunks
+    # never call Kubernetes. A fresh interpreter loads the apps, the tasks and both URL maps.
+    code = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
+import django
+django.setup()
+from django.urls import get_resolver
+from kubedoor_site.celery import app
+app.loader.import_default_modules()
+get_resolver("kubedoor_site.urls").url_patterns
+get_resolver("apps.webhook.process_urls").url_patterns
+from apps.control import k8s
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "kubernetes")
+print(len(loaded))
+k8s._kube()
+print(len([m for m in sys.modules if m.split(".")[0] == "kubernetes"]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    before, after = (int(line) for line in result.stdout.split())
+    assert before == 0
+    assert after > 100  # the check can tell: the client's models are hundreds of modules
