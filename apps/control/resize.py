@@ -15,7 +15,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +31,7 @@ from apps.control.operations import (
     operation_permission_check,
     table_resources_for,
 )
+from apps.control.quantities import same_quantity
 
 logger = logging.getLogger(__name__)
 
@@ -45,45 +45,9 @@ DRY_RUN = "dry_run"
 NEEDS_FALLBACK = (DEFERRED, INFEASIBLE, REJECTED)
 
 
-_SUFFIXES: dict[str, Decimal] = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-
-
-def _amount(value: Any) -> Decimal | None:
-    text = str(value if value is not None else "").strip()
-    factor = Decimal(1)
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if text.endswith(suffix):
-            text, factor = text[: -len(suffix)], _SUFFIXES[suffix]
-            break
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number * factor if number.is_finite() else None
-
-
 def _same(a: Any, b: Any) -> bool:
     """The API server writes quantities canonically ("0.25" becomes "250m"): compare amounts, not texts."""
-    if a == b:
-        return True
-    first, second = _amount(a), _amount(b)
-    return first is not None and first == second
+    return a == b or same_quantity(a, b)
 
 
 def _matches(current: Mapping[str, Mapping[str, str]], requests: Mapping[str, str], limits: Mapping[str, str]) -> bool:

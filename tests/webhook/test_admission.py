@@ -40,6 +40,8 @@ ROW = ControlRow(namespace="shop", name="cart", replicas=3, request_cpu_m=250, r
         ("1e3", Decimal(1000)),
         ("2E", Decimal(2 * 10**18)),
         ("100k", Decimal(100_000)),
+        ("250000000n", Decimal("0.25")),  # the kubelet reports CPU in nano- and microcores
+        ("250000u", Decimal("0.25")),
         ("lots", None),
         (None, None),
         (True, None),
