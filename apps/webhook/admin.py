@@ -4,10 +4,12 @@ and the drift page (live Deployments that differ from what admission would set, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -119,49 +121,56 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
             if not can_change:
                 raise PermissionDenied
             if "engine" in request.POST:
-                return self._engine_post(request, cluster, context)
-            mode = request.POST.get("mode", "")
-            if mode not in AdmissionMode.values:
-                messages.error(request, _("Choose one of: %(modes)s.") % {"modes": ", ".join(AdmissionMode.values)})
-                return HttpResponseRedirect(request.path)
-            if request.POST.get("confirm") != "yes":
-                context |= {"mode": mode, "mode_label": AdmissionMode(mode).label}
-                return TemplateResponse(request, "admin/webhook/admission/confirm.html", context)
-            try:
-                services.admission_mode_set(actor=Actor.for_admin(request), cluster=cluster, mode=mode)
-            except services.AdmissionRegistrationError as exc:
-                messages.error(request, exc.message)
-            except ValidationError as exc:
-                messages.error(request, " ".join(exc.messages))
-            else:
-                messages.success(
+                return self._switch_post(
                     request,
-                    _("Admission of %(cluster)s is now %(mode)s.")
-                    % {"cluster": cluster.name, "mode": AdmissionMode(mode).label},
+                    cluster,
+                    context,
+                    field="engine",
+                    choices=AdmissionEngine,
+                    switch=services.admission_engine_set,
+                    choose=_("Choose one of: %(engines)s.") % {"engines": ", ".join(AdmissionEngine.values)},
+                    done=_("The admission engine of %(cluster)s is now %(engine)s."),
                 )
-            return HttpResponseRedirect(request.path)
+            return self._switch_post(
+                request,
+                cluster,
+                context,
+                field="mode",
+                choices=AdmissionMode,
+                switch=services.admission_mode_set,
+                choose=_("Choose one of: %(modes)s.") % {"modes": ", ".join(AdmissionMode.values)},
+                done=_("Admission of %(cluster)s is now %(mode)s."),
+            )
         context["state"] = services.admission_state_get(cluster=cluster)
         return TemplateResponse(request, "admin/webhook/admission/mode.html", context)
 
-    def _engine_post(self, request: HttpRequest, cluster: Admission, context: dict[str, Any]) -> HttpResponse:
-        """POST engine: confirm. POST engine+confirm: switch (the old engine's objects go first)."""
-        engine = request.POST.get("engine", "")
-        if engine not in AdmissionEngine.values:
-            messages.error(request, _("Choose one of: %(engines)s.") % {"engines": ", ".join(AdmissionEngine.values)})
+    def _switch_post(
+        self,
+        request: HttpRequest,
+        cluster: Admission,
+        context: dict[str, Any],
+        *,
+        field: str,
+        choices: type[models.TextChoices],
+        switch: Callable[..., Any],
+        choose: str,
+        done: str,
+    ) -> HttpResponse:
+        """POST ``field`` (mode or engine): confirm. POST ``field`` + confirm: switch, the outcome as a message."""
+        value = request.POST.get(field, "")
+        if value not in choices.values:
+            messages.error(request, choose)
             return HttpResponseRedirect(request.path)
+        label = choices(value).label
         if request.POST.get("confirm") != "yes":
-            context |= {"engine": engine, "engine_label": AdmissionEngine(engine).label}
+            context |= {field: value, f"{field}_label": label}
             return TemplateResponse(request, "admin/webhook/admission/confirm.html", context)
         try:
-            services.admission_engine_set(actor=Actor.for_admin(request), cluster=cluster, engine=engine)
+            switch(actor=Actor.for_admin(request), cluster=cluster, **{field: value})
         except services.AdmissionRegistrationError as exc:
             messages.error(request, exc.message)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(
-                request,
-                _("The admission engine of %(cluster)s is now %(engine)s.")
-                % {"cluster": cluster.name, "engine": AdmissionEngine(engine).label},
-            )
+            messages.success(request, done % {"cluster": cluster.name, field: label})
         return HttpResponseRedirect(request.path)

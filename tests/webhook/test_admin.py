@@ -117,3 +117,18 @@ def test_admin_switches_the_engine_after_confirmation(client, admin_user, prod, 
     # an operator may look but not switch
     client.force_login(operator)
     assert client.post(url, {"engine": "webhook", "confirm": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [("mode", "Choose one of: off, audit, enforce."), ("engine", "Choose one of: webhook, policy.")],
+)
+def test_an_unknown_mode_or_engine_is_refused_with_the_choices(client, admin_user, prod, k8s_standin, field, message):
+    client.force_login(admin_user)
+    url = reverse("admin:webhook_admission_mode", args=[prod.pk])
+    page = client.post(url, {field: "everything", "confirm": "yes"}, follow=True).content.decode()
+    assert message in page
+    assert _writes(k8s_standin) == []
+    prod.refresh_from_db()
+    assert (prod.admission_mode, prod.admission_engine) == ("off", "webhook")
+    assert not AuditEvent.objects.filter(action__startswith="admission.").exists()
