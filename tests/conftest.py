@@ -9,6 +9,27 @@ from rest_framework.test import APIClient
 from kubedoor_site.celery import app as celery_app
 from tests.factories import ClusterFactory, MicroserviceFactory, UserFactory
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test restores the migrations' data (content types, permissions, role groups).
+
+    A transactional test empties the database when it ends. Without ``serialized_rollback`` Django's
+    flush also re-runs ``post_migrate``, which recreates content types and permissions, and the next
+    test that does restore the snapshot then fails on them (a duplicate content type) — so whether a
+    test passed depended on which transactional test ran before it. With it on every transactional test,
+    the flush leaves the database empty and each test starts from the same migrated data.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        fixtures = getattr(item, "fixturenames", ())
+        transactional = (marker is not None and marker.kwargs.get("transaction")) or (
+            "transactional_db" in fixtures or "live_server" in fixtures
+        )
+        if transactional and not (marker is not None and marker.kwargs.get("serialized_rollback")):
+            kwargs = {**(marker.kwargs if marker is not None else {}), "transaction": True, "serialized_rollback": True}
+            item.add_marker(pytest.mark.django_db(**kwargs), append=False)
+
+
 pytest_plugins = [
     "tests.servers.slapd",
     "tests.servers.celery_worker",
