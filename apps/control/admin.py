@@ -377,6 +377,7 @@ class ClusterAdmin(ClusterOnboardingMixin, admin.ModelAdmin):
                     "peak_quantile",
                     "peak_aggregation",
                     "peak_step_seconds",
+                    "collect_pods_nodes",
                     "collect_enabled",
                     "collect_at",
                 ]

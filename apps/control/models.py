@@ -131,6 +131,14 @@ class Cluster(models.Model):
     peak_step_seconds = models.PositiveIntegerField(
         _("subquery step (seconds)"), default=30, validators=[MinValueValidator(5), MaxValueValidator(600)]
     )
+    collect_pods_nodes = models.BooleanField(
+        _("collect pod and node figures"),
+        default=True,
+        help_text=_(
+            "Each day also reads every pod's and node's P95 (pod curves, node board): six more queries a day. "
+            "Off: only the Deployments' statistics, which the control table needs."
+        ),
+    )
 
     # Deriving requests from the source day (§5.4).
     peak_day_mode = models.CharField(

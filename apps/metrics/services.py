@@ -159,7 +159,8 @@ def day_collect_write(
     on_query_done: Callable[[str], None],
     on_alive: Callable[[], None] | None = None,
 ) -> int:
-    """Collect one day and replace it in the store (Deployment rows, then pod and node rows).
+    """Collect one day and replace it in the store (Deployment rows, then pod and node rows unless the
+    cluster turned them off).
 
     Idempotent: writing a day again replaces it, so a chunk retried or redelivered never double-counts.
     ``on_alive`` is called before each write and before the pod and node queries (a chunk's
@@ -177,6 +178,8 @@ def day_collect_write(
     if on_alive is not None:
         on_alive()
     written = store.day_replace(cluster=cluster.name, day=window.day, rows=rows)
+    if not cluster.collect_pods_nodes:
+        return written
     if on_alive is not None:
         on_alive()
     pod_node_day_collect(

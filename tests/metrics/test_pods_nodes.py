@@ -15,7 +15,7 @@ import pytest
 from apps.audit.services import Actor
 from apps.metrics import pod_node_promql, services
 from apps.metrics.clickhouse import ClickHouseDoor
-from apps.metrics.models import NodePeak, PodPeak
+from apps.metrics.models import DailyPeak, NodePeak, PodPeak
 from apps.metrics.pod_node_store import ClickHousePodNodeStore, OrmPodNodeStore
 from apps.metrics.promql import QuerySettings
 from apps.metrics.store import ClickHouseStore
@@ -149,6 +149,21 @@ def test_a_day_is_replaced_not_duplicated(prom, fleet_cluster, now, orm_store):
     collect(fleet_cluster, now=now, store=orm_store, days=2)
     assert PodPeak.objects.filter(cluster="fleet").count() == 6 * len(prom.days)
     assert NodePeak.objects.filter(cluster="fleet").count() == 3 * len(prom.days)
+
+
+def test_a_cluster_can_leave_pods_and_nodes_out(prom, fleet_cluster, now, orm_store):
+    first = collect(fleet_cluster, now=now, store=orm_store, days=2)
+    kept = (PodPeak.objects.filter(cluster="fleet").count(), NodePeak.objects.filter(cluster="fleet").count())
+    fleet_cluster.collect_pods_nodes = False
+    fleet_cluster.save()
+    # when: every day again, without the pod and node queries
+    run = collect(fleet_cluster, now=now, store=orm_store)
+    # then: the Deployments' days are all there; the pod and node figures are those of the first run
+    assert run.state == "done", run.errors
+    assert DailyPeak.objects.filter(cluster="fleet").values("day").distinct().count() == len(prom.days)
+    assert len(first.days_collected) < len(prom.days)
+    assert kept == (6 * len(first.days_collected), 3 * len(first.days_collected))
+    assert (PodPeak.objects.filter(cluster="fleet").count(), NodePeak.objects.filter(cluster="fleet").count()) == kept
 
 
 def test_the_queries_follow_the_cluster_settings():
