@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, path
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.logins import admin_login_record
+from apps.accounts.scopes import is_scoped
 from apps.metrics import dashboard_admin
 
 
@@ -35,6 +36,10 @@ class KubeDoorAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Staff as in Django, and users whose groups hold scopes (their rows only: ``apps.accounts.scopes``)."""
+        return super().has_permission(request) or (request.user.is_active and is_scoped(request.user))
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         """Django's login page; every POST to it is on record (``apps.accounts.logins``)."""
