@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -140,11 +140,21 @@ BOARD_DIGITS = {"load": 4, "cpu_pct": 2, "memory": 2, "mem_pct": 2, "pods": 0}
 
 
 def dashboard_summary(
-    *, cluster: str, day_from: datetime.date, day_to: datetime.date, backend: DashboardBackend | None = None
+    *,
+    cluster: str,
+    day_from: datetime.date,
+    day_to: datetime.date,
+    backend: DashboardBackend | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> Summary:
-    """Totals, top-10 boards and the namespace table of ``cluster`` over [day_from, day_to]."""
+    """Totals, top-10 boards and the namespace table of ``cluster`` over [day_from, day_to].
+
+    ``namespaces``: a scoped user's namespaces of the cluster (``apps.accounts.scopes.scope_namespaces``):
+    every figure is then over those namespaces only; ``None`` = the whole cluster.
+    """
     backend = backend or dashboard_store()
-    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to)
+    scoped = {} if namespaces is None else {"only_namespaces": namespaces}
+    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to, **scoped)
     totals = _totals(raw.totals)
     rows = []
     for namespace, raw_ns in raw.namespace_rows:
