@@ -520,3 +520,27 @@ def test_an_oidc_user_whose_groups_map_to_scopes_lands_in_them(world, oidc_provi
         refused = sso_login(Client(), oidc_provider, "sub-ned-1")
         assert refused["Location"] == "/admin/login/?sso=failed"
     assert not get_user_model().objects.filter(username="ned").exists()
+
+
+def test_the_gitops_export_holds_only_the_scopes_rows(world, k8s_standin):
+    from tests.servers.k8s_standin import standin_cluster
+
+    # given: prod's Deployments live in the stand-in, as the table has them
+    standin_cluster(k8s_standin, name="prod")
+    for name, (cluster, namespace) in SERVICES.items():
+        if cluster == "prod":
+            container = {"name": name, "image": "x:1", "resources": {"requests": {"cpu": "1"}}}
+            k8s_standin.add_deployment(namespace, name, replicas=2, containers=[container])
+    k8s_standin.requests.clear()
+    # when olga exports prod
+    response = _client(world["olga"]).get("/api/v1/clusters/prod/export/", {"format": "json"})
+    # then: her rows only, read from her namespaces only
+    assert response.status_code == 200, response.content
+    assert {d["name"] for d in response.json()["deployments"]} == OLGA_SEES
+    assert [(r.method, r.path) for r in k8s_standin.requests] == [
+        ("GET", "/apis/apps/v1/namespaces/payments/deployments"),
+        ("GET", "/apis/apps/v1/namespaces/shop/deployments"),
+    ]
+    assert _client(world["olga"]).get("/api/v1/clusters/staging/export/", {"format": "json"}).status_code == 404
+    everything = _client(world["gina"]).get("/api/v1/clusters/prod/export/", {"format": "json"}).json()
+    assert {d["name"] for d in everything["deployments"]} == VERA_SEES - {"foxtrot-tool"}
