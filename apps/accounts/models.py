@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.roles import ROLES
+
 
 class UserPreference(models.Model):
     """Per-user settings of the UI. An empty language follows the browser's Accept-Language.
@@ -81,6 +83,8 @@ class GroupScope(models.Model):
         return f"{self.group.name} = {self.role}@{where}"
 
     def clean(self) -> None:
+        if self.group_id is not None and self.group.name in ROLES:
+            raise ValidationError({"group": _("A role group already reaches every cluster: choose another group.")})
         namespaces = self.namespaces
         if not isinstance(namespaces, list) or not all(isinstance(item, str) for item in namespaces):
             raise ValidationError({"namespaces": _("Enter a list of namespace names.")})

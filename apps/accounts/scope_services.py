@@ -38,8 +38,6 @@ def group_scope_snapshot(scope: GroupScope) -> dict[str, Any]:
 
 
 def _check(scope: GroupScope) -> None:
-    if scope.group.name in ROLES:
-        raise ValidationError({"group": _("A role group already reaches every cluster: choose another group.")})
     scope.namespaces = sorted(set(scope.namespaces or []))
     scope.full_clean()
 

@@ -544,3 +544,33 @@ def test_the_gitops_export_holds_only_the_scopes_rows(world, k8s_standin):
     assert _client(world["olga"]).get("/api/v1/clusters/staging/export/", {"format": "json"}).status_code == 404
     everything = _client(world["gina"]).get("/api/v1/clusters/prod/export/", {"format": "json"}).json()
     assert {d["name"] for d in everything["deployments"]} == VERA_SEES - {"foxtrot-tool"}
+
+
+def test_admins_manage_scopes_in_the_admin_and_each_change_is_audited(world):
+    ada = UserFactory(username="ada", role="admin")
+    client = _admin(ada)
+    form = {
+        "group": Group.objects.get(name="team-shop").pk,
+        "role": "viewer",
+        "cluster": world["clusters"]["staging"].pk,
+    }
+    # a role group already reaches everything: refused
+    refused = client.post(
+        "/admin/accounts/groupscope/add/", {**form, "group": Group.objects.get(name="viewer").pk, "namespaces": "[]"}
+    )
+    assert refused.status_code == 200
+    assert not GroupScope.objects.filter(group__name="viewer").exists()
+    # added with namespaces, then deleted
+    added = client.post("/admin/accounts/groupscope/add/", {**form, "namespaces": '["ops", "shop"]'})
+    assert added.status_code == 302, added.content
+    scope = GroupScope.objects.get(group__name="team-shop", cluster__name="staging")
+    assert (scope.role, scope.namespaces, scope.from_config) == ("viewer", ["ops", "shop"], False)
+    deleted = client.post(f"/admin/accounts/groupscope/{scope.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    events = AuditEvent.objects.filter(action__startswith="scope.").order_by("id")
+    assert [(e.action, e.actor_name, e.source, e.cluster, e.name) for e in events] == [
+        ("scope.create", "ada", "admin", "staging", "team-shop"),
+        ("scope.delete", "ada", "admin", "staging", "team-shop"),
+    ]
+    # a scoped user, even an operator, cannot reach the scopes
+    assert _admin(world["olga"]).get("/admin/accounts/groupscope/add/").status_code == 403
