@@ -12,15 +12,27 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.logins import admin_login_record
+from apps.accounts.scopes import is_scoped
 from apps.metrics import dashboard_admin
 
 
+class ScopedAdminAuthenticationForm(AdminAuthenticationForm):
+    """Django's admin login form, also open to users whose groups hold scopes (no ``is_staff`` by hand)."""
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        if user.is_active and is_scoped(user):
+            return
+        super().confirm_login_allowed(user)
+
+
 class KubeDoorAdminSite(admin.AdminSite):
+    login_form = ScopedAdminAuthenticationForm
     site_header = _("KubeDoor")
     site_title = _("KubeDoor")
     index_title = _("Resource control plane")
@@ -35,6 +47,10 @@ class KubeDoorAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Staff as in Django, and users whose groups hold scopes (their rows only: ``apps.accounts.scopes``)."""
+        return super().has_permission(request) or (request.user.is_active and is_scoped(request.user))
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         """Django's login page; every POST to it is on record (``apps.accounts.logins``)."""

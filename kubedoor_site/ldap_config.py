@@ -29,8 +29,11 @@ def ldap_settings(env: Mapping[str, str], *, base_backends: list[str]) -> dict[s
         if not env.get(required):
             raise ValueError(f"{required} must be set when AUTH_LDAP_SERVER_URI is set")
     role_groups = {role: env[var] for role, var in ROLE_VARIABLES if env.get(var)}
-    if not role_groups:
-        raise ValueError("Set at least one of AUTH_LDAP_VIEWER/OPERATOR/ADMIN_GROUP_DN: nobody could log in")
+    if not role_groups and not env.get("KUBEDOOR_GROUP_SCOPES"):
+        raise ValueError(
+            "Set at least one of AUTH_LDAP_VIEWER/OPERATOR/ADMIN_GROUP_DN (or KUBEDOOR_GROUP_SCOPES): "
+            "nobody could log in"
+        )
     any_role = None
     for dn in role_groups.values():
         any_role = LDAPGroupQuery(dn) if any_role is None else any_role | LDAPGroupQuery(dn)
@@ -56,9 +59,9 @@ def ldap_settings(env: Mapping[str, str], *, base_backends: list[str]) -> dict[s
         "AUTH_LDAP_MIRROR_GROUPS_EXCEPT": [role for role, _ in ROLE_VARIABLES],
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         "AUTH_LDAP_ROLE_GROUPS": role_groups,
-        # A user in no role group cannot log in at all.
-        "AUTH_LDAP_REQUIRE_GROUP": any_role,
-        "AUTH_LDAP_USER_FLAGS_BY_GROUP": {"is_staff": any_role},
+        # A user in no role group and no group with a scope cannot log in at all: checked by
+        # apps.accounts.ldap (scopes are by group name, so no DN query can say it here).
+        "AUTH_LDAP_USER_FLAGS_BY_GROUP": {"is_staff": any_role} if any_role is not None else {},
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
         "AUTH_LDAP_CONNECTION_OPTIONS": {ldap.OPT_NETWORK_TIMEOUT: 5, ldap.OPT_TIMEOUT: 10},
         "AUTHENTICATION_BACKENDS": ["apps.accounts.ldap.RoleLDAPBackend", *base_backends],

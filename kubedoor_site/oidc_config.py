@@ -35,8 +35,10 @@ def oidc_settings(env: Mapping[str, str], *, backends: list[str]) -> dict[str, A
     if missing:
         raise ValueError(f"{', '.join(missing)} must be set when OIDC_RP_CLIENT_ID is set")
     group_roles = group_roles_parse(env.get("OIDC_GROUP_ROLES", ""))
-    if not group_roles:
-        raise ValueError("Set OIDC_GROUP_ROLES (e.g. team-a:operator): nobody could log in with SSO")
+    if not group_roles and not env.get("KUBEDOOR_GROUP_SCOPES"):
+        raise ValueError(
+            "Set OIDC_GROUP_ROLES (e.g. team-a:operator) or KUBEDOOR_GROUP_SCOPES: nobody could log in with SSO"
+        )
     return {
         "KUBEDOOR_OIDC_ENABLED": True,
         "OIDC_RP_CLIENT_ID": client_id,

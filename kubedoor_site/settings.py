@@ -15,6 +15,7 @@ import environ
 
 from kubedoor_site.ldap_config import ldap_settings
 from kubedoor_site.oidc_config import oidc_settings
+from kubedoor_site.scope_config import group_scopes_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -278,6 +279,11 @@ KUBEDOOR_DRIFT_CHECK_CRON = env.str("KUBEDOOR_DRIFT_CHECK_CRON", default="30 3 *
 KUBEDOOR_RESIZE_WAIT_SECONDS = env.float("KUBEDOOR_RESIZE_WAIT_SECONDS", default=60.0)
 KUBEDOOR_RESIZE_POLL_SECONDS = env.float("KUBEDOOR_RESIZE_POLL_SECONDS", default=5.0)
 
+# --- Scoped roles: directory groups → a role on one cluster (and namespaces) ----------------------
+# "team-a=operator@prod:shop,payments;team-b=viewer@staging": applied to the groups LDAP and OIDC
+# logins mirror, on every login (apps.accounts.scope_services). Scopes made in the admin are kept.
+KUBEDOOR_GROUP_SCOPES = group_scopes_parse(env.str("KUBEDOOR_GROUP_SCOPES", default=""))
+
 # --- LDAP (off when AUTH_LDAP_SERVER_URI is empty) -------------------------------------------
 _auth = ldap_settings(env.ENVIRON, base_backends=["django.contrib.auth.backends.ModelBackend"])
 # django-axes first: a locked-out user name or address is refused before any backend checks a password.
@@ -303,6 +309,8 @@ AXES_VERBOSE = False
 
 # --- OpenID Connect single sign-on (off when OIDC_RP_CLIENT_ID is empty) ------------------------
 globals().update(oidc_settings(env.ENVIRON, backends=globals()["AUTHENTICATION_BACKENDS"]))
+# Last: authenticates nobody, gives scoped users the permissions of their scopes' highest role.
+AUTHENTICATION_BACKENDS = [*globals()["AUTHENTICATION_BACKENDS"], "apps.accounts.scopes.ScopeBackend"]
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

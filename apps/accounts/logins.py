@@ -29,6 +29,7 @@ BACKEND_NAMES = {
     "apps.accounts.ldap.RoleLDAPBackend": "ldap",
 }
 LOCKOUT_BACKEND = "axes.backends.AxesStandaloneBackend"
+SCOPE_BACKEND = "apps.accounts.scopes.ScopeBackend"  # checks no password: permissions only
 
 
 def backend_name(dotted: str) -> str:
@@ -39,7 +40,8 @@ def backend_name(dotted: str) -> str:
 
 def _password_backends() -> str:
     """The backends a failed login was tried against (``ldap,local``): Django does not say which refused."""
-    return ",".join(backend_name(b) for b in settings.AUTHENTICATION_BACKENDS if b != LOCKOUT_BACKEND)
+    skipped = (LOCKOUT_BACKEND, SCOPE_BACKEND)
+    return ",".join(backend_name(b) for b in settings.AUTHENTICATION_BACKENDS if b not in skipped)
 
 
 def login_failure_record(*, request: HttpRequest, username: str) -> None:

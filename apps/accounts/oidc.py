@@ -4,8 +4,9 @@ mozilla-django-oidc runs the authorization-code flow; this backend decides who t
 what role they get: the username comes from ``OIDC_USERNAME_CLAIM`` (``preferred_username``), and
 on every login the groups claim (``OIDC_GROUPS_CLAIM``) is mapped to the KubeDoor role groups by
 ``OIDC_GROUP_ROLES`` (``team-a:operator,platform:admin``), and every group of the claim is
-mirrored as a Django group of the same name (as LDAP groups are). A user in no mapped group
-cannot log in, as with LDAP. A local account with a password of its own is never taken over by
+mirrored as a Django group of the same name (as LDAP groups are); the ``KUBEDOOR_GROUP_SCOPES``
+scopes of those groups are brought up to date. A user in no mapped group whose groups hold no
+scope cannot log in, as with LDAP. A local account with a password of its own is never taken over by
 an SSO login of the same name. Each login is an audit event carrying the source address.
 """
 
@@ -21,7 +22,9 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from apps.accounts.roles import ROLES
-from apps.audit.services import login_record
+from apps.accounts.scope_services import configured_clusters_exist, group_scopes_config_sync, groups_have_scopes
+from apps.accounts.scopes import user_scopes_forget
+from apps.audit.services import Actor, login_record
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ def roles_for_groups(groups: Any) -> list[str]:
     return [role for role in ROLES if role in granted]
 
 
+def _groups_scoped(groups: list[str]) -> bool:
+    """Whether the groups hold a scope, from the admin or from ``KUBEDOOR_GROUP_SCOPES``."""
+    return configured_clusters_exist(groups) or groups_have_scopes(groups)
+
+
 class RoleOIDCBackend(OIDCAuthenticationBackend):
     """mozilla-django-oidc's backend with KubeDoor's user names, role mapping and login audit."""
 
@@ -59,8 +67,9 @@ class RoleOIDCBackend(OIDCAuthenticationBackend):
         if not username:
             logger.warning("OIDC login refused: no %s claim", _setting("OIDC_USERNAME_CLAIM", "preferred_username"))
             return False
-        if not roles_for_groups(self._groups(claims)):
-            logger.warning("OIDC login of %s refused: no group of OIDC_GROUP_ROLES", username)
+        groups = self._groups(claims)
+        if not roles_for_groups(groups) and not _groups_scoped(groups):
+            logger.warning("OIDC login of %s refused: no group of OIDC_GROUP_ROLES or with a scope", username)
             return False
         return True
 
@@ -86,6 +95,8 @@ class RoleOIDCBackend(OIDCAuthenticationBackend):
         # Role groups exactly as mapped; the claim's groups mirrored by name (never a role's name).
         mirrored = [Group.objects.get_or_create(name=name[:150])[0] for name in groups if name not in ROLES]
         user.groups.set([*Group.objects.filter(name__in=roles), *mirrored])
+        group_scopes_config_sync(actor=Actor.system("oidc", on_behalf_of=user), group_names=groups)
+        user_scopes_forget(user)
         self._record_login(user, roles=roles, groups=groups)
         return user
 

@@ -58,6 +58,10 @@ _ADMIN_PERMS = (
     "metrics.add_importrun",
     "axes.view_accessattempt",  # login lockouts: admins unlock them
     "axes.delete_accessattempt",
+    "accounts.view_groupscope",  # who sees which clusters and namespaces: admins decide
+    "accounts.add_groupscope",
+    "accounts.change_groupscope",
+    "accounts.delete_groupscope",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +23,7 @@ from apps.audit.models import (
     default_channel_actions,
 )
 from apps.audit.services import Actor
+from apps.audit.visibility import audit_events_visible
 from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
 if TYPE_CHECKING:
@@ -48,6 +50,9 @@ class AuditEventAdmin(ReadOnlyModelAdmin):
     readonly_fields = cast("list[str]", fields)  # plain names, no groups
     actions = None
     change_list_template = "admin/audit/auditevent/change_list.html"  # adds the export buttons
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return audit_events_visible(request.user, super().get_queryset(request))
 
     def get_urls(self) -> list[URLPattern]:
         export = path(

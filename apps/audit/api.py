@@ -17,6 +17,7 @@ from rest_framework.request import Request
 
 from apps.audit.export import EXPORT_FORMATS, audit_events_export_response
 from apps.audit.models import AUDIT_EVENT_SUBJECT_FIELDS, AuditEvent
+from apps.audit.visibility import audit_events_visible
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -68,6 +69,9 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = AuditEventFilter
     search_fields = ["message", "name"]
     ordering_fields = ["at", "action", "actor_name"]
+
+    def get_queryset(self) -> Any:
+        return audit_events_visible(self.request.user, AuditEvent.objects.all())
 
     @action(detail=False, methods=["get"], url_path="export", content_negotiation_class=_FormatIsAParameter)
     def export(self, request: Request, *args: Any, **kwargs: Any) -> StreamingHttpResponse:

@@ -15,6 +15,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.roles import OPERATOR
+from apps.accounts.scopes import (
+    ScopedAdminMixin,
+    ScopedClusterNameListFilter,
+    ScopedRelatedFieldListFilter,
+    scope_filter,
+    scope_has_perm,
+)
 from apps.audit.services import Actor
 from apps.control import excluded_days, selectors, services
 from apps.control.admin_onboarding import ClusterOnboardingMixin
@@ -46,7 +54,7 @@ class NamespaceFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         cluster_id = request.GET.get("cluster__id__exact")
         cluster = Cluster.objects.filter(pk=cluster_id).first() if cluster_id and cluster_id.isdigit() else None
-        return [(ns, ns) for ns in selectors.namespace_list(cluster=cluster)]
+        return [(ns, ns) for ns in selectors.namespace_list(cluster=cluster, user=request.user)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> QuerySet[Microservice]:
         if self.value():
@@ -123,7 +131,7 @@ MEASURED_FIELDS = (
 
 
 @admin.register(Microservice)
-class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
+class MicroserviceAdmin(ScopedAdminMixin, MicroserviceOperationsMixin, admin.ModelAdmin):
     change_list_template = "admin/control/microservice/change_list.html"
     list_display = [
         "namespace",
@@ -143,7 +151,13 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         curves_link,
     ]
     list_display_links = ["name"]
-    list_filter = ["cluster", NamespaceFilter, "is_present", HpaManagedFilter, "replicas_mode"]
+    list_filter = [
+        ("cluster", ScopedRelatedFieldListFilter),
+        NamespaceFilter,
+        "is_present",
+        HpaManagedFilter,
+        "replicas_mode",
+    ]
     search_fields = ["namespace", "name"]
     list_per_page = 100
     list_select_related = ["cluster"]
@@ -196,6 +210,7 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Accept the recommended pods as specified pods"), permissions=["change"])
     def accept_recommendation_action(self, request: HttpRequest, queryset: QuerySet[Microservice]) -> None:
+        queryset = scope_filter(request.user, queryset, role=OPERATOR)  # the rows they may change
         result = services.microservice_recommendation_accept(actor=Actor.for_admin(request), microservices=queryset)
         if result.accepted:
             self.message_user(
@@ -235,13 +250,21 @@ class MicroserviceAdmin(MicroserviceOperationsMixin, admin.ModelAdmin):
         readonly = list(MEASURED_FIELDS)
         if obj is not None:
             readonly += ["cluster", "namespace", "name"]
-        if not request.user.has_perm("control.change_microservice_requests"):
+        may_change_requests = (
+            scope_has_perm(
+                request.user, "control.change_microservice_requests", cluster=obj.cluster.name, namespace=obj.namespace
+            )
+            if obj is not None
+            else request.user.has_perm("control.change_microservice_requests")
+        )
+        if not may_change_requests:
             editable = set(OPERATOR_EDITABLE_FIELDS)
             readonly += [field for field in services.MICROSERVICE_EDITABLE_FIELDS if field not in editable]
         return readonly
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "clusters": list(selectors.cluster_list())}
+        clusters = scope_filter(request.user, selectors.cluster_list(), cluster="name", namespace=None)
+        extra_context = {**(extra_context or {}), "clusters": list(clusters)}
         return super().changelist_view(request, extra_context=extra_context)
 
     def save_model(self, request: HttpRequest, obj: Microservice, form: forms.ModelForm, change: bool) -> None:
@@ -314,7 +337,10 @@ class ClusterAdminForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(ClusterOnboardingMixin, admin.ModelAdmin):
+class ClusterAdmin(ScopedAdminMixin, ClusterOnboardingMixin, admin.ModelAdmin):
+    scope_cluster = "name"
+    scope_namespace = None
+
     form = ClusterAdminForm
     list_display = [
         "name",
@@ -479,11 +505,13 @@ class ClusterAdmin(ClusterOnboardingMixin, admin.ModelAdmin):
 
 
 @admin.register(ExcludedDay)
-class ExcludedDayAdmin(admin.ModelAdmin):
+class ExcludedDayAdmin(ScopedAdminMixin, admin.ModelAdmin):
     """The clusters' calendars of excluded days; writes go through ``apps.control.excluded_days`` (audited)."""
 
+    scope_namespace = None
+
     list_display = ["cluster", "start", "end", "reason", "created_by", "created_at"]
-    list_filter = ["cluster__name"]
+    list_filter = [("cluster__name", ScopedClusterNameListFilter)]
     search_fields = ["reason"]
     date_hierarchy = "start"
     fields = ["cluster", "start", "end", "reason", "created_by", "created_at"]
@@ -492,6 +520,17 @@ class ExcludedDayAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ExcludedDay | None = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "cluster"] if obj is not None else readonly
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "cluster":
+            # a scoped operator adds days to the clusters they hold whole, as operator
+            clusters = scope_filter(request.user, Cluster.objects.all(), cluster="name", namespace=None)
+            kwargs["queryset"] = clusters.filter(
+                pk__in=[
+                    c.pk for c in clusters if scope_has_perm(request.user, "control.add_excludedday", cluster=c.name)
+                ]
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)

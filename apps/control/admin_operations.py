@@ -19,6 +19,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from apps.accounts.roles import OPERATOR
+from apps.accounts.scopes import ScopedRelatedFieldListFilter, scope_filter, scope_has_perm, user_scopes
 from apps.audit.services import Actor
 from apps.control import operations, scheduling
 from apps.control.forms import OperationScheduleForm, ScheduledOperationForm
@@ -204,7 +206,7 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
         "last_result_display",
         "created_by_name",
     ]
-    list_filter = ["kind", "schedule", "state", "enabled", "cluster"]
+    list_filter = ["kind", "schedule", "state", "enabled", ("cluster", ScopedRelatedFieldListFilter)]
     search_fields = ["targets__name", "targets__namespace", "created_by_name"]
     filter_horizontal = ["targets"]
     actions = ["pause_action", "resume_action", "cancel_action"]
@@ -212,7 +214,27 @@ class ScheduledOperationAdmin(admin.ModelAdmin):
     list_select_related = ["cluster"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ScheduledOperation]:
-        return super().get_queryset(request).prefetch_related("targets")
+        return scheduling.operation_scope_filter(
+            request.user, super().get_queryset(request).prefetch_related("targets")
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: ScheduledOperation | None = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None or user_scopes(request.user) is None:
+            return True
+        perm = operations.KIND_PERMISSIONS.get(OperationKind(obj.kind), "control.change_scheduledoperation")
+        return all(
+            scope_has_perm(request.user, perm, cluster=target.cluster.name, namespace=target.namespace)
+            for target in obj.targets.select_related("cluster")
+        )
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "targets":  # a scoped operator targets the services of their scopes only
+            kwargs["queryset"] = scope_filter(
+                request.user, Microservice.objects.select_related("cluster"), role=OPERATOR
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ScheduledOperation | None = None) -> list[str]:
         readonly = ["state", "next_run_at", "last_run_at", "last_result", "created_by_name", "created_at"]

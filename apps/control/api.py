@@ -7,13 +7,15 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from apps.accounts.roles import OPERATOR
+from apps.accounts.scopes import scope_cluster_filter, scope_filter, scope_has_perm, scope_sees
 from apps.audit.services import Actor
 from apps.control import excluded_days, operations, scheduling, selectors, services
 from apps.control.filters import AliasOrderingFilter, MicroserviceFilter
@@ -40,7 +42,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
     filterset_fields = ["admission_mode", "collect_enabled"]
 
     def get_queryset(self) -> Any:
-        return selectors.cluster_list()
+        return scope_cluster_filter(self.request.user, selectors.cluster_list())
 
     def perform_create(self, serializer: BaseSerializer[Cluster]) -> None:
         serializer.instance = services.cluster_create(actor=Actor.for_api(self.request), **serializer.validated_data)
@@ -69,9 +71,17 @@ class ExcludedDayViewSet(viewsets.ModelViewSet):
     def _cluster(self) -> Cluster:
         name = self.kwargs["cluster_name"]
         try:
-            return selectors.cluster_get(name=name)
+            cluster = selectors.cluster_get(name=name)
         except Cluster.DoesNotExist:
-            raise exceptions.NotFound(_("No cluster %(name)s.") % {"name": name}) from None
+            cluster = None
+        if cluster is None or not scope_sees(self.request.user, cluster=name):
+            raise exceptions.NotFound(_("No cluster %(name)s.") % {"name": name})
+        if self.request.method not in permissions.SAFE_METHODS:
+            perm = {"POST": "add", "DELETE": "delete"}.get(self.request.method or "", "change")
+            if not scope_has_perm(self.request.user, f"control.{perm}_excludedday", cluster=name):
+                message = _("Your role in %(cluster)s does not allow this.") % {"cluster": name}
+                raise exceptions.PermissionDenied(message)
+        return cluster
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no cluster in the URL
@@ -119,8 +129,31 @@ class MicroserviceViewSet(viewsets.ModelViewSet):
         "updated_at",
     ]
 
+    # The permission each action needs on the object's own scope (scoped users); reads need only to see it.
+    scope_object_perms = {
+        "update": "control.change_microservice",
+        "partial_update": "control.change_microservice",
+        "destroy": "control.delete_microservice",
+        "scale": "control.scale_microservice",
+        "restart": "control.restart_microservice",
+        "resize": "control.restart_microservice",
+    }
+
     def get_queryset(self) -> Any:
-        return selectors.microservice_list()
+        return scope_filter(self.request.user, selectors.microservice_list())
+
+    def get_object(self) -> Microservice:
+        """404 for a row outside the user's scopes (it is not in the queryset), 403 for a role too low there."""
+        microservice: Microservice = super().get_object()
+        perm = self.scope_object_perms.get(self.action or "")
+        if perm and not scope_has_perm(
+            self.request.user, perm, cluster=microservice.cluster.name, namespace=microservice.namespace
+        ):
+            raise exceptions.PermissionDenied(
+                _("Your role in %(cluster)s/%(namespace)s does not allow this.")
+                % {"cluster": microservice.cluster.name, "namespace": microservice.namespace}
+            )
+        return microservice
 
     def perform_create(self, serializer: BaseSerializer[Microservice]) -> None:
         data = dict(serializer.validated_data)
@@ -220,7 +253,15 @@ class OperationViewSet(viewsets.ModelViewSet):
     ordering_fields = ["created_at", "next_run_at", "last_run_at"]
 
     def get_queryset(self) -> Any:
-        return scheduling.operation_list()
+        return scheduling.operation_list(user=self.request.user)
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)
+        targets = getattr(serializer, "fields", {}).get("targets")
+        if targets is not None and not kwargs.get("many"):
+            # a target outside the user's operator scopes is "does not exist", like an unknown id
+            targets.child_relation.queryset = scope_filter(self.request.user, Microservice.objects.all(), role=OPERATOR)
+        return serializer
 
     def perform_create(self, serializer: BaseSerializer[ScheduledOperation]) -> None:
         data = dict(serializer.validated_data)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import jsonpatch
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.accounts.scopes import scope_has_perm, scope_sees
 from apps.audit.models import AuditResult, AuditSource
 from apps.audit.services import Actor, audit_event_record
 from apps.control import k8s
@@ -94,13 +96,26 @@ class BatchResult:
         }
 
 
-def operation_permission_check(*, actor: Actor, kind: str) -> None:
-    """A person (admin or API) needs the kind's permission; the scheduler acts on a checked creation."""
+def operation_permission_check(*, actor: Actor, kind: str, targets: Iterable[Microservice] = ()) -> None:
+    """A person (admin or API) needs the kind's permission; the scheduler acts on a checked creation.
+
+    A scoped user (``apps.accounts.scopes``) needs it on each target's scope: a target they cannot see
+    is "not found" (``Http404``, as for a missing one, so its name does not leak), one they see with too
+    low a role is refused.
+    """
     if actor.source not in (AuditSource.ADMIN, AuditSource.API):
         return
     perm = KIND_PERMISSIONS[OperationKind(kind)]
     if actor.user is None or not actor.user.has_perm(perm):
         raise PermissionDenied(_("You may not %(kind)s microservices.") % {"kind": OperationKind(kind).label})
+    for target in targets:
+        where = {"cluster": target.cluster.name, "namespace": target.namespace}
+        if not scope_sees(actor.user, **where):
+            raise Http404(_("No such microservice."))
+        if not scope_has_perm(actor.user, perm, **where):
+            raise PermissionDenied(
+                _("You may not %(kind)s %(service)s.") % {"kind": OperationKind(kind).label, "service": target}
+            )
 
 
 def replicas_validate(replicas: int | None) -> None:
@@ -215,7 +230,7 @@ def microservice_scale(
     range, ``PermissionDenied`` for a person without the scale permission. A Kubernetes failure is
     returned as a failed ``TargetResult`` (and audited), not raised. Must not run inside a transaction.
     """
-    operation_permission_check(actor=actor, kind=OperationKind.SCALE)
+    operation_permission_check(actor=actor, kind=OperationKind.SCALE, targets=[microservice])
     replicas_validate(replicas)
     wanted = _target_replicas(microservice, replicas)
     cluster = microservice.cluster
@@ -362,7 +377,7 @@ def microservice_restart(*, actor: Actor, microservice: Microservice, dry_run: b
     With admission in ``enforce`` the restart also applies the control table (replicas, requests and
     limits of the controlled container): that is how saved values take effect.
     """
-    operation_permission_check(actor=actor, kind=OperationKind.RESTART)
+    operation_permission_check(actor=actor, kind=OperationKind.RESTART, targets=[microservice])
     cluster = microservice.cluster
     base = _target(microservice)
     applied: list[str] = []
@@ -429,7 +444,7 @@ def microservice_save_and_scale(
     Without ``replicas`` the saved row's effective replicas are used. Must not be called inside
     a transaction: the save has to be visible to the webhook before the scale reaches Kubernetes.
     """
-    operation_permission_check(actor=actor, kind=OperationKind.SCALE)
+    operation_permission_check(actor=actor, kind=OperationKind.SCALE, targets=[microservice])
     replicas_validate(replicas)
     saved = _save_committed(actor=actor, microservice=microservice, data=data)
     return microservice_scale(actor=actor, microservice=saved, replicas=replicas)
@@ -437,7 +452,7 @@ def microservice_save_and_scale(
 
 def microservice_save_and_restart(*, actor: Actor, microservice: Microservice, data: Mapping[str, Any]) -> TargetResult:
     """Save the control row (committed first), then restart so new pods get the table's values."""
-    operation_permission_check(actor=actor, kind=OperationKind.RESTART)
+    operation_permission_check(actor=actor, kind=OperationKind.RESTART, targets=[microservice])
     saved = _save_committed(actor=actor, microservice=microservice, data=data)
     return microservice_restart(actor=actor, microservice=saved)
 
@@ -506,7 +521,7 @@ def operation_batch_run(
     handled (a resumed run), which is then neither executed again nor waited for; ``on_result`` is
     called after each executed target (to persist progress).
     """
-    operation_permission_check(actor=actor, kind=kind)
+    operation_permission_check(actor=actor, kind=kind, targets=microservices)
     replicas_validate(replicas)
     results: list[TargetResult] = []
     acted = False

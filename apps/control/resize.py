@@ -107,7 +107,7 @@ def microservice_resize(
     Refused (a failed result with ``error_kind`` ``conflict``, the API's 409) on clusters below 1.35,
     and when the controlled container is not in the pods. Must not run inside a transaction.
     """
-    operation_permission_check(actor=actor, kind=OperationKind.RESIZE)
+    operation_permission_check(actor=actor, kind=OperationKind.RESIZE, targets=[microservice])
     cluster = microservice.cluster
     base: dict[str, Any] = {
         "service_id": microservice.pk,

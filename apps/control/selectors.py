@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db.models import F, QuerySet
 
+from apps.accounts.scopes import scope_filter
 from apps.control import k8s
 from apps.control.models import Cluster, Microservice
 
@@ -46,8 +48,9 @@ def microservice_get(*, cluster: str, namespace: str, name: str) -> Microservice
     return Microservice.objects.select_related("cluster").get(cluster__name=cluster, namespace=namespace, name=name)
 
 
-def namespace_list(*, cluster: Cluster | None = None) -> list[str]:
-    rows = Microservice.objects.all()
+def namespace_list(*, cluster: Cluster | None = None, user: Any = None) -> list[str]:
+    """Namespaces of the control table (of ``cluster``); only those of the user's scopes when ``user`` is given."""
+    rows = scope_filter(user, Microservice.objects.all())
     if cluster is not None:
         rows = rows.filter(cluster=cluster)
     return list(rows.order_by("namespace").values_list("namespace", flat=True).distinct())

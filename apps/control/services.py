@@ -11,8 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
+from django.http import Http404
 from django.utils.translation import gettext as _
 
+from apps.accounts.scopes import is_scoped, scope_has_perm, scope_sees
 from apps.audit.models import AuditSource
 from apps.audit.services import Actor, audit_event_record
 from apps.control.choices import AdmissionEngine, AdmissionMode
@@ -83,11 +85,26 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[
     return {key: before.get(key) for key in keys}, {key: after.get(key) for key in keys}
 
 
-def _check_request_permission(*, user: Any, fields: Iterable[str]) -> None:
+def _check_scope(*, actor: Actor, perm: str, cluster: str, namespace: str) -> None:
+    """A scoped person (admin or API) acts only inside their scopes: unseen rows are "not found"."""
+    if actor.user is None or actor.source not in (AuditSource.ADMIN, AuditSource.API) or not is_scoped(actor.user):
+        return  # unrestricted users: the faces checked their model permissions, as before scopes
+    if not scope_sees(actor.user, cluster=cluster, namespace=namespace):
+        raise Http404(_("No such microservice."))
+    if not scope_has_perm(actor.user, perm, cluster=cluster, namespace=namespace):
+        raise PermissionDenied(
+            _("Your role in %(cluster)s/%(namespace)s does not allow this.")
+            % {"cluster": cluster, "namespace": namespace}
+        )
+
+
+def _check_request_permission(*, user: Any, fields: Iterable[str], cluster: str, namespace: str) -> None:
     if user is None:
         return
     touched = [field for field in fields if field in MICROSERVICE_REQUEST_FIELDS]
-    if touched and not user.has_perm("control.change_microservice_requests"):
+    if touched and not scope_has_perm(
+        user, "control.change_microservice_requests", cluster=cluster, namespace=namespace
+    ):
         raise PermissionDenied(_("Only admins may change requests (%(fields)s).") % {"fields": ", ".join(touched)})
 
 
@@ -165,7 +182,13 @@ def cluster_delete(*, actor: Actor, cluster: Cluster) -> None:
 @transaction.atomic
 def microservice_create(*, actor: Actor, cluster: Cluster, namespace: str, name: str, **fields: Any) -> Microservice:
     """Register a Deployment in the control table."""
-    _check_request_permission(user=actor.user, fields=[f for f, v in fields.items() if v is not None])
+    _check_scope(actor=actor, perm="control.add_microservice", cluster=cluster.name, namespace=namespace)
+    _check_request_permission(
+        user=actor.user,
+        fields=[f for f, v in fields.items() if v is not None],
+        cluster=cluster.name,
+        namespace=namespace,
+    )
     unknown = set(fields) - set(MICROSERVICE_EDITABLE_FIELDS) - {"replicas_measured", "replicas_initial", "is_present"}
     if unknown:
         raise ValidationError({field: _("This field cannot be set.") for field in sorted(unknown)})
@@ -197,8 +220,10 @@ def microservice_update(*, actor: Actor, microservice: Microservice, data: Mappi
         raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
     microservice = Microservice.objects.select_for_update().select_related("cluster").get(pk=microservice.pk)
     before = microservice_snapshot(microservice)
+    where = {"cluster": microservice.cluster.name, "namespace": microservice.namespace}
+    _check_scope(actor=actor, perm="control.change_microservice", **where)
     changed = [field for field, value in data.items() if getattr(microservice, field) != value]
-    _check_request_permission(user=actor.user, fields=changed)
+    _check_request_permission(user=actor.user, fields=changed, **where)
     if not changed:
         return microservice
     for field in changed:

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.scopes import ScopedAdminMixin, ScopedRelatedFieldListFilter, scope_cluster_filter
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
@@ -41,6 +42,13 @@ class CollectForm(forms.Form):
         label=_("cluster"), queryset=Cluster.objects.order_by("name"), to_field_name="name", empty_label=None
     )
     days = forms.IntegerField(label=_("days"), min_value=1, max_value=services.MAX_DAYS, initial=10)
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["cluster"]
+        assert isinstance(field, forms.ModelChoiceField)
+        # a scoped user collects the clusters they hold whole as operator
+        field.queryset = scope_cluster_filter(user, Cluster.objects.order_by("name"), perm="metrics.add_collectionrun")
 
 
 class CollectionChunkInline(admin.TabularInline):
@@ -73,8 +81,10 @@ class CollectionChunkInline(admin.TabularInline):
 
 
 @admin.register(CollectionRun)
-class CollectionRunAdmin(admin.ModelAdmin):
+class CollectionRunAdmin(ScopedAdminMixin, admin.ModelAdmin):
     """Run history (read-only); "add" is the Collect & update page; a run's page shows live progress."""
+
+    scope_namespace = None
 
     inlines = (CollectionChunkInline,)
 
@@ -93,7 +103,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("state", "cluster")
+    list_filter = ("state", ("cluster", ScopedRelatedFieldListFilter))
     list_select_related = ("cluster",)
     change_form_template = "admin/metrics/collectionrun/change_form.html"
     readonly_fields = ("cluster", "days", "concurrency", "state", "progress", *COLLECTION_RUN_OUTCOME_FIELDS)
@@ -116,7 +126,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = CollectForm(request.POST or None)
+        form = CollectForm(request.POST or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             try:
                 run = services.collection_start(
@@ -132,7 +142,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
             "title": _("Collect & update"),
             "form": form,
             "opts": self.model._meta,
-            "recent": selectors.collection_run_list()[:10],
+            "recent": self.get_queryset(request).order_by("-created_at", "-id")[:10],
             "history_url": reverse("admin:metrics_collectionrun_changelist"),
         }
         return TemplateResponse(request, "admin/metrics/collectionrun/collect.html", context)
@@ -140,7 +150,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
-        run = CollectionRun.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        run = self.get_queryset(request).filter(pk=object_id).first() if object_id.isdigit() else None
         extra = dict(extra_context or {})
         if run is not None:
             extra.update(
@@ -160,6 +170,12 @@ class PeakFilterForm(forms.Form):
     namespace = forms.CharField(label=_("namespace"), required=False, max_length=63)
     deployment = forms.CharField(label=_("deployment"), required=False, max_length=253)
 
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["cluster"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = scope_cluster_filter(user, Cluster.objects.order_by("name"))
+
 
 @admin.register(DailyPeak)
 class DailyPeakAdmin(ReadOnlyModelAdmin):
@@ -168,7 +184,7 @@ class DailyPeakAdmin(ReadOnlyModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        first_cluster = Cluster.objects.order_by("name").first()
+        first_cluster = scope_cluster_filter(request.user, Cluster.objects.order_by("name")).first()
         yesterday = timezone.localdate() - datetime.timedelta(days=1)
         data = {
             "cluster": request.GET.get("cluster") or (first_cluster.name if first_cluster else ""),
@@ -176,7 +192,7 @@ class DailyPeakAdmin(ReadOnlyModelAdmin):
             "namespace": request.GET.get("namespace", ""),
             "deployment": request.GET.get("deployment", ""),
         }
-        form = PeakFilterForm(data)
+        form = PeakFilterForm(data, user=request.user)
         page: Page[PeakRow] | None = None
         day = None
         if form.is_valid():
@@ -187,6 +203,7 @@ class DailyPeakAdmin(ReadOnlyModelAdmin):
                 day_to=day,
                 namespace=form.cleaned_data["namespace"],
                 deployment=form.cleaned_data["deployment"],
+                user=request.user,
             )
             # PeakPage counts and slices like a sequence, which is all the paginator uses.
             page = Paginator(cast("Sequence[PeakRow]", rows), PEAKS_PER_PAGE).get_page(request.GET.get("page"))

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.scopes import scope_cluster_filter, scope_filter
 from apps.audit.services import Actor
 from apps.control.models import Cluster
 from apps.metrics import selectors, services
@@ -59,7 +60,18 @@ class CollectionRunViewSet(
     ordering_fields = ["created_at", "id"]
 
     def get_queryset(self) -> Any:
-        return selectors.collection_run_list(cluster=self.request.query_params.get("cluster"))
+        runs = selectors.collection_run_list(cluster=self.request.query_params.get("cluster"))
+        return scope_filter(self.request.user, runs, namespace=None)
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)
+        cluster = getattr(serializer, "fields", {}).get("cluster")
+        if cluster is not None and not kwargs.get("many"):
+            # a scoped user collects the clusters they hold whole as operator
+            cluster.queryset = scope_cluster_filter(
+                self.request.user, Cluster.objects.all(), perm="metrics.add_collectionrun"
+            )
+        return serializer
 
     @extend_schema(
         parameters=[OpenApiParameter("cluster", str, description="cluster name")],
@@ -131,6 +143,8 @@ class PeakListView(APIView):
     @extend_schema(parameters=[PeakQuerySerializer], responses=PeakSerializer(many=True))
     def get(self, request: Request) -> Response:
         query = PeakQuerySerializer(data=request.query_params)
+        field: Any = query.fields["cluster"]  # a SlugRelatedField
+        field.queryset = scope_cluster_filter(request.user, Cluster.objects.all())
         query.is_valid(raise_exception=True)
         data = query.validated_data
         rows = selectors.peak_list(
@@ -139,6 +153,7 @@ class PeakListView(APIView):
             day_to=data["day_to"],
             namespace=data["namespace"],
             deployment=data["deployment"],
+            user=request.user,
         )
         paginator = self.pagination_class()
         # PeakPage counts and slices like a sequence, which is all the paginator uses.

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from apps.accounts.scopes import scope_cluster_filter, scope_sees
 from apps.control.explanation import explanation_render
 from apps.control.models import Cluster, Microservice
 from apps.metrics import dashboard, selectors
@@ -33,6 +34,13 @@ class RangeForm(forms.Form):
     )
     day_from = forms.DateField(label=_("from"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     day_to = forms.DateField(label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        field = self.fields["cluster"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = scope_cluster_filter(user, Cluster.objects.order_by("name"))
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -62,10 +70,10 @@ def _check(request: HttpRequest) -> None:
 def _range_form(request: HttpRequest) -> RangeForm:
     data = request.GET.copy()
     if not data.get("cluster"):
-        first = Cluster.objects.order_by("name").first()
+        first = scope_cluster_filter(request.user, Cluster.objects.order_by("name")).first()
         if first is not None:
             data["cluster"] = first.name
-    return RangeForm(data)
+    return RangeForm(data, user=request.user)
 
 
 def _context(site: AdminSite, request: HttpRequest, **extra: Any) -> dict[str, Any]:
@@ -90,7 +98,7 @@ def dashboard_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         request,
         title=_("Dashboard"),
         form=form,
-        has_clusters=Cluster.objects.exists(),
+        has_clusters=scope_cluster_filter(request.user, Cluster.objects.all()).exists(),
         span=span,
         summary_api=reverse("api:dashboard-summary"),
         waste_api=reverse("api:dashboard-waste"),
@@ -113,10 +121,14 @@ class CurvesForm(RangeForm):
 def curves_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """One service's daily curves: P95 CPU and memory against request and limit, and pods."""
     _check(request)
-    form = CurvesForm(request.GET)
+    form = CurvesForm(request.GET, user=request.user)
     if not form.is_valid():
         if "cluster" in form.errors or "namespace" in form.errors or "deployment" in form.errors:
             raise Http404(_("Choose a microservice from the control table or the dashboard."))
+    elif not scope_sees(
+        request.user, cluster=form.cleaned_data["cluster"].name, namespace=form.cleaned_data["namespace"]
+    ):
+        raise Http404(_("Choose a microservice from the control table or the dashboard."))
     context = _context(
         site,
         request,

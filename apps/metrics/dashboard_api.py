@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.scopes import scope_cluster_filter, scope_namespaces, scope_sees
 from apps.control import excluded_days
 from apps.control import selectors as control_selectors
 from apps.control.models import Cluster
@@ -29,7 +30,17 @@ from kubedoor_site.permissions import has_perms
 
 
 class RangeQuerySerializer(serializers.Serializer):
+    """The cluster and day range of a dashboard query; a cluster outside the user's scopes is unknown."""
+
     cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            field: Any = self.fields["cluster"]  # a SlugRelatedField
+            field.queryset = scope_cluster_filter(request.user, Cluster.objects.all())
+
     day_from = serializers.DateField(required=False, help_text=_("first day (default: the cluster's lookback)"))
     day_to = serializers.DateField(required=False, help_text=_("last day (default: today in the cluster's zone)"))
 
@@ -45,6 +56,16 @@ class RangeQuerySerializer(serializers.Serializer):
 class CurvesQuerySerializer(RangeQuerySerializer):
     namespace = serializers.CharField(max_length=63)
     deployment = serializers.CharField(max_length=253)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        request = self.context.get("request")
+        cluster, namespace = attrs["cluster"].name, attrs["namespace"]
+        if request is not None and not scope_sees(request.user, cluster=cluster, namespace=namespace):
+            # outside the user's scopes: the same answer as a service that does not exist
+            raise NotFound(
+                _("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{attrs['deployment']}"}
+            )
+        return super().validate(attrs)
 
 
 class WasteQuerySerializer(RangeQuerySerializer):
@@ -212,10 +233,15 @@ class DashboardSummaryView(APIView):
 
     @extend_schema(parameters=[RangeQuerySerializer], responses=SUMMARY_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = RangeQuerySerializer(data=request.query_params)
+        query = RangeQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         cluster, day_from, day_to = (query.validated_data[key] for key in ("cluster", "day_from", "day_to"))
-        summary = dashboard.dashboard_summary(cluster=cluster.name, day_from=day_from, day_to=day_to)
+        summary = dashboard.dashboard_summary(
+            cluster=cluster.name,
+            day_from=day_from,
+            day_to=day_to,
+            namespaces=scope_namespaces(request.user, cluster=cluster.name),
+        )
         payload = dashboard.as_payload(summary)
         payload["data"] = dashboard.as_payload(dashboard.dashboard_data_span(cluster=cluster.name))
         return Response(payload)
@@ -228,7 +254,7 @@ class DashboardCurvesView(APIView):
 
     @extend_schema(parameters=[CurvesQuerySerializer], responses=CURVES_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = CurvesQuerySerializer(data=request.query_params)
+        query = CurvesQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         data = query.validated_data
         cluster, namespace, deployment = data["cluster"].name, data["namespace"], data["deployment"]
@@ -268,10 +294,15 @@ class DashboardWasteView(APIView):
 
     @extend_schema(parameters=[WasteQuerySerializer], responses=WASTE_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = WasteQuerySerializer(data=request.query_params)
+        query = WasteQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        summary = waste.waste_summary(cluster=data["cluster"], day_from=data["day_from"], day_to=data["day_to"])
+        summary = waste.waste_summary(
+            cluster=data["cluster"],
+            day_from=data["day_from"],
+            day_to=data["day_to"],
+            namespaces=scope_namespaces(request.user, cluster=data["cluster"].name),
+        )
         services = waste.waste_services_filter(
             summary.services,
             namespace=data.get("namespace", ""),

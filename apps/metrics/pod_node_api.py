@@ -80,7 +80,7 @@ class DashboardPodsView(APIView):
 
     @extend_schema(parameters=[CurvesQuerySerializer], responses=PODS_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = CurvesQuerySerializer(data=request.query_params)
+        query = CurvesQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         data = query.validated_data
         cluster, namespace, deployment = data["cluster"].name, data["namespace"], data["deployment"]
@@ -112,7 +112,7 @@ class DashboardNodesView(APIView):
 
     @extend_schema(parameters=[RangeQuerySerializer], responses=NODES_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = RangeQuerySerializer(data=request.query_params)
+        query = RangeQuerySerializer(data=request.query_params, context={"request": request})
         query.is_valid(raise_exception=True)
         cluster, day_from, day_to = (query.validated_data[key] for key in ("cluster", "day_from", "day_to"))
         board = pod_node_dashboard.node_board(cluster=cluster.name, day_from=day_from, day_to=day_to)

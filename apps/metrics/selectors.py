@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from apps.accounts.scopes import scope_namespaces
 from apps.metrics.models import CollectionRun
 from apps.metrics.store import PeakRow, PeakStore, peak_store
 
@@ -78,30 +80,59 @@ def collection_run_get(*, pk: int) -> CollectionRun:
 
 
 class PeakPage:
-    """A lazily counted, lazily sliced list of archive rows, so Django's and DRF's paginators can page it."""
+    """A lazily counted, lazily sliced list of archive rows, so Django's and DRF's paginators can page it.
 
-    def __init__(self, *, store: PeakStore, **filters: Any) -> None:
+    ``namespaces`` (a scoped user's namespaces of the cluster) reads the store once per namespace, in
+    namespace order, and pages over them as one list; ``None`` = the store's own filters only.
+    """
+
+    def __init__(self, *, store: PeakStore, namespaces: Collection[str] | None = None, **filters: Any) -> None:
         self.store = store
         self.filters = filters
-        self._count: int | None = None
+        if namespaces is None:
+            self.parts = [filters]
+        else:
+            self.parts = [{**filters, "namespace": namespace} for namespace in sorted(namespaces)]
+        self._counts: list[int] | None = None
+
+    def _part_counts(self) -> list[int]:
+        if self._counts is None:
+            self._counts = [self.store.count(**part) for part in self.parts]
+        return self._counts
 
     def count(self) -> int:
-        if self._count is None:
-            self._count = self.store.count(**self.filters)
-        return self._count
+        return sum(self._part_counts())
 
     def __len__(self) -> int:
         return self.count()
 
+    def _rows(self, start: int, stop: int) -> list[PeakRow]:
+        rows: list[PeakRow] = []
+        offset = 0
+        for part, count in zip(self.parts, self._part_counts(), strict=True):
+            lo, hi = max(start - offset, 0), min(stop - offset, count)
+            if lo < hi:
+                rows += self.store.rows(**part, limit=hi - lo, offset=lo)
+            offset += count
+            if offset >= stop:
+                break
+        return rows
+
     def __getitem__(self, index: slice | int) -> list[PeakRow] | PeakRow:
         if isinstance(index, int):
-            rows = self.store.rows(**self.filters, limit=1, offset=index)
+            if len(self.parts) == 1:
+                rows = self.store.rows(**self.parts[0], limit=1, offset=index)
+            else:
+                rows = self._rows(index, index + 1)
             if not rows:
                 raise IndexError(index)
             return rows[0]
         start = index.start or 0
+        if len(self.parts) == 1:
+            stop = index.stop if index.stop is not None else self.count()
+            return self.store.rows(**self.parts[0], limit=max(0, stop - start), offset=start)
         stop = index.stop if index.stop is not None else self.count()
-        return self.store.rows(**self.filters, limit=max(0, stop - start), offset=start)
+        return self._rows(start, stop)
 
 
 def peak_list(
@@ -112,9 +143,15 @@ def peak_list(
     namespace: str = "",
     deployment: str = "",
     store: PeakStore | None = None,
+    user: Any = None,
 ) -> PeakPage:
+    """The archive rows of ``cluster``; with ``user``, only their scopes' namespaces (none outside them)."""
+    namespaces = scope_namespaces(user, cluster=cluster)
+    if namespaces is not None and namespace:
+        namespaces = namespaces & {namespace}
     return PeakPage(
         store=store or peak_store(),
+        namespaces=namespaces,
         cluster=cluster,
         day_from=day_from,
         day_to=day_to,

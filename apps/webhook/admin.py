@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from apps.accounts.scopes import ScopedAdminMixin
 from apps.audit.services import Actor
 from apps.control import k8s
 from apps.control.choices import AdmissionEngine, AdmissionMode
@@ -27,7 +28,10 @@ from kubedoor_site.admin_read_only import ReadOnlyModelAdmin
 
 
 @admin.register(Admission)
-class AdmissionAdmin(ReadOnlyModelAdmin):
+class AdmissionAdmin(ScopedAdminMixin, ReadOnlyModelAdmin):
+    scope_cluster = "name"
+    scope_namespace = None
+
     list_display = [
         "name",
         "display_name",
@@ -72,7 +76,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         """GET: the cluster's drift, read now through the Kubernetes door; links to the export."""
         if not request.user.has_perm("control.view_microservice"):
             raise PermissionDenied
-        cluster = get_object_or_404(Admission, pk=pk)
+        cluster = get_object_or_404(self.get_queryset(request), pk=pk)
         namespace = request.GET.get("namespace", "").strip() or None
         context = {
             **self.admin_site.each_context(request),
@@ -84,7 +88,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
             "drift_url": reverse("api:cluster-drift", args=[cluster.name]),
         }
         try:
-            drift = services.drift_list(cluster=cluster, namespace=namespace)
+            drift = services.drift_list(cluster=cluster, namespace=namespace, user=request.user)
         except k8s.K8sError as exc:
             context["error"] = exc.message
         else:
@@ -105,7 +109,7 @@ class AdmissionAdmin(ReadOnlyModelAdmin):
         """GET: mode and registration read from the cluster. POST mode: confirm. POST mode+confirm: switch."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        cluster = get_object_or_404(Admission, pk=pk)
+        cluster = get_object_or_404(self.get_queryset(request), pk=pk)
         can_change = request.user.has_perm("control.change_admission_mode")
         context = {
             **self.admin_site.each_context(request),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+import yaml
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.scopes import scope_cluster_filter, scope_sees
 from apps.audit.services import Actor
 from apps.control import k8s
 from apps.control.choices import AdmissionEngine, AdmissionMode
@@ -72,7 +74,7 @@ class ClusterAdmissionView(APIView):
         return [has_perms("control.change_admission_mode")()]
 
     def _cluster(self, name: str) -> Any:
-        return get_object_or_404(cluster_list(), name=name)
+        return get_object_or_404(scope_cluster_filter(self.request.user, cluster_list()), name=name)
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request, name: str) -> Response:
@@ -94,6 +96,17 @@ class ClusterAdmissionView(APIView):
         return Response(services.admission_state_get(cluster=cluster))
 
 
+def _preview_namespace(deployment: Any) -> str:
+    """The namespace a previewed Deployment (object or YAML/JSON text) names; ``default`` when none."""
+    if isinstance(deployment, str):
+        try:
+            deployment = yaml.safe_load(deployment)
+        except yaml.YAMLError:
+            deployment = None
+    metadata = deployment.get("metadata") if isinstance(deployment, dict) else None
+    return str((metadata if isinstance(metadata, dict) else {}).get("namespace") or "default")
+
+
 class AdmissionPreviewView(APIView):
     """POST a Deployment (JSON or YAML) and a cluster: the decision, warnings, patch and patched object."""
 
@@ -110,7 +123,9 @@ class AdmissionPreviewView(APIView):
         serializer = PreviewSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        cluster = get_object_or_404(cluster_list(), name=values["cluster"])
+        cluster = get_object_or_404(scope_cluster_filter(request.user, cluster_list()), name=values["cluster"])
+        if not scope_sees(request.user, cluster=cluster.name, namespace=_preview_namespace(values["deployment"])):
+            raise Http404  # a namespace outside the user's scopes: its control rows are not theirs to read
         return Response(
             services.admission_preview(
                 cluster=cluster,
@@ -138,7 +153,7 @@ class _ClusterReadView(APIView):
         return renderer, renderer.media_type
 
     def _cluster(self, name: str) -> Any:
-        return get_object_or_404(cluster_list(), name=name)
+        return get_object_or_404(scope_cluster_filter(self.request.user, cluster_list()), name=name)
 
 
 NAMESPACE_PARAMETER = OpenApiParameter("namespace", str, description="Only this namespace.")
@@ -167,6 +182,7 @@ class ClusterExportView(_ClusterReadView):
                 format=export_format,
                 layout=layout,
                 namespace=request.query_params.get("namespace") or None,
+                user=request.user,
             )
         except k8s.K8sError as exc:
             raise KubernetesRefused(exc.message) from exc
@@ -191,7 +207,9 @@ class ClusterDriftView(_ClusterReadView):
         cluster = self._cluster(name)
         try:
             return Response(
-                services.drift_list(cluster=cluster, namespace=request.query_params.get("namespace") or None)
+                services.drift_list(
+                    cluster=cluster, namespace=request.query_params.get("namespace") or None, user=request.user
+                )
             )
         except k8s.K8sError as exc:
             raise KubernetesRefused(exc.message) from exc

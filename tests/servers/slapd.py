@@ -20,8 +20,9 @@ USERS = {
     "bob": ("bob-pass-22", ["kd-operators", "developers"]),
     "carol": ("carol-pass-333", ["kd-admins"]),
     "dave": ("dave-pass-4444", ["developers"]),
+    "erin": ("erin-pass-55555", ["team-shop", "developers"]),  # no role group: scopes only
 }
-GROUPS = ["kd-viewers", "kd-operators", "kd-admins", "developers"]
+GROUPS = ["kd-viewers", "kd-operators", "kd-admins", "developers", "team-shop"]
 
 
 @dataclass(frozen=True)

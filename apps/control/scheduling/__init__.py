@@ -13,7 +13,7 @@ One module per job; every public name is importable from here:
 from apps.control.queue import OPERATION_RUN_TASK as RUN_TASK
 from apps.control.scheduling.cron import cron_fields, next_run_compute, time_zone_get
 from apps.control.scheduling.run import SCHEDULER_ACTOR_NAME, operation_run
-from apps.control.scheduling.selectors import operation_list, targets_ordered
+from apps.control.scheduling.selectors import operation_list, operation_scope_filter, targets_ordered
 from apps.control.scheduling.services import (
     operation_cancel,
     operation_pause,
@@ -32,6 +32,7 @@ __all__ = [
     "next_run_compute",
     "operation_cancel",
     "operation_list",
+    "operation_scope_filter",
     "operation_pause",
     "operation_resume",
     "operation_run",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
+from apps.accounts.scopes import scope_filter, user_scopes
 from apps.control.models import Microservice, ScheduledOperation
 
 
@@ -20,7 +23,17 @@ def targets_ordered(operation: ScheduledOperation) -> list[Microservice]:
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
-def operation_list() -> QuerySet[ScheduledOperation]:
-    """Scheduled operations, newest first."""
-    rows = ScheduledOperation.objects.select_related("cluster").prefetch_related("targets")
+def operation_list(*, user: Any = None) -> QuerySet[ScheduledOperation]:
+    """Scheduled operations, newest first; with ``user``, only those whose every target is in their scopes."""
+    rows = operation_scope_filter(
+        user, ScheduledOperation.objects.select_related("cluster").prefetch_related("targets")
+    )
     return rows.order_by("-created_at", "-id")
+
+
+def operation_scope_filter(user: Any, rows: QuerySet[ScheduledOperation]) -> QuerySet[ScheduledOperation]:
+    """The operations a (scoped) user may see: on their clusters, with no target outside their scopes."""
+    if user_scopes(user) is None:
+        return rows
+    visible = scope_filter(user, Microservice.objects.all()).values("pk")
+    return scope_filter(user, rows, namespace=None).exclude(targets__in=Microservice.objects.exclude(pk__in=visible))

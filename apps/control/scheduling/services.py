@@ -116,7 +116,7 @@ def operation_schedule(
     kind's permission; nothing is written then.
     """
     if kind in OperationKind.values:
-        operation_permission_check(actor=actor, kind=kind)
+        operation_permission_check(actor=actor, kind=kind, targets=targets)
     now = timezone.now()
     values = operation_values_validate(
         {
@@ -178,7 +178,11 @@ def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mappi
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
-    operation_permission_check(actor=actor, kind=operation.kind)
+    operation_permission_check(
+        actor=actor,
+        kind=operation.kind,
+        targets=[*operation.targets.select_related("cluster"), *data.get("targets", [])],
+    )
     with transaction.atomic():
         operation = ScheduledOperation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
         if operation.state in (OperationState.CANCELLED, OperationState.DONE):
@@ -259,7 +263,7 @@ def operation_resume(*, actor: Actor, operation: ScheduledOperation) -> Schedule
 
 def operation_cancel(*, actor: Actor, operation: ScheduledOperation) -> ScheduledOperation:
     """Stop an operation for good: its beat entry is deleted; the row stays as history."""
-    operation_permission_check(actor=actor, kind=operation.kind)
+    operation_permission_check(actor=actor, kind=operation.kind, targets=operation.targets.select_related("cluster"))
     with transaction.atomic():
         operation = ScheduledOperation.objects.select_for_update().select_related("cluster").get(pk=operation.pk)
         if operation.state == OperationState.CANCELLED:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -142,16 +142,24 @@ BOARD_DIGITS = {"load": 4, "cpu_pct": 2, "memory": 2, "mem_pct": 2, "pods": 0}
 
 
 def dashboard_summary(
-    *, cluster: str, day_from: datetime.date, day_to: datetime.date, backend: DashboardBackend | None = None
+    *,
+    cluster: str,
+    day_from: datetime.date,
+    day_to: datetime.date,
+    backend: DashboardBackend | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> Summary:
     """Totals, top-10 boards and the namespace table of ``cluster`` over [day_from, day_to].
 
-    A day of the cluster's excluded-days calendar is never a service's source day (as in the refresh
-    and the waste board); the days left out are listed in the result.
+    ``namespaces``: a scoped user's namespaces of the cluster (``apps.accounts.scopes.scope_namespaces``):
+    every figure is then over those namespaces only; ``None`` = the whole cluster. A day of the cluster's
+    excluded-days calendar is never a service's source day (as in the refresh and the waste board); the
+    days left out are listed in the result.
     """
     backend = backend or dashboard_store()
     excluded = excluded_dates(cluster=cluster, day_from=day_from, day_to=day_to)
-    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
+    scoped = {} if namespaces is None else {"only_namespaces": namespaces}
+    raw = backend.raw_summary(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded, **scoped)
     totals = _totals(raw.totals)
     rows = []
     for namespace, raw_ns in raw.namespace_rows:

@@ -115,10 +115,21 @@ def _all_present(field: str) -> Exact:
 
 
 def service_days(
-    *, cluster: str, day_from: datetime.date, day_to: datetime.date, namespace: str = "", deployment: str = ""
+    *,
+    cluster: str,
+    day_from: datetime.date,
+    day_to: datetime.date,
+    namespace: str = "",
+    deployment: str = "",
+    namespaces: Collection[str] | None = None,
 ) -> QuerySet:
-    """Service-days (one row per namespace, deployment, day): the ORM twin of ``_SERVICE_DAYS_SQL``."""
+    """Service-days (one row per namespace, deployment, day): the ORM twin of ``_SERVICE_DAYS_SQL``.
+
+    ``namespaces``: only these (a scoped user's); ``None`` = every namespace.
+    """
     rows = DailyPeak.objects.filter(cluster=cluster, day__gte=day_from, day__lte=day_to)
+    if namespaces is not None:
+        rows = rows.filter(namespace__in=sorted(namespaces))
     if namespace:
         rows = rows.filter(namespace=namespace)
     if deployment:
@@ -147,14 +158,19 @@ def service_days(
 
 
 def sources(
-    *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date] = ()
+    *,
+    cluster: str,
+    day_from: datetime.date,
+    day_to: datetime.date,
+    excluded: Collection[datetime.date] = (),
+    namespaces: Collection[str] | None = None,
 ) -> QuerySet:
     """One row per service: its source day (highest P95 cores × pods, unknown last, ties to the later day).
 
     ``excluded`` days (the cluster's calendar) are never a source day.
     """
     load = F("d_cpu_cores") * F("d_pods")
-    days = service_days(cluster=cluster, day_from=day_from, day_to=day_to)
+    days = service_days(cluster=cluster, day_from=day_from, day_to=day_to, namespaces=namespaces)
     if excluded:
         days = days.exclude(day__in=list(excluded))
     return (
@@ -182,8 +198,9 @@ class OrmDashboard:
         day_from: datetime.date,
         day_to: datetime.date,
         excluded: Collection[datetime.date] = (),
+        only_namespaces: Collection[str] | None = None,
     ) -> RawSummary:
-        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
+        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded, namespaces=only_namespaces)
         inner, params = rows.query.sql_with_params()
         alias = router.db_for_read(DailyPeak)
         with connections[alias].cursor() as cursor:
@@ -221,9 +238,15 @@ class OrmDashboard:
         ]
 
     def raw_waste_sources(
-        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date],
+        only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteSource]:
-        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded)
+        rows = sources(cluster=cluster, day_from=day_from, day_to=day_to, excluded=excluded, namespaces=only_namespaces)
         return [
             (
                 row["namespace"],
@@ -238,8 +261,16 @@ class OrmDashboard:
             for row in rows
         ]
 
-    def raw_waste_trend(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[RawWasteTrend]:
-        inner, params = service_days(cluster=cluster, day_from=day_from, day_to=day_to).query.sql_with_params()
+    def raw_waste_trend(
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        only_namespaces: Collection[str] | None = None,
+    ) -> list[RawWasteTrend]:
+        days = service_days(cluster=cluster, day_from=day_from, day_to=day_to, namespaces=only_namespaces)
+        inner, params = days.query.sql_with_params()
         with connections[router.db_for_read(DailyPeak)].cursor() as cursor:
             cursor.execute(ORM_WASTE_TREND_SQL.format(service_days=inner), params)
             return list(cursor.fetchall())

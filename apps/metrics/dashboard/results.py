@@ -118,6 +118,7 @@ class DashboardBackend(Protocol):
         day_from: datetime.date,
         day_to: datetime.date,
         excluded: Collection[datetime.date] = (),
+        only_namespaces: Collection[str] | None = None,
     ) -> RawSummary: ...
 
     def raw_curves(
@@ -127,11 +128,22 @@ class DashboardBackend(Protocol):
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int: ...
 
     def raw_waste_sources(
-        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date],
+        only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteSource]: ...
 
     def raw_waste_trend(
-        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteTrend]: ...
 
     def data_span(self, *, cluster: str) -> DataSpan: ...

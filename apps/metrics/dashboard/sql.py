@@ -214,6 +214,21 @@ def _dates(days: Collection[datetime.date]) -> list[str]:
     return ["", *sorted(day.isoformat() for day in days)]
 
 
+# A scoped user's namespaces only (issue 13 §2): the same statements with one more condition, so the
+# unscoped statements (and their tests) stay as they are. ``%(namespaces)s`` is never empty ('' first).
+_CLUSTER_DAYS = "WHERE cluster = %(cluster)s AND day >= %(day_from)s AND day <= %(day_to)s"
+_CLUSTER_DAYS_SCOPED = _CLUSTER_DAYS + " AND has(%(namespaces)s, namespace)"
+
+
+def _scoped(sql: str) -> str:
+    assert _CLUSTER_DAYS in sql
+    return sql.replace(_CLUSTER_DAYS, _CLUSTER_DAYS_SCOPED)
+
+
+def _namespaces_param(namespaces: Collection[str]) -> list[str]:
+    return ["", *sorted(namespaces)]
+
+
 class ClickHouseDashboard:
     """The aggregates in ClickHouse, through the door (or any executor with the same ``execute``)."""
 
@@ -229,9 +244,18 @@ class ClickHouseDashboard:
         day_from: datetime.date,
         day_to: datetime.date,
         excluded: Collection[datetime.date] = (),
+        only_namespaces: Collection[str] | None = None,
     ) -> RawSummary:
-        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to, "excluded": _dates(excluded)}
-        (row,) = self.executor.execute(DASHBOARD_SUMMARY_SQL, params)
+        params: dict[str, Any] = {
+            "cluster": cluster,
+            "day_from": day_from,
+            "day_to": day_to,
+            "excluded": _dates(excluded),
+        }
+        sql = DASHBOARD_SUMMARY_SQL
+        if only_namespaces is not None:
+            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
+        (row,) = self.executor.execute(sql, params)
         namespaces, *totals = row[:9]
         namespace_rows: list[tuple[str, RawTotals]] = [(entry[0], list(entry[1:])) for entry in row[9]]
         top = [
@@ -254,19 +278,38 @@ class ClickHouseDashboard:
         return self.executor.execute(DASHBOARD_CURVES_SQL, params)
 
     def raw_waste_sources(
-        self, *, cluster: str, day_from: datetime.date, day_to: datetime.date, excluded: Collection[datetime.date]
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date],
+        only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteSource]:
-        params = {
+        params: dict[str, Any] = {
             "cluster": cluster,
             "day_from": day_from,
             "day_to": day_to,
             "excluded": _dates(excluded),
         }
-        return [(ns, dep, *rest) for ns, dep, _src, *rest in self.executor.execute(WASTE_SOURCES_SQL, params)]
+        sql = WASTE_SOURCES_SQL
+        if only_namespaces is not None:
+            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
+        return [(ns, dep, *rest) for ns, dep, _src, *rest in self.executor.execute(sql, params)]
 
-    def raw_waste_trend(self, *, cluster: str, day_from: datetime.date, day_to: datetime.date) -> list[RawWasteTrend]:
-        params = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
-        return self.executor.execute(WASTE_TREND_SQL, params)
+    def raw_waste_trend(
+        self,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        only_namespaces: Collection[str] | None = None,
+    ) -> list[RawWasteTrend]:
+        params: dict[str, Any] = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
+        sql = WASTE_TREND_SQL
+        if only_namespaces is not None:
+            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
+        return self.executor.execute(sql, params)
 
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int:
         params = {"cluster": cluster, "namespace": namespace, "deployment": deployment}

@@ -35,7 +35,7 @@ import dataclasses
 import datetime
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from apps.control.excluded_days import excluded_dates
@@ -170,9 +170,17 @@ def _top_key(service: ServiceWaste) -> tuple[Any, ...]:
 
 
 def waste_summary(
-    *, cluster: Cluster, day_from: datetime.date, day_to: datetime.date, backend: DashboardBackend | None = None
+    *,
+    cluster: Cluster,
+    day_from: datetime.date,
+    day_to: datetime.date,
+    backend: DashboardBackend | None = None,
+    namespaces: Collection[str] | None = None,
 ) -> WasteSummary:
-    """The cluster's waste over [day_from, day_to]: per service, per namespace, in total, and per day."""
+    """The cluster's waste over [day_from, day_to]: per service, per namespace, in total, and per day.
+
+    ``namespaces``: only these (a scoped user's); ``None`` = the whole cluster.
+    """
     from apps.metrics.dashboard import dashboard_store
 
     backend = backend or dashboard_store()
@@ -180,7 +188,10 @@ def waste_summary(
     price_cpu, price_mem = cluster.price_cpu_core_hour, cluster.price_mem_gib_hour
     services: list[ServiceWaste] = []
     raw: dict[tuple[str, str], tuple[float, ...]] = {}
-    rows = backend.raw_waste_sources(cluster=cluster.name, day_from=day_from, day_to=day_to, excluded=excluded)
+    scoped = {} if namespaces is None else {"only_namespaces": namespaces}
+    rows = backend.raw_waste_sources(
+        cluster=cluster.name, day_from=day_from, day_to=day_to, excluded=excluded, **scoped
+    )
     for namespace, deployment, day, pods, cpu, req_cpu_m, mem, req_mem in sorted(rows, key=lambda r: (r[0], r[1])):
         pods = None if pods is None else int(pods)
         cpu_req, cpu_used, cpu_waste, cpu_pct = _side(req_cpu_m, cpu, pods, 0.001)
@@ -222,7 +233,7 @@ def waste_summary(
             ),
             is_excluded=as_date(day) in excluded,
         )
-        for day, cpu, mem in backend.raw_waste_trend(cluster=cluster.name, day_from=day_from, day_to=day_to)
+        for day, cpu, mem in backend.raw_waste_trend(cluster=cluster.name, day_from=day_from, day_to=day_to, **scoped)
     ]
     return WasteSummary(
         cluster=cluster.name,

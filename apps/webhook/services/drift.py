@@ -31,12 +31,12 @@ DRIFT_SCHEDULE_NAME = "kubedoor-drift-check"
 AUDIT_NAMED_LIMIT = 100
 
 
-def drift_list(*, cluster: Cluster, namespace: str | None = None) -> dict[str, Any]:
+def drift_list(*, cluster: Cluster, namespace: str | None = None, user: Any = None) -> dict[str, Any]:
     """Every controlled live Deployment of ``cluster`` that admission would change now, with the change.
 
     Raises ``k8s.K8sError`` when the cluster cannot be read.
     """
-    export = cluster_targets(cluster=cluster, namespace=namespace)
+    export = cluster_targets(cluster=cluster, namespace=namespace, user=user)
     items = [
         {
             "namespace": target.namespace,

@@ -24,6 +24,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from apps.accounts.scopes import scope_filter
 from apps.control import k8s
 from apps.control.containers import controlled_container
 from apps.control.models import Cluster
@@ -202,15 +203,18 @@ def deployment_target(
     )
 
 
-def cluster_targets(*, cluster: Cluster, namespace: str | None = None) -> ClusterTargets:
+def cluster_targets(*, cluster: Cluster, namespace: str | None = None, user: Any = None) -> ClusterTargets:
     """Read every controlled Deployment of ``cluster`` (one paged list call per namespace of the control
     table, controlled namespaces only) and compute what admission would set on each.
+
+    With ``user``, only the rows of their scopes (``apps.accounts.scopes``) are read and exported.
 
     Raises ``k8s.K8sError`` when the cluster cannot be read.
     """
     settings = cluster_settings_from(cluster)
     rows: dict[str, dict[str, admission.ControlRow]] = defaultdict(dict)
-    for service in microservice_list(cluster=cluster, namespace=namespace or None).order_by("namespace", "name"):
+    services = scope_filter(user, microservice_list(cluster=cluster, namespace=namespace or None))
+    for service in services.order_by("namespace", "name"):
         if settings.is_namespace_controlled(service.namespace):
             rows[service.namespace][service.name] = control_row_from(
                 service, apply_recommended=cluster.apply_recommended_replicas
@@ -406,10 +410,15 @@ def export_stream(export: ClusterTargets) -> str:
     return "---\n".join(notes + documents)
 
 
-def cluster_export(*, cluster: Cluster, format: str, layout: str = "tar", namespace: str | None = None) -> Any:
-    """The export of ``cluster``: data (``json``), gzip tar bytes (``kustomize``) or YAML text (``stream``)."""
+def cluster_export(
+    *, cluster: Cluster, format: str, layout: str = "tar", namespace: str | None = None, user: Any = None
+) -> Any:
+    """The export of ``cluster``: data (``json``), gzip tar bytes (``kustomize``) or YAML text (``stream``).
+
+    With ``user``, only the rows of their scopes.
+    """
     export_check(format=format, layout=layout)
-    export = cluster_targets(cluster=cluster, namespace=namespace)
+    export = cluster_targets(cluster=cluster, namespace=namespace, user=user)
     if format == "json":
         return export_data(export)
     if layout == "stream":
