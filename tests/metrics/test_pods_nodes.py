@@ -1,7 +1,9 @@
-"""Per-pod and per-node daily figures collected from the real Prometheus into both stores.
+"""Per-pod and per-node daily figures collected from each metrics backend into both stores.
 
-Expected values are Prometheus' evaluation replayed on the generated samples
-(tests/servers/history_pods_nodes.py), and the history is shaped so that the 95th percentile, the
+The collection tests run against the real Prometheus and VictoriaMetrics in turn (the parametrized
+``prom`` of tests/metrics/conftest.py, both loaded with the same fleet history). Expected values are
+each backend's evaluation replayed on the generated samples (tests/servers/history_pods_nodes.py with
+history_stats' rules), and the history is shaped so that the 95th percentile, the
 80th, the maximum and the mean all differ by far more than the tolerance: a query computing any
 other statistic fails.
 """
@@ -29,12 +31,6 @@ MEM_TOLERANCE = 1.5e-3  # stored with 3 decimals
 
 
 @pytest.fixture
-def prom(prometheus_server):
-    """The pod and node series are in the Prometheus history only (not imported into VictoriaMetrics)."""
-    return prometheus_server
-
-
-@pytest.fixture
 def fleet_cluster(db, prom):
     return ClusterFactory(
         name="fleet",
@@ -44,6 +40,7 @@ def fleet_cluster(db, prom):
         time_zone=TIME_ZONE,
         peak_start=datetime.time(10, 0),
         peak_end=datetime.time(11, 30),
+        metrics_backend=prom.backend,
     )
 
 
@@ -61,7 +58,7 @@ def assert_distinct(figures, tolerance):
 
 def assert_pods(prom, rows_by_day):
     for day in prom.days:
-        expected = expected_pod_figures(prom.fleet, day)
+        expected = expected_pod_figures(prom.fleet, day, backend=prom.backend)
         rows = {(r.namespace, r.deployment, r.pod): r for r in rows_by_day(day)}
         assert set(rows) == set(expected)  # kube-system's daemon pods are not the cluster's pods
         assert len(rows) == 6
@@ -77,7 +74,7 @@ def assert_pods(prom, rows_by_day):
 
 def assert_nodes(prom, rows_by_day):
     for day in prom.days:
-        expected = expected_node_figures(prom.fleet, day)
+        expected = expected_node_figures(prom.fleet, day, backend=prom.backend)
         rows = {r.node: r for r in rows_by_day(day)}
         assert set(rows) == set(NODES)
         for node, figures in expected.items():
@@ -93,7 +90,7 @@ def assert_nodes(prom, rows_by_day):
             )
 
 
-def test_pod_and_node_figures_in_the_orm_store_are_prometheus_p95(prom, fleet_cluster, now, orm_store):
+def test_pod_and_node_figures_in_the_orm_store_are_the_backends_p95(prom, fleet_cluster, now, orm_store):
     # when
     run = collect(fleet_cluster, now=now, store=orm_store)
     # then
@@ -107,7 +104,7 @@ def test_pod_and_node_figures_in_the_orm_store_are_prometheus_p95(prom, fleet_cl
     assert not PodPeak.objects.filter(cluster="fleet", pod__startswith="cart-").exists()
 
 
-def test_pod_and_node_figures_in_clickhouse_are_prometheus_p95(prom, fleet_cluster, now, clickhouse_url):
+def test_pod_and_node_figures_in_clickhouse_are_the_backends_p95(prom, fleet_cluster, now, clickhouse_url):
     door = ClickHouseDoor.from_url(clickhouse_url)
     store = ClickHouseStore(door)
     store.ensure_schema()

@@ -1,17 +1,26 @@
 """Generated history of the cluster "fleet" for the per-pod and per-node figures, and their expected values.
 
 The series (cAdvisor usage, kube-state-metrics requests, pod info with the node, owners, node
-allocatable) carry ``k8s_cluster="fleet"`` and load into the suite's Prometheus beside the other
-clusters' history (tests/servers/prometheus.py), so they never change those clusters' figures.
+allocatable) carry ``k8s_cluster="fleet"`` and load into the suite's Prometheus and VictoriaMetrics
+beside the other clusters' history (tests/servers/prometheus.py ``make_fleet``, one history for both),
+so they never change those clusters' figures.
 
 Shapes make every statistic differ: each pod's usage ramps up through the window and has one
 short spike above its 95th percentile; a surge pod of ``web/worker`` runs only from minute 40 to
-minute 65, its usage falling (so the 5 minutes its last sample is still looked back to hold its
-lowest value); the daemon pods of ``kube-system`` count on their nodes but not as the cluster's pods
-(the namespace is excluded by default). Expected figures are not formulas of the shape but
-Prometheus' own evaluation replayed on the very samples written: the subquery's aligned steps,
-``rate``'s extrapolation, the 5-minute lookback of instant selectors, and ``quantile_over_time``'s
-interpolation (``expected_pod_figures`` / ``expected_node_figures``).
+minute 65, its usage falling (so the time its last sample is still looked back to holds its lowest
+value); the daemon pods of ``kube-system`` count on their nodes but not as the cluster's pods
+(the namespace is excluded by default). Expected figures are not formulas of the shape but each
+backend's own evaluation replayed on the very samples written, with tests/servers/history_stats.py's
+rules (``backend``): the subquery's aligned steps, ``rate``, the lookback of instant selectors, ranges,
+and ``quantile_over_time``'s interpolation (``expected_pod_figures`` / ``expected_node_figures``).
+
+Where the backends differ most: the surge pod's series stop at minute 65 without a staleness marker.
+Prometheus still sees its last memory sample and its ``kube_pod_info`` for 5 minutes, VictoriaMetrics
+for two sample intervals (left-open, so for 30 s). On node-c the steps 65:30–70:00 hold worker 1 plus
+the stale surge pod on Prometheus — among the window's highest values — and worker 1 alone on
+VictoriaMetrics, so node-c's memory P95 is about 1.2 % lower there (checked step by step on both
+servers). Elsewhere the difference is about 0.01 %: one step fewer (the window's start is left out)
+and ``rate`` without extrapolation.
 """
 
 from __future__ import annotations
@@ -19,15 +28,15 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import math
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-SAMPLE_SECONDS = 30
+from tests.servers import history
+from tests.servers.history_stats import Series, _gauge_at, _in_range, _rate_at, _steps, quantile
+
+SAMPLE_SECONDS = history.SAMPLE_SECONDS  # the lookback rules of history_stats count in it
 MARGIN_MINUTES = 10
-LOOKBACK_SECONDS = 300
-RATE_SECONDS = 120
 MIB = 1024 * 1024
 CLUSTER_LABEL = ("k8s_cluster", "fleet")
 EXCLUDED_NAMESPACES = ("kube-system", "kubedoor")
@@ -121,9 +130,12 @@ def shape(pod: FleetPod, minute: float) -> float:
 class DaySeries:
     """One day's samples as written (values parsed back from their text), per (pod name, container)."""
 
-    cpu_counter: dict[tuple[str, str], list[tuple[int, float]]]
-    mem_bytes: dict[tuple[str, str], list[tuple[int, float]]]
+    cpu_counter: dict[tuple[str, str], Series]
+    mem_bytes: dict[tuple[str, str], Series]
     times: dict[str, list[int]]  # per pod: its sample timestamps
+    pod_info: dict[str, Series] = dataclasses.field(default_factory=dict)  # per pod: kube_pod_info (1)
+    requests: dict[tuple[str, str, str], Series] = dataclasses.field(default_factory=dict)  # (pod, container, resource)
+    allocatable: dict[tuple[str, str], Series] = dataclasses.field(default_factory=dict)  # (node, resource)
 
 
 def _times(history: FleetHistory, pod: FleetPod, day: datetime.date) -> list[int]:
@@ -135,10 +147,17 @@ def day_series(history: FleetHistory, day: datetime.date) -> DaySeries:
     t0 = int(history.window_bounds(day)[0].timestamp())
     factor = history.day_factor.get(day, 1.0)
     series = DaySeries({}, {}, {})
+    whole_day = _times(history, FleetPod("", "", "", "", (), 0), day)
+    for node, (cores, mib) in NODES.items():
+        series.allocatable[(node, "cpu")] = [(ts, cores) for ts in whole_day]
+        series.allocatable[(node, "memory")] = [(ts, float(mib * MIB)) for ts in whole_day]
     for pod in history.pods:
         times = _times(history, pod, day)
         series.times[pod.name] = times
+        series.pod_info[pod.name] = [(ts, 1.0) for ts in times]
         for c in pod.containers:
+            series.requests[(pod.name, c.name, "cpu")] = [(ts, c.request_cpu_m / 1000) for ts in times]
+            series.requests[(pod.name, c.name, "memory")] = [(ts, float(c.request_mem_mib * MIB)) for ts in times]
             total, counter, gauge = 5000.0, [], []
             previous = None
             for ts in times:
@@ -249,73 +268,31 @@ def write_openmetrics(history: FleetHistory, directory: Path) -> list[Path]:
     return paths
 
 
-# --- Prometheus' evaluation, replayed ------------------------------------------------------------
+# --- each backend's evaluation, replayed ---------------------------------------------------------
 
 
-def quantile(q: float, values: Sequence[float]) -> float:
-    """``quantile_over_time``: sort, rank q·(n−1), interpolate linearly between its neighbours."""
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    lower = max(0, math.floor(rank))
-    upper = min(len(ordered) - 1, lower + 1)
-    weight = rank - math.floor(rank)
-    return ordered[lower] * (1 - weight) + ordered[upper] * weight
-
-
-def _rate(samples: list[tuple[int, float]], t: int) -> float | None:
-    """``rate(x[2m])`` at ``t`` (Prometheus 2.x: both ends of the range included, extrapolated)."""
-    start = t - RATE_SECONDS
-    points = [(ts, v) for ts, v in samples if start <= ts <= t]
-    if len(points) < 2:
-        return None
-    (first_t, first_v), (last_t, last_v) = points[0], points[-1]
-    result = last_v - first_v
-    to_start = float(first_t - start)
-    to_end = float(t - last_t)
-    sampled = float(last_t - first_t)
-    average = sampled / (len(points) - 1)
-    if result > 0 and first_v >= 0:
-        to_start = min(to_start, sampled * (first_v / result))
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
-    return result * (interval / sampled) / RATE_SECONDS
-
-
-def _gauge(samples: list[tuple[int, float]], t: int) -> float | None:
-    """An instant selector at ``t``: the latest sample of the last 5 minutes."""
-    found = None
-    for ts, v in samples:
-        if ts > t:
-            break
-        if ts >= t - LOOKBACK_SECONDS:
-            found = v
-    return found
-
-
-def _present(times: list[int], t: int) -> bool:
-    return any(t - LOOKBACK_SECONDS <= ts <= t for ts in times)
-
-
-def steps(history: FleetHistory, day: datetime.date, step_seconds: int = 30) -> list[int]:
-    """The subquery's evaluation times: multiples of the step in [end − window, end]."""
+def steps(history: FleetHistory, day: datetime.date, step_seconds: int = 30, backend: str = "prometheus") -> list[int]:
+    """The subquery's evaluation times over the day's window on ``backend`` (history_stats' rules)."""
     start, end = (int(bound.timestamp()) for bound in history.window_bounds(day))
-    first = start + (-start) % step_seconds
-    return list(range(first, end + 1, step_seconds))
+    return _steps(end, end - start, step_seconds, backend)
 
 
-def pod_usage_at(pod: FleetPod, series: DaySeries, t: int, kind: str) -> float | None:
-    """``sum by (namespace, pod)`` of the containers' usage at ``t`` (cores or MiB); None when absent."""
+def pod_usage_at(pod: FleetPod, series: DaySeries, t: int, kind: str, backend: str) -> float | None:
+    """``sum by (namespace, pod)`` of the containers' usage at ``t`` (cores or bytes); None when absent."""
     values = []
     for c in pod.containers:
         if kind == "cpu":
-            value = _rate(series.cpu_counter[(pod.name, c.name)], t)
+            value = _rate_at(series.cpu_counter[(pod.name, c.name)], t, backend)
         else:
-            value = _gauge(series.mem_bytes[(pod.name, c.name)], t)
+            value = _gauge_at(series.mem_bytes[(pod.name, c.name)], t, backend)
         if value is not None:
             values.append(value)
     return sum(values) if values else None
+
+
+def _placed(pod: FleetPod, series: DaySeries, t: int, backend: str) -> bool:
+    """``kube_pod_info{node}`` of the pod is seen at ``t`` (the instant selector's lookback)."""
+    return _gauge_at(series.pod_info[pod.name], t, backend) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,7 +310,7 @@ def _figures(values: list[float], q: float) -> Figures:
 
 
 def expected_pod_figures(
-    history: FleetHistory, day: datetime.date, *, q: float = 0.95
+    history: FleetHistory, day: datetime.date, *, q: float = 0.95, backend: str = "prometheus"
 ) -> dict[tuple[str, str, str], tuple[Figures, Figures]]:
     """Per (namespace, deployment, pod) of the cluster's namespaces: CPU (cores) and memory (MiB) figures."""
     series = day_series(history, day)
@@ -342,11 +319,11 @@ def expected_pod_figures(
         if pod.namespace in EXCLUDED_NAMESPACES or not pod.deployment:
             continue
         cpu, mem = [], []
-        for t in steps(history, day):
-            value = pod_usage_at(pod, series, t, "cpu")
+        for t in steps(history, day, backend=backend):
+            value = pod_usage_at(pod, series, t, "cpu", backend)
             if value is not None:
                 cpu.append(value)
-            value = pod_usage_at(pod, series, t, "mem")
+            value = pod_usage_at(pod, series, t, "mem", backend)
             if value is not None:
                 mem.append(value / MIB)
         expected[(pod.namespace, pod.deployment, pod.name)] = (_figures(cpu, q), _figures(mem, q))
@@ -363,30 +340,52 @@ class NodeExpected:
     allocatable_mem_mib: int
 
 
-def expected_node_figures(history: FleetHistory, day: datetime.date, *, q: float = 0.95) -> dict[str, NodeExpected]:
-    """Per node: its pods' summed usage figures (every namespace), the largest summed requests, allocatable."""
+def expected_node_figures(
+    history: FleetHistory, day: datetime.date, *, q: float = 0.95, backend: str = "prometheus"
+) -> dict[str, NodeExpected]:
+    """Per node: its pods' summed usage figures (every namespace), the largest summed requests, allocatable.
+
+    At each step a pod counts on its node while its ``kube_pod_info`` is seen; its requests while its
+    request series are seen too (``max_over_time`` of the per-step sums); allocatable is the largest
+    sample in the window's range (left-open on VictoriaMetrics).
+    """
     series = day_series(history, day)
+    start, end = (int(bound.timestamp()) for bound in history.window_bounds(day))
     expected = {}
-    for node, (cores, mib) in NODES.items():
+    for node in NODES:
         on_node = [pod for pod in history.pods if pod.node == node]
         cpu, mem, req_cpu, req_mem = [], [], [], []
-        for t in steps(history, day):
-            placed = [pod for pod in on_node if _present(series.times[pod.name], t)]
-            usage = [pod_usage_at(pod, series, t, "cpu") for pod in placed]
+        for t in steps(history, day, backend=backend):
+            placed = [pod for pod in on_node if _placed(pod, series, t, backend)]
+            usage = [pod_usage_at(pod, series, t, "cpu", backend) for pod in placed]
             if any(v is not None for v in usage):
                 cpu.append(sum(v for v in usage if v is not None))
-            usage = [pod_usage_at(pod, series, t, "mem") for pod in placed]
+            usage = [pod_usage_at(pod, series, t, "mem", backend) for pod in placed]
             if any(v is not None for v in usage):
                 mem.append(sum(v for v in usage if v is not None) / MIB)
-            if placed:
-                req_cpu.append(sum(c.request_cpu_m / 1000 for pod in placed for c in pod.containers))
-                req_mem.append(sum(c.request_mem_mib * MIB for pod in placed for c in pod.containers))
+            requests = {
+                resource: [
+                    value
+                    for pod in placed
+                    for c in pod.containers
+                    if (value := _gauge_at(series.requests[(pod.name, c.name, resource)], t, backend)) is not None
+                ]
+                for resource in ("cpu", "memory")
+            }
+            if requests["cpu"]:
+                req_cpu.append(sum(requests["cpu"]))
+            if requests["memory"]:
+                req_mem.append(sum(requests["memory"]))
+        allocatable = {
+            resource: max(v for _, v in _in_range(series.allocatable[(node, resource)], start, end, backend))
+            for resource in ("cpu", "memory")
+        }
         expected[node] = NodeExpected(
             cpu=_figures(cpu, q),
             mem=_figures(mem, q),
             request_cpu_m=round(max(req_cpu) * 1000),
             request_mem_mib=round(max(req_mem) / MIB),
-            allocatable_cpu_m=round(cores * 1000),
-            allocatable_mem_mib=mib,
+            allocatable_cpu_m=round(allocatable["cpu"] * 1000),
+            allocatable_mem_mib=round(allocatable["memory"] / MIB),
         )
     return expected

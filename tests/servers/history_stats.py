@@ -8,7 +8,7 @@ interpolation between neighbours). Where the two backends differ, ``backend`` sa
 
 - Prometheus 2.42: a subquery's steps are the multiples of the step in [end − window, end]; a range
   ``[r]`` holds the samples in [t − r, t]; ``rate`` extrapolates (and never below a counter's zero);
-  a gauge is seen up to 5 minutes after its last sample.
+  a gauge is seen up to 5 minutes after its last sample (a sample exactly 5 minutes old included).
 - VictoriaMetrics: steps and ranges are left-open (end − window, end]; ``rate`` is the increase from
   the last sample before the range to the last one in it, over their time distance; a gauge is seen
   up to two sample intervals after its last sample.
@@ -110,8 +110,12 @@ def _in_range(series: Series, start: int, end: int, backend: str) -> Series:
 
 
 def _gauge_at(series: Series, t: int, backend: str) -> float | None:
-    lookback = PROMETHEUS_LOOKBACK if backend == "prometheus" else VM_LOOKBACK
-    seen = [(ts, v) for ts, v in series if t - lookback < ts <= t]
+    """An instant selector at ``t``: the latest sample in [t − 5 min, t] on Prometheus 2.x (a sample exactly
+    5 minutes old still counts), in (t − two sample intervals, t] on VictoriaMetrics."""
+    if backend == "prometheus":
+        seen = [(ts, v) for ts, v in series if t - PROMETHEUS_LOOKBACK <= ts <= t]
+    else:
+        seen = [(ts, v) for ts, v in series if t - VM_LOOKBACK < ts <= t]
     return seen[-1][1] if seen else None
 
 

@@ -117,6 +117,11 @@ def make_histories(days: tuple[datetime.date, ...]) -> tuple[History, History]:
     return prod, stage
 
 
+def make_fleet(prod: History) -> history_pods_nodes.FleetHistory:
+    """The pods and nodes of the cluster "fleet" on prod's days and day factors: every backend loads this one."""
+    return history_pods_nodes.FleetHistory(TIME_ZONE, prod.days, WINDOW, dict(prod.day_factor))
+
+
 def start_prometheus(data_dir: Path, *, log_path: Path) -> tuple[subprocess.Popen, str]:
     binary = require_binary("prometheus")
     port = free_port()
@@ -162,7 +167,7 @@ def prometheus_server(tmp_path_factory, generated_histories) -> Iterator[Prometh
     root = tmp_path_factory.mktemp("prometheus")
     prod, stage = generated_histories
     files = write_openmetrics(prod, root / "openmetrics") + write_openmetrics(stage, root / "openmetrics")
-    fleet = history_pods_nodes.FleetHistory(TIME_ZONE, prod.days, WINDOW, dict(prod.day_factor))
+    fleet = make_fleet(prod)
     files += history_pods_nodes.write_openmetrics(fleet, root / "openmetrics")
     build_tsdb(files, root / "data", promtool=promtool)
     OUTPUT.mkdir(exist_ok=True)
