@@ -308,6 +308,7 @@ def main() -> None:
         help="on: the code as it is; off: the feedback queries switched off in the child; on,off: both, alternated",
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds of each run (with --feedback-queries on,off)")
+    parser.add_argument("--warmup", action="store_true", help="one uncounted run on each backend before the others")
     args = parser.parse_args()
 
     if args.feedback and FeedbackSpec is None:
@@ -349,6 +350,7 @@ def main() -> None:
                 days=args.days,
                 modes=modes,
                 repeat=args.repeat,
+                warmup=args.warmup,
             )
             for workers in (int(n) for n in args.workers.split(",") if n):
                 queued_run(name, days=args.days, workers=workers, slots=args.slots, threads=args.threads, log_dir=data)
@@ -367,6 +369,7 @@ def measure_backend(
     days: int,
     modes: list[str] | None = None,
     repeat: int = 1,
+    warmup: bool = False,
 ) -> str:
     """Register the bench cluster on ``backend``, time the one-process runs, and return the cluster's name.
 
@@ -398,6 +401,14 @@ def measure_backend(
     }
     figures = []
     for label, n_days, concurrency in runs:
+        if warmup:
+            load = os.getloadavg()[0]
+            elapsed, rss, _ = measured([*commands[modes[0]], "--days", str(n_days), "--concurrency", str(concurrency)])
+            print(
+                f"{backend}: warm-up collect_peaks --days {n_days} ({label}, feedback queries {modes[0]}, not counted):"
+                f" {elapsed:.1f} s wall, peak RSS {rss:.0f} MiB, load {load:.1f}",
+                flush=True,
+            )
         for round_ in range(repeat):
             for mode in modes if round_ % 2 == 0 else modes[::-1]:
                 load = os.getloadavg()[0]
