@@ -6,7 +6,9 @@ Builds the bench/collect history (``run.deployments``: 1 000 Deployments, 1–2 
 days, loads it into Debian's Prometheus (TSDB blocks) and VictoriaMetrics (import), and times every
 query text ``apps.metrics.promql.day_queries`` gives for one day, sequentially, ``--rounds`` times per
 day and backend; prints the median per query. This is the per-statistic view of bench/collect/run.py
-(which times the whole collection).
+(which times the whole collection). With ``--feedback`` (the default) the history carries the
+safety-feedback series (``run.feedback_spec``), so the two feedback queries answer what they would in
+production.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from apps.metrics.prometheus import PrometheusClient  # noqa: E402
 from tests.servers import stop_process  # noqa: E402
 from tests.servers.history import History  # noqa: E402
 from tests.servers.prometheus import start_prometheus  # noqa: E402
-from tests.servers.victoriametrics import import_history, start_victoriametrics  # noqa: E402
+from tests.servers.victoriametrics import flush, import_lines, start_victoriametrics  # noqa: E402
 
 
 def day_queries(settings: promql.QuerySettings, backend: str) -> dict[str, str]:
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "kubedoor-bench-queries"))
     parser.add_argument("--backends", default="prometheus,victoriametrics")
+    parser.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
     import django
@@ -78,7 +81,8 @@ def main() -> None:
     history = History(
         ("k8s_cluster", run.CLUSTER), "UTC", days, window, run.deployments(args.deployments), margin_minutes=3
     )
-    run.build(history, data)
+    spec = run.feedback_spec(history) if args.feedback else None
+    run.build(history, data, feedback=spec)
     results: dict[str, dict[str, list[float]]] = {}
     for backend in args.backends.split(","):
         if backend == "prometheus":
@@ -87,7 +91,9 @@ def main() -> None:
             vm_dir = Path(tempfile.mkdtemp(prefix="kd-bench-vm-"))
             process, url = start_victoriametrics(vm_dir / "data", log_path=vm_dir / "vm.log")
             began = time.perf_counter()
-            import_history(url, history)
+            for day in history.days:
+                import_lines(url, run.day_lines(history, spec, day))
+            flush(url)
             time.sleep(2)
             print(f"victoriametrics: imported in {time.perf_counter() - began:.0f} s")
         try:

@@ -12,6 +12,15 @@ VictoriaMetrics and every run is repeated there (a cluster with ``metrics_backen
 the backend's resident memory during each run is sampled and its peak printed.
 Daily peaks go to the configured store (the default database unless CLICKHOUSE_URL is set).
 
+With ``--feedback`` (the default) every pod also has the safety-feedback series of issue 11, written
+the way tests/servers/history_feedback.py writes them (``container_oom_events_total``,
+``container_cpu_cfs_periods_total``, ``container_cpu_cfs_throttled_periods_total``; ``feedback_spec``:
+a few containers OOM-killed, some throttled), in the same day's file, so the collection's two feedback
+queries read what production gives them. ``--feedback-queries on,off`` times each run with the code as
+it is (``on``) and with the feedback queries switched off in the child (``off``: bench/collect/no_feedback.py,
+``promql.FEEDBACK_STATISTICS = ()``, nothing else changed), alternated (``--repeat`` rounds, the order
+reversed every other round) so both meet the same load.
+
 ``--workers 1,2`` also times the same collection queued to N Celery worker processes (per-day chunks,
 ``apps/metrics/collection_chunks.py``; needs ``CELERY_BROKER_URL=redis://…``): from the start to the
 run done, and each worker's peak RSS. ``--runs ''`` skips the one-process runs.
@@ -29,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +48,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
 
 from tests.servers.history import Container, Deployment, History, build_tsdb, openmetrics_day  # noqa: E402
 from tests.servers.prometheus import start_prometheus  # noqa: E402
+
+try:  # the code before issue 11 had no safety-feedback history
+    from tests.servers.history_feedback import FeedbackSpec, openmetrics_feedback_day  # noqa: E402
+except ImportError:  # pragma: no cover
+    FeedbackSpec = None  # type: ignore[assignment,misc]
 
 try:  # the code before issue 14 had no VictoriaMetrics service
     from tests.servers.victoriametrics import flush, import_lines, start_victoriametrics  # noqa: E402
@@ -55,6 +70,36 @@ def deployments(count: int) -> tuple[Deployment, ...]:
         container = Container(f"app-{i}", cpu, cpu * 3, mem, mem * 1.4, 100, 128, 2000, 2048)
         result.append(Deployment(f"ns-{i % 20}", f"app-{i}", 1 + i % 2, (container,)))
     return tuple(result)
+
+
+def feedback_spec(history: History) -> FeedbackSpec:
+    """The safety feedback of the bench history: a few containers OOM-killed, some throttled.
+
+    Every 100th Deployment (10 of 1 000) has one OOM kill on every fourth day, shifted per Deployment
+    (≈ 2.5 kills a day over the fleet); every 8th (125 of 1 000) is throttled every day, 2–30 % of its
+    CFS periods, varying by day. Every other container has the three counters too, at 0 kills and
+    0 throttled periods, as cAdvisor reports them.
+    """
+    oom_kills: dict[tuple[str, str, str, datetime.date], int] = {}
+    throttled: dict[tuple[str, str, str, datetime.date], float] = {}
+    for i, dep in enumerate(history.deployments):
+        for container in dep.containers:
+            for n, day in enumerate(history.days):
+                key = (dep.namespace, dep.name, container.name, day)
+                if i % 100 == 0 and (n + i // 100) % 4 == 0:
+                    oom_kills[key] = 1
+                if i % 8 == 3:
+                    throttled[key] = round(0.02 + (i // 8 + n) % 15 * 0.02, 2)
+    return FeedbackSpec(oom_kills=oom_kills, throttled=throttled)
+
+
+def day_lines(history: History, spec: FeedbackSpec | None, day: datetime.date) -> Iterator[str]:
+    """One day's OpenMetrics lines: the usage history, then (with ``spec``) the feedback families."""
+    if spec is None:
+        yield from openmetrics_day(history, day)
+        return
+    yield from (line for line in openmetrics_day(history, day) if line != "# EOF")
+    yield from openmetrics_feedback_day(history, spec, day)
 
 
 def plan(days: int, data: Path) -> tuple[tuple[datetime.date, ...], tuple[datetime.time, datetime.time]]:
@@ -77,12 +122,13 @@ def plan(days: int, data: Path) -> tuple[tuple[datetime.date, ...], tuple[dateti
     return tuple(today - datetime.timedelta(days=n) for n in range(days - 1, -1, -1)), (start.time(), end.time())
 
 
-def build(history: History, data: Path, *, parallel: int = 2) -> float:
+def build(history: History, data: Path, *, feedback: FeedbackSpec | None = None, parallel: int = 2) -> float:
     marker = data / "kubedoor-bench.json"
     spec = {
         "days": [d.isoformat() for d in history.days],
         "window": [t.isoformat() for t in history.window],
         "deployments": len(history.deployments),
+        "feedback": feedback is not None,
     }
     if marker.exists() and json.loads(marker.read_text()) == spec:
         print(f"history: reusing {data}")
@@ -95,7 +141,7 @@ def build(history: History, data: Path, *, parallel: int = 2) -> float:
     def one(day: datetime.date) -> None:
         path = scratch / f"{day.isoformat()}.om"
         with path.open("w") as out:
-            out.writelines(line + "\n" for line in openmetrics_day(history, day))
+            out.writelines(line + "\n" for line in day_lines(history, feedback, day))
         build_tsdb([path], data / "tsdb", parallel=1)
         path.unlink()
 
@@ -104,7 +150,8 @@ def build(history: History, data: Path, *, parallel: int = 2) -> float:
     shutil.rmtree(scratch, ignore_errors=True)
     marker.write_text(json.dumps(spec))
     elapsed = time.perf_counter() - started
-    print(f"history: {len(history.deployments)} Deployments × {len(history.days)} days built in {elapsed:.0f} s")
+    extra = " with the safety-feedback series" if feedback is not None else ""
+    print(f"history: {len(history.deployments)} Deployments × {len(history.days)} days{extra} built in {elapsed:.0f} s")
     return elapsed
 
 
@@ -136,7 +183,9 @@ class BackendMemory:
         self._thread.join()
 
 
-def load_victoriametrics(history: History, data: Path, *, parallel: int = 2) -> tuple[object, str]:
+def load_victoriametrics(
+    history: History, data: Path, *, feedback: FeedbackSpec | None = None, parallel: int = 2
+) -> tuple[subprocess.Popen, str]:
     """Start VictoriaMetrics on a scratch directory and import the history (two days at a time)."""
     if start_victoriametrics is None:
         raise SystemExit("this tree has no tests/servers/victoriametrics.py")
@@ -150,7 +199,7 @@ def load_victoriametrics(history: History, data: Path, *, parallel: int = 2) -> 
     process, url = start_victoriametrics(vm_dir / "data", log_path=data / "victoriametrics.log")
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(lambda day: import_lines(url, openmetrics_day(history, day)), history.days))
+        list(pool.map(lambda day: import_lines(url, day_lines(history, feedback, day)), history.days))
     flush(url)
     time.sleep(2)
     marker.write_text(spec)
@@ -247,12 +296,36 @@ def main() -> None:
     parser.add_argument("--workers", default="", help="worker process counts of queued runs, e.g. 1,2 (Redis broker)")
     parser.add_argument("--slots", type=int, default=2, help="backend slots (chunks querying Prometheus at once)")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker process")
+    parser.add_argument(
+        "--feedback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the safety-feedback series (OOM events, CFS periods) beside the usage history",
+    )
+    parser.add_argument(
+        "--feedback-queries",
+        default="on",
+        help="on: the code as it is; off: the feedback queries switched off in the child; on,off: both, alternated",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of each run (with --feedback-queries on,off)")
+    parser.add_argument("--warmup", action="store_true", help="one uncounted run on each backend before the others")
     args = parser.parse_args()
 
+    if args.feedback and FeedbackSpec is None:
+        raise SystemExit("this tree has no tests/servers/history_feedback.py: run with --no-feedback")
+    modes = [mode for mode in args.feedback_queries.split(",") if mode]
+    if not modes or set(modes) - {"on", "off"}:
+        raise SystemExit("--feedback-queries takes on, off or on,off")
     days, window = plan(args.days, Path(args.data))
     history = History(("k8s_cluster", CLUSTER), "UTC", days, window, deployments(args.deployments), margin_minutes=3)
+    spec = feedback_spec(history) if args.feedback else None
+    if spec is not None:
+        print(
+            f"safety feedback: {len(spec.oom_kills)} OOM kills over {len(days)} days,"
+            f" {len(spec.throttled)} throttled container-days"
+        )
     data = Path(args.data)
-    build(history, data)
+    build(history, data, feedback=spec)
 
     import django
 
@@ -266,22 +339,47 @@ def main() -> None:
         if backend == "prometheus":
             process, url = start_prometheus(data / "tsdb", log_path=data / "prometheus.log")
         else:
-            process, url = load_victoriametrics(history, data)
+            process, url = load_victoriametrics(history, data, feedback=spec)
         try:
-            name = measure_backend(backend, url, process.pid, window, runs, days=args.days)  # type: ignore[attr-defined]
+            name = measure_backend(
+                backend,
+                url,
+                process.pid,
+                window,
+                runs,
+                days=args.days,
+                modes=modes,
+                repeat=args.repeat,
+                warmup=args.warmup,
+            )
             for workers in (int(n) for n in args.workers.split(",") if n):
                 queued_run(name, days=args.days, workers=workers, slots=args.slots, threads=args.threads, log_dir=data)
         finally:
-            process.terminate()  # type: ignore[attr-defined]
-            process.wait(timeout=20)  # type: ignore[attr-defined]
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def measure_backend(
-    backend: str, url: str, pid: int, window: tuple[datetime.time, datetime.time], runs: list, *, days: int
+    backend: str,
+    url: str,
+    pid: int,
+    window: tuple[datetime.time, datetime.time],
+    runs: list,
+    *,
+    days: int,
+    modes: list[str] | None = None,
+    repeat: int = 1,
+    warmup: bool = False,
 ) -> str:
-    """Register the bench cluster on ``backend``, time the one-process runs, and return the cluster's name."""
+    """Register the bench cluster on ``backend``, time the one-process runs, and return the cluster's name.
+
+    ``modes``: ``on`` runs ``manage.py collect_peaks``, ``off`` the same command with the safety-feedback
+    queries switched off (bench/collect/no_feedback.py); each run is repeated ``repeat`` times, the
+    modes alternated and their order reversed every other round (on, off, off, on, …).
+    """
     from apps.control.models import Cluster
 
+    modes = modes or ["on"]
     name = CLUSTER if backend == "prometheus" else f"{CLUSTER}-vm"
     Cluster.objects.filter(name=name).delete()
     options = {"metrics_backend": backend} if hasattr(Cluster, "metrics_backend") else {}
@@ -296,19 +394,48 @@ def measure_backend(
         lookback_days=10,
         **options,
     )
-    command = [sys.executable, "manage.py", "collect_peaks", "--cluster", name, "--no-progress"]
+    arguments = ["collect_peaks", "--cluster", name, "--no-progress"]
+    commands = {
+        "on": [sys.executable, "manage.py", *arguments],
+        "off": [sys.executable, str(Path(__file__).with_name("no_feedback.py")), *arguments],
+    }
     figures = []
     for label, n_days, concurrency in runs:
-        load = os.getloadavg()[0]
-        with BackendMemory(pid) as memory:
-            elapsed, rss, output = measured([*command, "--days", str(n_days), "--concurrency", str(concurrency)])
-        figures.append((label, n_days, elapsed, rss))
-        print(
-            f"{backend}: collect_peaks --days {n_days} ({label}): {elapsed:.1f} s wall,"
-            f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f}"
-        )
-        print(f"    {output.splitlines()[-1] if output else ''}")
-    by_label = {(label, n_days): elapsed for label, n_days, elapsed, _ in figures}
+        if warmup:
+            load = os.getloadavg()[0]
+            elapsed, rss, _ = measured([*commands[modes[0]], "--days", str(n_days), "--concurrency", str(concurrency)])
+            print(
+                f"{backend}: warm-up collect_peaks --days {n_days} ({label}, feedback queries {modes[0]}, not counted):"
+                f" {elapsed:.1f} s wall, peak RSS {rss:.0f} MiB, load {load:.1f}",
+                flush=True,
+            )
+        for round_ in range(repeat):
+            for mode in modes if round_ % 2 == 0 else modes[::-1]:
+                load = os.getloadavg()[0]
+                with BackendMemory(pid) as memory:
+                    elapsed, rss, output = measured(
+                        [*commands[mode], "--days", str(n_days), "--concurrency", str(concurrency)]
+                    )
+                figures.append((label, n_days, mode, elapsed, rss))
+                feedback = "" if modes == ["on"] else f", feedback queries {mode}"
+                print(
+                    f"{backend}: collect_peaks --days {n_days} ({label}{feedback}): {elapsed:.1f} s wall,"
+                    f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f}",
+                    flush=True,
+                )
+                print(f"    {output.splitlines()[-1] if output else ''}", flush=True)
+    if len(modes) > 1:
+        for label, n_days, _ in runs:
+            parts = []
+            for mode in modes:
+                walls = sorted(f[3] for f in figures if f[:3] == (label, n_days, mode))
+                rsses = [f[4] for f in figures if f[:3] == (label, n_days, mode)]
+                parts.append(
+                    f"feedback queries {mode}: wall {', '.join(f'{w:.1f}' for w in walls)} s,"
+                    f" peak RSS max {max(rsses):.0f} MiB"
+                )
+            print(f"{backend}: --days {n_days} ({label}): " + "; ".join(parts))
+    by_label = {(label, n_days): elapsed for label, n_days, mode, elapsed, _ in figures if mode == modes[0]}
     if ("concurrency 4", days) in by_label and ("concurrency 1", days) in by_label:
         ratio = by_label[("concurrency 1", days)] / by_label[("concurrency 4", days)]
         print(f"{backend}: concurrency 4 vs 1: {ratio:.2f}× faster")
