@@ -21,6 +21,11 @@ it is (``on``) and with the feedback queries switched off in the child (``off``:
 ``promql.FEEDBACK_STATISTICS = ()``, nothing else changed), alternated (``--repeat`` rounds, the order
 reversed every other round) so both meet the same load.
 
+``--pods-nodes on,off`` times each run with the cluster's pod and node figures collected (``on``, the
+default: six more queries a day) and left out (``off``: ``Cluster.collect_pods_nodes``), alternated like
+the feedback queries, so the pod/node statistics' extra cost is measured under the same load; queued
+runs follow the first of them.
+
 ``--workers 1,2`` also times the same collection queued to N Celery worker processes (per-day chunks,
 ``apps/metrics/collection_chunks.py``; needs ``CELERY_BROKER_URL=redis://…``): from the start to the
 run done, and each worker's peak RSS. ``--runs ''`` skips the one-process runs.
@@ -307,7 +312,12 @@ def main() -> None:
         default="on",
         help="on: the code as it is; off: the feedback queries switched off in the child; on,off: both, alternated",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="rounds of each run (with --feedback-queries on,off)")
+    parser.add_argument(
+        "--pods-nodes",
+        default="on",
+        help="on: the cluster collects pod and node figures; off: it leaves them out; on,off: both, alternated",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of each run (with several modes)")
     parser.add_argument("--warmup", action="store_true", help="one uncounted run on each backend before the others")
     args = parser.parse_args()
 
@@ -316,6 +326,9 @@ def main() -> None:
     modes = [mode for mode in args.feedback_queries.split(",") if mode]
     if not modes or set(modes) - {"on", "off"}:
         raise SystemExit("--feedback-queries takes on, off or on,off")
+    pods_nodes = [mode for mode in args.pods_nodes.split(",") if mode]
+    if not pods_nodes or set(pods_nodes) - {"on", "off"}:
+        raise SystemExit("--pods-nodes takes on, off or on,off")
     days, window = plan(args.days, Path(args.data))
     history = History(("k8s_cluster", CLUSTER), "UTC", days, window, deployments(args.deployments), margin_minutes=3)
     spec = feedback_spec(history) if args.feedback else None
@@ -349,6 +362,7 @@ def main() -> None:
                 runs,
                 days=args.days,
                 modes=modes,
+                pods_nodes=pods_nodes,
                 repeat=args.repeat,
                 warmup=args.warmup,
             )
@@ -368,18 +382,23 @@ def measure_backend(
     *,
     days: int,
     modes: list[str] | None = None,
+    pods_nodes: list[str] | None = None,
     repeat: int = 1,
     warmup: bool = False,
 ) -> str:
     """Register the bench cluster on ``backend``, time the one-process runs, and return the cluster's name.
 
     ``modes``: ``on`` runs ``manage.py collect_peaks``, ``off`` the same command with the safety-feedback
-    queries switched off (bench/collect/no_feedback.py); each run is repeated ``repeat`` times, the
-    modes alternated and their order reversed every other round (on, off, off, on, …).
+    queries switched off (bench/collect/no_feedback.py); ``pods_nodes``: ``on``/``off`` for the cluster's
+    ``collect_pods_nodes``; every combination is a mode. Each run is repeated ``repeat`` times, the
+    modes alternated and their order reversed every other round (on, off, off, on, …). The cluster is
+    left with the first ``pods_nodes`` setting (queued runs use it).
     """
     from apps.control.models import Cluster
 
-    modes = modes or ["on"]
+    feedback_modes = modes or ["on"]
+    pods_modes = pods_nodes or ["on"]
+    modes = [f"{f}/{p}" for f in feedback_modes for p in pods_modes]
     name = CLUSTER if backend == "prometheus" else f"{CLUSTER}-vm"
     Cluster.objects.filter(name=name).delete()
     options = {"metrics_backend": backend} if hasattr(Cluster, "metrics_backend") else {}
@@ -399,13 +418,30 @@ def measure_backend(
         "on": [sys.executable, "manage.py", *arguments],
         "off": [sys.executable, str(Path(__file__).with_name("no_feedback.py")), *arguments],
     }
+    has_switch = hasattr(Cluster, "collect_pods_nodes")
+    if pods_modes != ["on"] and not has_switch:
+        raise SystemExit("this tree has no Cluster.collect_pods_nodes: run with --pods-nodes on")
+
+    def command(mode: str) -> list[str]:
+        feedback, pods = mode.split("/")
+        if has_switch:
+            Cluster.objects.filter(name=name).update(collect_pods_nodes=pods == "on")
+        return commands[feedback]
+
+    def described(mode: str) -> str:
+        feedback, pods = mode.split("/")
+        parts = [] if feedback_modes == ["on"] else [f"feedback queries {feedback}"]
+        parts += [] if pods_modes == ["on"] else [f"pods and nodes {pods}"]
+        return ", ".join(parts)
+
     figures = []
     for label, n_days, concurrency in runs:
         if warmup:
             load = os.getloadavg()[0]
-            elapsed, rss, _ = measured([*commands[modes[0]], "--days", str(n_days), "--concurrency", str(concurrency)])
+            elapsed, rss, _ = measured([*command(modes[0]), "--days", str(n_days), "--concurrency", str(concurrency)])
             print(
-                f"{backend}: warm-up collect_peaks --days {n_days} ({label}, feedback queries {modes[0]}, not counted):"
+                f"{backend}: warm-up collect_peaks --days {n_days} ({label}, {described(modes[0]) or 'as is'},"
+                " not counted):"
                 f" {elapsed:.1f} s wall, peak RSS {rss:.0f} MiB, load {load:.1f}",
                 flush=True,
             )
@@ -414,10 +450,10 @@ def measure_backend(
                 load = os.getloadavg()[0]
                 with BackendMemory(pid) as memory:
                     elapsed, rss, output = measured(
-                        [*commands[mode], "--days", str(n_days), "--concurrency", str(concurrency)]
+                        [*command(mode), "--days", str(n_days), "--concurrency", str(concurrency)]
                     )
                 figures.append((label, n_days, mode, elapsed, rss))
-                feedback = "" if modes == ["on"] else f", feedback queries {mode}"
+                feedback = f", {described(mode)}" if described(mode) else ""
                 print(
                     f"{backend}: collect_peaks --days {n_days} ({label}{feedback}): {elapsed:.1f} s wall,"
                     f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f}",
@@ -431,10 +467,11 @@ def measure_backend(
                 walls = sorted(f[3] for f in figures if f[:3] == (label, n_days, mode))
                 rsses = [f[4] for f in figures if f[:3] == (label, n_days, mode)]
                 parts.append(
-                    f"feedback queries {mode}: wall {', '.join(f'{w:.1f}' for w in walls)} s,"
+                    f"{described(mode)}: wall {', '.join(f'{w:.1f}' for w in walls)} s,"
                     f" peak RSS max {max(rsses):.0f} MiB"
                 )
             print(f"{backend}: --days {n_days} ({label}): " + "; ".join(parts))
+    command(modes[0])  # queued runs collect as the first mode does
     by_label = {(label, n_days): elapsed for label, n_days, mode, elapsed, _ in figures if mode == modes[0]}
     if ("concurrency 4", days) in by_label and ("concurrency 1", days) in by_label:
         ratio = by_label[("concurrency 1", days)] / by_label[("concurrency 4", days)]
