@@ -8,6 +8,8 @@ the archive is a 404.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -66,6 +68,46 @@ class CurvesQuerySerializer(RangeQuerySerializer):
                 _("No microservice %(service)s in this cluster.") % {"service": f"{namespace}/{attrs['deployment']}"}
             )
         return super().validate(attrs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceRange:
+    """One service of one cluster over a day range, as the curves and pods APIs read it from the query."""
+
+    cluster: str
+    namespace: str
+    deployment: str
+    day_from: datetime.date
+    day_to: datetime.date
+
+    def header(self) -> dict[str, str]:
+        """The answer's first fields: which service, which days."""
+        return {
+            "cluster": self.cluster,
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+            "day_from": self.day_from.isoformat(),
+            "day_to": self.day_to.isoformat(),
+        }
+
+    def found_or_404(self, *, has_data: bool) -> None:
+        service_found_or_404(
+            cluster=self.cluster, namespace=self.namespace, deployment=self.deployment, has_data=has_data
+        )
+
+
+def service_range_read(request: Request) -> ServiceRange:
+    """The validated ``cluster``, ``namespace``, ``deployment`` and day range of ``request`` (400 on bad input)."""
+    query = CurvesQuerySerializer(data=request.query_params, context={"request": request})
+    query.is_valid(raise_exception=True)
+    data = query.validated_data
+    return ServiceRange(
+        cluster=data["cluster"].name,
+        namespace=data["namespace"],
+        deployment=data["deployment"],
+        day_from=data["day_from"],
+        day_to=data["day_to"],
+    )
 
 
 class WasteQuerySerializer(RangeQuerySerializer):
@@ -254,32 +296,17 @@ class DashboardCurvesView(APIView):
 
     @extend_schema(parameters=[CurvesQuerySerializer], responses=CURVES_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = CurvesQuerySerializer(data=request.query_params, context={"request": request})
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
-        cluster, namespace, deployment = data["cluster"].name, data["namespace"], data["deployment"]
-        points = dashboard.dashboard_curves(
-            cluster=cluster,
-            namespace=namespace,
-            deployment=deployment,
-            day_from=data["day_from"],
-            day_to=data["day_to"],
+        service = service_range_read(request)
+        points = dashboard.dashboard_curves(**dataclasses.asdict(service))
+        service.found_or_404(has_data=bool(points))
+        reasons = excluded_days.excluded_day_reasons(
+            cluster=service.cluster, day_from=service.day_from, day_to=service.day_to
         )
-        service_found_or_404(cluster=cluster, namespace=namespace, deployment=deployment, has_data=bool(points))
         return Response(
             {
-                "cluster": cluster,
-                "namespace": namespace,
-                "deployment": deployment,
-                "day_from": data["day_from"].isoformat(),
-                "day_to": data["day_to"].isoformat(),
+                **service.header(),
                 "points": dashboard.as_payload(points),
-                "excluded_days": [
-                    {"day": day.isoformat(), "reason": reason}
-                    for day, reason in excluded_days.excluded_day_reasons(
-                        cluster=cluster, day_from=data["day_from"], day_to=data["day_to"]
-                    ).items()
-                ],
+                "excluded_days": [{"day": day.isoformat(), "reason": reason} for day, reason in reasons.items()],
             }
         )
 

@@ -7,6 +7,8 @@ the archive is a 404 naming it; a bad cluster or range is a 400 with field error
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.metrics import dashboard, pod_node_dashboard
-from apps.metrics.dashboard_api import CurvesQuerySerializer, RangeQuerySerializer, service_found_or_404
+from apps.metrics.dashboard_api import CurvesQuerySerializer, RangeQuerySerializer, service_range_read
 from kubedoor_site.permissions import has_perms
 
 _NODE_FIELDS = [field for field in pod_node_dashboard.NodeFigures.__dataclass_fields__ if field != "node"]
@@ -80,28 +82,10 @@ class DashboardPodsView(APIView):
 
     @extend_schema(parameters=[CurvesQuerySerializer], responses=PODS_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = CurvesQuerySerializer(data=request.query_params, context={"request": request})
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
-        cluster, namespace, deployment = data["cluster"].name, data["namespace"], data["deployment"]
-        curves = pod_node_dashboard.pod_curves(
-            cluster=cluster,
-            namespace=namespace,
-            deployment=deployment,
-            day_from=data["day_from"],
-            day_to=data["day_to"],
-        )
-        service_found_or_404(cluster=cluster, namespace=namespace, deployment=deployment, has_data=bool(curves.pods))
-        return Response(
-            {
-                "cluster": cluster,
-                "namespace": namespace,
-                "deployment": deployment,
-                "day_from": data["day_from"].isoformat(),
-                "day_to": data["day_to"].isoformat(),
-                **dashboard.as_payload(curves),
-            }
-        )
+        service = service_range_read(request)
+        curves = pod_node_dashboard.pod_curves(**dataclasses.asdict(service))
+        service.found_or_404(has_data=bool(curves.pods))
+        return Response({**service.header(), **dashboard.as_payload(curves)})
 
 
 class DashboardNodesView(APIView):
