@@ -23,7 +23,7 @@ import datetime
 import hashlib
 import subprocess
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -301,17 +301,22 @@ def openmetrics_day(history: History, day: datetime.date) -> Iterator[str]:
     yield "# EOF"
 
 
-def write_openmetrics(history: History, directory: Path) -> list[Path]:
+def write_day_files(
+    directory: Path, days: Iterable[datetime.date], name: str, lines: Callable[[datetime.date], Iterable[str]]
+) -> list[Path]:
+    """One OpenMetrics file per day, ``{name}-{day}.om`` holding ``lines(day)``: promtool builds each into blocks."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for day in history.days:
-        path = directory / f"{history.cluster_label[1]}-{day.isoformat()}.om"
+    for day in days:
+        path = directory / f"{name}-{day.isoformat()}.om"
         with path.open("w") as out:
-            for line in openmetrics_day(history, day):
-                out.write(line)
-                out.write("\n")
+            out.writelines(line + "\n" for line in lines(day))
         paths.append(path)
     return paths
+
+
+def write_openmetrics(history: History, directory: Path) -> list[Path]:
+    return write_day_files(directory, history.days, history.cluster_label[1], lambda day: openmetrics_day(history, day))
 
 
 def build_tsdb(files: Sequence[Path], data_dir: Path, *, promtool: str = "promtool", parallel: int = 2) -> None:

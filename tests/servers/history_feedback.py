@@ -31,6 +31,7 @@ from tests.servers.history import (
     _pod_lives,
     build_tsdb,
     mean_multiplier,
+    write_day_files,
     write_openmetrics,
 )
 
@@ -88,16 +89,8 @@ def openmetrics_feedback_day(history: History, spec: FeedbackSpec, day: datetime
 
 
 def write_feedback_openmetrics(history: History, spec: FeedbackSpec, directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for day in history.days:
-        path = directory / f"{history.cluster_label[1]}-{day.isoformat()}-feedback.om"
-        with path.open("w") as out:
-            for line in openmetrics_feedback_day(history, spec, day):
-                out.write(line)
-                out.write("\n")
-        paths.append(path)
-    return paths
+    name = f"{history.cluster_label[1]}-feedback"
+    return write_day_files(directory, history.days, name, lambda day: openmetrics_feedback_day(history, spec, day))
 
 
 # --- the "feedback" cluster -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.servers import history
+from tests.servers.history import write_day_files
 from tests.servers.history_stats import Series, _gauge_at, _in_range, _rate_at, _steps, quantile
 
 SAMPLE_SECONDS = history.SAMPLE_SECONDS  # the lookback rules of history_stats count in it
@@ -255,17 +256,7 @@ def openmetrics_day(history: FleetHistory, day: datetime.date) -> Iterator[str]:
 
 
 def write_openmetrics(history: FleetHistory, directory: Path) -> list[Path]:
-    """One file per day, like tests/servers/history.py (promtool builds each into blocks)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for day in history.days:
-        path = directory / f"fleet-{day.isoformat()}.om"
-        with path.open("w") as out:
-            for line in openmetrics_day(history, day):
-                out.write(line)
-                out.write("\n")
-        paths.append(path)
-    return paths
+    return write_day_files(directory, history.days, "fleet", lambda day: openmetrics_day(history, day))
 
 
 # --- each backend's evaluation, replayed ---------------------------------------------------------
