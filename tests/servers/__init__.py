@@ -48,6 +48,28 @@ def wait_for_port(port: int, *, process: subprocess.Popen | None = None, timeout
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def start_http_server(
+    argv: list[str], *, port: int, log_path: Path, ready: Callable[[str], bool], name: str, timeout: float = 30.0
+) -> tuple[subprocess.Popen, str]:
+    """Start a server process (output to ``log_path``) and wait until ``ready(url)`` says it serves."""
+    import httpx
+
+    log = log_path.open("w")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, process=process, timeout=timeout)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready(url):
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(process)
+    raise TimeoutError(f"{name} did not become ready")
+
+
 def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.terminate()

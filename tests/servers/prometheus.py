@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import OUTPUT, free_port, history_pods_nodes, require_binary, stop_process, wait_for_port
+from tests.servers import OUTPUT, free_port, history_pods_nodes, require_binary, start_http_server, stop_process
 from tests.servers.history import Container, Deployment, History, build_tsdb, write_openmetrics
 
 CLUSTER_LABEL = "k8s_cluster"
@@ -127,31 +126,21 @@ def start_prometheus(data_dir: Path, *, log_path: Path) -> tuple[subprocess.Pope
     port = free_port()
     config = data_dir.parent / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data_dir}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data_dir}",
+        "--storage.tsdb.retention.time=100y",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    return start_http_server(
+        argv,
+        port=port,
+        log_path=log_path,
+        name="Prometheus",
+        ready=lambda url: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200,
     )
-    wait_for_port(port, process=process, timeout=30)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise TimeoutError("Prometheus did not become ready")
 
 
 @pytest.fixture(scope="session")

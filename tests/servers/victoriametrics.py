@@ -9,14 +9,13 @@ once. The fleet adds about half a second to the session's start.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import OUTPUT, free_port, history_pods_nodes, require_binary, stop_process, wait_for_port
+from tests.servers import OUTPUT, free_port, history_pods_nodes, require_binary, start_http_server, stop_process
 from tests.servers.history import History, openmetrics_day
 from tests.servers.prometheus import PrometheusServer, make_fleet
 
@@ -27,31 +26,21 @@ def start_victoriametrics(data_dir: Path, *, log_path: Path) -> tuple[subprocess
     binary = require_binary("victoria-metrics")
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"-storageDataPath={data_dir}",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-retentionPeriod=100y",
-            "-search.disableCache",  # every query evaluated afresh: the same work as on a cold day
-            "-loggerLevel=WARN",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    argv = [
+        binary,
+        f"-storageDataPath={data_dir}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y",
+        "-search.disableCache",  # every query evaluated afresh: the same work as on a cold day
+        "-loggerLevel=WARN",
+    ]
+    return start_http_server(
+        argv,
+        port=port,
+        log_path=log_path,
+        name="VictoriaMetrics",
+        ready=lambda url: httpx.get(f"{url}/health", timeout=1).text.strip() == "OK",
     )
-    wait_for_port(port, process=process, timeout=30)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).text.strip() == "OK":
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise TimeoutError("VictoriaMetrics did not become ready")
 
 
 def prometheus_text(lines: Iterable[str]) -> Iterator[bytes]:
