@@ -38,15 +38,16 @@ _OPERATOR_PERMS = (
     "control.delete_excludedday",
     "metrics.add_collectionrun",
 )
-_ADMIN_PERMS = (
-    *_OPERATOR_PERMS,
+# What concerns the whole installation rather than one cluster's rows: no group scope grants these
+# (apps.accounts.scopes), only the global admin role (and the viewer's read of notification channels).
+INSTALLATION_PERMS = (
     "control.add_cluster",
     "control.change_cluster",
     "control.delete_cluster",
     "control.change_admission_mode",
     "control.add_microservice",
     "control.delete_microservice",
-    "control.change_microservice_requests",
+    "audit.view_notificationchannel",
     "audit.add_notificationchannel",
     "audit.change_notificationchannel",
     "audit.delete_notificationchannel",
@@ -62,6 +63,11 @@ _ADMIN_PERMS = (
     "accounts.add_groupscope",
     "accounts.change_groupscope",
     "accounts.delete_groupscope",
+)
+_ADMIN_PERMS = (
+    *_OPERATOR_PERMS,
+    "control.change_microservice_requests",
+    *(name for name in INSTALLATION_PERMS if name not in _OPERATOR_PERMS),
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {VIEWER: _VIEWER_PERMS, OPERATOR: _OPERATOR_PERMS, ADMIN: _ADMIN_PERMS}

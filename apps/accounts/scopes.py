@@ -25,39 +25,14 @@ from django.contrib.admin import filters as admin_filters
 from django.contrib.auth.backends import BaseBackend
 from django.db.models import Model, Q, QuerySet
 
-from apps.accounts.roles import ADMIN, OPERATOR, ROLE_PERMISSIONS, ROLES, VIEWER
+from apps.accounts.roles import ADMIN, INSTALLATION_PERMS, OPERATOR, ROLE_PERMISSIONS, ROLES, VIEWER
 
 M = TypeVar("M", bound=Model)
 
 ROLE_RANK = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
 
 # Installation-wide permissions no scope grants (see the module docstring).
-GLOBAL_ONLY_PERMISSIONS = frozenset(
-    {
-        "control.add_cluster",
-        "control.change_cluster",
-        "control.delete_cluster",
-        "control.change_admission_mode",
-        "control.add_microservice",
-        "control.delete_microservice",
-        "audit.view_notificationchannel",
-        "audit.add_notificationchannel",
-        "audit.change_notificationchannel",
-        "audit.delete_notificationchannel",
-        "django_celery_beat.view_periodictask",
-        "auth.view_user",
-        "auth.view_group",
-        "authtoken.view_tokenproxy",
-        "metrics.view_importrun",
-        "metrics.add_importrun",
-        "axes.view_accessattempt",
-        "axes.delete_accessattempt",
-        "accounts.view_groupscope",
-        "accounts.add_groupscope",
-        "accounts.change_groupscope",
-        "accounts.delete_groupscope",
-    }
-)
+GLOBAL_ONLY_PERMISSIONS = frozenset(INSTALLATION_PERMS)
 
 SCOPED_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     role: frozenset(names) - GLOBAL_ONLY_PERMISSIONS for role, names in ROLE_PERMISSIONS.items()
