@@ -237,6 +237,25 @@ class ClickHouseDashboard:
     def __init__(self, executor: Any) -> None:
         self.executor = executor
 
+    def _range_execute(
+        self,
+        sql: str,
+        *,
+        cluster: str,
+        day_from: datetime.date,
+        day_to: datetime.date,
+        excluded: Collection[datetime.date] | None = None,
+        only_namespaces: Collection[str] | None = None,
+    ) -> Any:
+        """Run a statement over a cluster's day range: with ``%(excluded)s`` when ``excluded`` is given, and
+        narrowed to ``only_namespaces`` (a scoped user's) when they are given."""
+        params: dict[str, Any] = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
+        if excluded is not None:
+            params["excluded"] = _dates(excluded)
+        if only_namespaces is not None:
+            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
+        return self.executor.execute(sql, params)
+
     def raw_summary(
         self,
         *,
@@ -246,16 +265,14 @@ class ClickHouseDashboard:
         excluded: Collection[datetime.date] = (),
         only_namespaces: Collection[str] | None = None,
     ) -> RawSummary:
-        params: dict[str, Any] = {
-            "cluster": cluster,
-            "day_from": day_from,
-            "day_to": day_to,
-            "excluded": _dates(excluded),
-        }
-        sql = DASHBOARD_SUMMARY_SQL
-        if only_namespaces is not None:
-            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
-        (row,) = self.executor.execute(sql, params)
+        (row,) = self._range_execute(
+            DASHBOARD_SUMMARY_SQL,
+            cluster=cluster,
+            day_from=day_from,
+            day_to=day_to,
+            excluded=excluded,
+            only_namespaces=only_namespaces,
+        )
         namespaces, *totals = row[:9]
         namespace_rows: list[tuple[str, RawTotals]] = [(entry[0], list(entry[1:])) for entry in row[9]]
         top = [
@@ -286,16 +303,15 @@ class ClickHouseDashboard:
         excluded: Collection[datetime.date],
         only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteSource]:
-        params: dict[str, Any] = {
-            "cluster": cluster,
-            "day_from": day_from,
-            "day_to": day_to,
-            "excluded": _dates(excluded),
-        }
-        sql = WASTE_SOURCES_SQL
-        if only_namespaces is not None:
-            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
-        return [(ns, dep, *rest) for ns, dep, _src, *rest in self.executor.execute(sql, params)]
+        rows = self._range_execute(
+            WASTE_SOURCES_SQL,
+            cluster=cluster,
+            day_from=day_from,
+            day_to=day_to,
+            excluded=excluded,
+            only_namespaces=only_namespaces,
+        )
+        return [(ns, dep, *rest) for ns, dep, _src, *rest in rows]
 
     def raw_waste_trend(
         self,
@@ -305,11 +321,9 @@ class ClickHouseDashboard:
         day_to: datetime.date,
         only_namespaces: Collection[str] | None = None,
     ) -> list[RawWasteTrend]:
-        params: dict[str, Any] = {"cluster": cluster, "day_from": day_from, "day_to": day_to}
-        sql = WASTE_TREND_SQL
-        if only_namespaces is not None:
-            sql, params["namespaces"] = _scoped(sql), _namespaces_param(only_namespaces)
-        return self.executor.execute(sql, params)
+        return self._range_execute(
+            WASTE_TREND_SQL, cluster=cluster, day_from=day_from, day_to=day_to, only_namespaces=only_namespaces
+        )
 
     def service_row_count(self, *, cluster: str, namespace: str, deployment: str) -> int:
         params = {"cluster": cluster, "namespace": namespace, "deployment": deployment}
