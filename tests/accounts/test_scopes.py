@@ -435,6 +435,13 @@ def test_group_scopes_parse_and_refuse_bad_items():
 # --- LDAP and OIDC logins land in their scopes ------------------------------------------------------
 
 CONFIG_SCOPES = "team-shop=operator@prod:shop;team-shop=viewer@staging;gone=admin@prod"
+# A team-shop member after logging in: (cluster, role, namespaces, from configuration) and the rows they see.
+TEAM_SHOP_SCOPES = {
+    ("prod", "operator", ("shop",), False),  # made in the admin: left alone
+    ("prod", "operator", ("shop",), True),
+    ("staging", "viewer", (), True),
+}
+TEAM_SHOP_ROWS = {"alpha-cart", "bravo-checkout", "echo-stgcart", "foxtrot-tool"}
 SCOPE_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "apps.accounts.scopes.ScopeBackend"]
 
 
@@ -463,17 +470,8 @@ def test_an_ldap_user_whose_groups_map_to_scopes_lands_in_them(world, slapd):
         # then she is in, as a scoped operator of prod/shop and viewer of staging
         assert response.status_code == 302
         assert response["Location"] == "/admin/"
-        assert _scopes_of("erin") == {
-            ("prod", "operator", ("shop",), False),  # made in the admin: left alone
-            ("prod", "operator", ("shop",), True),
-            ("staging", "viewer", (), True),
-        }
-        assert _changelist(client, "/admin/control/microservice/") == {
-            "alpha-cart",
-            "bravo-checkout",
-            "echo-stgcart",
-            "foxtrot-tool",
-        }
+        assert _scopes_of("erin") == TEAM_SHOP_SCOPES
+        assert _changelist(client, "/admin/control/microservice/") == TEAM_SHOP_ROWS
         # dave, in no role group and no group with a scope, is still refused
         refused = Client().post("/admin/login/", {"username": "dave", "password": "dave-pass-4444"})
         assert refused.status_code == 200
@@ -504,17 +502,8 @@ def test_an_oidc_user_whose_groups_map_to_scopes_lands_in_them(world, oidc_provi
         response = sso_login(client, oidc_provider, "sub-sam-1")
         assert response.status_code == 302
         assert response["Location"] == "/admin/"
-        assert _scopes_of("sam") == {
-            ("prod", "operator", ("shop",), False),
-            ("prod", "operator", ("shop",), True),
-            ("staging", "viewer", (), True),
-        }
-        assert _changelist(client, "/admin/control/microservice/") == {
-            "alpha-cart",
-            "bravo-checkout",
-            "echo-stgcart",
-            "foxtrot-tool",
-        }
+        assert _scopes_of("sam") == TEAM_SHOP_SCOPES
+        assert _changelist(client, "/admin/control/microservice/") == TEAM_SHOP_ROWS
         # a user whose groups hold neither a role nor a scope is refused, and not created
         oidc_provider.user_set("sub-ned-1", {"preferred_username": "ned", "groups": ["dev"]})
         refused = sso_login(Client(), oidc_provider, "sub-ned-1")
