@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -178,7 +179,21 @@ def _fingerprint(cluster: Cluster) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+def _default_kubeconfig_files() -> list[str]:
+    """The files the Kubernetes client reads when a cluster names none: ``$KUBECONFIG``'s, else ~/.kube/config."""
+    paths = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)
+    return [path for path in (os.path.expanduser(part) for part in paths if part) if os.path.exists(path)]
+
+
 def _build_client(cluster: Cluster) -> k8s_client.ApiClient:
+    if not (cluster.in_cluster or cluster.kubeconfig or cluster.kubeconfig_path or _default_kubeconfig_files()):
+        # Said before importing the client (see ``_kube``): a cluster without a connection, such as one whose
+        # metrics are collected but which is not operated from here, costs no memory for it.
+        raise K8sUnavailable(
+            f"cluster {cluster.name}: no Kubernetes connection settings (not in-cluster, no kubeconfig, "
+            "no $KUBECONFIG or ~/.kube/config)",
+            reason="config",
+        )
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
 
@@ -228,6 +243,13 @@ def api_client(cluster: Cluster) -> k8s_client.ApiClient:
         logger.info("cluster %s: Kubernetes connection settings changed, client rebuilt", cluster.name)
         old[1].close()
     return fresh
+
+
+def _api(cluster: Cluster, name: str) -> Any:
+    """``kubernetes.client.<name>`` on the cluster's client; the client is built (or refused) first, so a
+    cluster without connection settings never imports the Kubernetes client (``_build_client``)."""
+    client = api_client(cluster)
+    return getattr(_kube(), name)(client)
 
 
 def clients_clear() -> None:
@@ -427,7 +449,7 @@ def _pages(fetch: Callable[[str | None], dict[str, Any]]) -> Iterator[dict[str, 
 
 
 def deployment_get(*, cluster: Cluster, namespace: str, name: str) -> Deployment:
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
     obj = _call(
         cluster,
         f"deployment {namespace}/{name}",
@@ -440,7 +462,7 @@ def deployment_list(
     *, cluster: Cluster, namespaces: Sequence[str] | None = None, label_selector: str = ""
 ) -> list[Deployment]:
     """Deployments in ``namespaces`` (all namespaces when empty), filtered by ``label_selector``; paged."""
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
     selector = {"label_selector": label_selector} if label_selector else {}
     result: list[Deployment] = []
     if not namespaces:
@@ -475,7 +497,7 @@ def deployment_list(
 def deployment_object_list(*, cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     """Every Deployment of ``namespace`` exactly as the API server stores it: one list call, paged with
     ``limit``/``continue`` (for comparing each with what admission would make of it)."""
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
 
     def fetch(token: str | None) -> dict[str, Any]:
         extra = {"_continue": token} if token else {}
@@ -490,7 +512,7 @@ def deployment_object_list(*, cluster: Cluster, namespace: str) -> list[dict[str
 
 def deployment_object_get(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     """The Deployment exactly as the API server stores it (for computing a patch against it)."""
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
     return _call(
         cluster,
         f"deployment {namespace}/{name}",
@@ -506,7 +528,7 @@ def deployment_scale(*, cluster: Cluster, namespace: str, name: str, replicas: i
     """
     if replicas < 0:
         raise ValueError("replicas must not be negative")
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
     body = {"spec": {"replicas": replicas}}
     logger.info("scale %s/%s/%s to %s%s", cluster.name, namespace, name, replicas, " (dry run)" if dry_run else "")
     response = _call(
@@ -530,7 +552,7 @@ def _deployment_patch(
     cluster: Cluster, namespace: str, name: str, body: Any, content_type: str, *, what: str, dry_run: bool
 ) -> Deployment:
     """PATCH the Deployment with ``body`` of ``content_type``; ``what`` names the call in an error."""
-    apps = _kube().AppsV1Api(api_client(cluster))
+    apps = _api(cluster, "AppsV1Api")
     obj = _call(
         cluster,
         f"{what} deployment {namespace}/{name}",
@@ -577,7 +599,7 @@ def deployment_restart(
 
 
 def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namespace]:
-    core = _kube().CoreV1Api(api_client(cluster))
+    core = _api(cluster, "CoreV1Api")
     selector = {"label_selector": label_selector} if label_selector else {}
 
     def fetch(token: str | None) -> dict[str, Any]:
@@ -596,7 +618,7 @@ def namespace_list(*, cluster: Cluster, label_selector: str = "") -> list[Namesp
 
 def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> list[HorizontalPodAutoscaler]:
     """``autoscaling/v2`` HorizontalPodAutoscalers in ``namespaces`` (all namespaces when empty); paged."""
-    autoscaling = _kube().AutoscalingV2Api(api_client(cluster))
+    autoscaling = _api(cluster, "AutoscalingV2Api")
     result: list[HorizontalPodAutoscaler] = []
     scopes: Sequence[str | None] = namespaces or [None]
     for namespace in scopes:
@@ -629,7 +651,7 @@ def hpa_list(*, cluster: Cluster, namespaces: Sequence[str] | None = None) -> li
 
 def server_version_get(*, cluster: Cluster) -> ServerVersion:
     """The API server's version (``/version``); minor versions like ``30+`` (EKS, GKE) count as 30."""
-    version = _kube().VersionApi(api_client(cluster))
+    version = _api(cluster, "VersionApi")
     obj = _call(cluster, "server version", lambda: _json(version.get_code(**_common())))
 
     def number(value: Any) -> int:
@@ -646,7 +668,7 @@ def server_version_get(*, cluster: Cluster) -> ServerVersion:
 
 def webhook_configuration_get(*, cluster: Cluster, name: str) -> dict[str, Any] | None:
     """The MutatingWebhookConfiguration ``name`` as a dict, or ``None`` when it does not exist."""
-    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
+    admission = _api(cluster, "AdmissionregistrationV1Api")
     try:
         return _call(
             cluster,
@@ -659,7 +681,7 @@ def webhook_configuration_get(*, cluster: Cluster, name: str) -> dict[str, Any] 
 
 def webhook_configuration_apply(*, cluster: Cluster, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
     """Create the MutatingWebhookConfiguration, or replace it (with its resourceVersion) when it exists."""
-    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
+    admission = _api(cluster, "AdmissionregistrationV1Api")
     name = str((body.get("metadata") or {}).get("name") or "")
     if not name:
         raise ValueError("a webhook configuration needs metadata.name")
@@ -688,7 +710,7 @@ def webhook_configuration_apply(*, cluster: Cluster, body: dict[str, Any], dry_r
 
 def webhook_configuration_delete(*, cluster: Cluster, name: str, dry_run: bool = False) -> bool:
     """Delete the MutatingWebhookConfiguration; ``False`` when it did not exist."""
-    admission = _kube().AdmissionregistrationV1Api(api_client(cluster))
+    admission = _api(cluster, "AdmissionregistrationV1Api")
     try:
         _call(
             cluster,
@@ -798,7 +820,7 @@ def deployment_pods_list(*, cluster: Cluster, namespace: str, name: str) -> list
     selector = label_selector_text((obj.get("spec") or {}).get("selector") or {})
     if not selector:  # apps/v1 requires a selector; never list the whole namespace by accident
         raise K8sInvalid(f"cluster {cluster.name}: deployment {namespace}/{name} has no pod selector")
-    core = _kube().CoreV1Api(api_client(cluster))
+    core = _api(cluster, "CoreV1Api")
 
     def fetch(token: str | None) -> dict[str, Any]:
         extra = {"_continue": token} if token else {}
@@ -834,7 +856,7 @@ def pod_resize(
     if limits:
         resources["limits"] = dict(limits)
     body = {"spec": {"containers": [{"name": container, "resources": resources}]}}
-    core = _kube().CoreV1Api(api_client(cluster))
+    core = _api(cluster, "CoreV1Api")
     logger.info("resize %s/%s/%s container %s: %s", cluster.name, namespace, name, container, resources)
     obj = _call(
         cluster,
@@ -957,7 +979,7 @@ def config_map_apply(
     *, cluster: Cluster, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
 ) -> bool:
     """Write ConfigMap ``namespace/name`` with exactly ``data``; ``True`` when it changed (or was created)."""
-    core = _kube().CoreV1Api(api_client(cluster))
+    core = _api(cluster, "CoreV1Api")
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -992,7 +1014,7 @@ def config_map_apply(
 
 def config_map_delete(*, cluster: Cluster, namespace: str, name: str) -> bool:
     """Delete ConfigMap ``namespace/name``; ``False`` when it did not exist."""
-    core = _kube().CoreV1Api(api_client(cluster))
+    core = _api(cluster, "CoreV1Api")
     try:
         _call(
             cluster,
@@ -1013,7 +1035,7 @@ def access_review(*, cluster: Cluster, permission: Permission, name: str = "") -
     Every authenticated user may create one (the built-in ``system:basic-user`` role), so the check
     needs no permission of its own.
     """
-    authorization = _kube().AuthorizationV1Api(api_client(cluster))
+    authorization = _api(cluster, "AuthorizationV1Api")
     resource, _, subresource = permission.resource.partition("/")
     attributes: dict[str, Any] = {"group": permission.group, "resource": resource, "verb": permission.verb}
     if subresource:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import socket
 import subprocess
 import sys
@@ -433,3 +434,31 @@ print(len([m for m in sys.modules if m.split(".")[0] == "kubernetes"]))
     before, after = (int(line) for line in result.stdout.split())
     assert before == 0
     assert after > 100  # the check can tell: the client's models are hundreds of modules
+
+
+def test_a_cluster_without_connection_settings_is_unavailable_without_loading_the_client(tmp_path):
+    # A cluster whose metrics are collected but which is not operated from here (no in-cluster, no
+    # kubeconfig, none by default): the collection's HPA read answers "not read" without the client.
+    code = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
+import django
+django.setup()
+from apps.control import k8s
+from apps.control.models import Cluster
+try:
+    k8s.hpa_list(cluster=Cluster(name="metrics-only"))
+except k8s.K8sUnavailable as exc:
+    print(exc.reason, exc.message)
+print(len([m for m in sys.modules if m.split(".")[0] == "kubernetes"]))
+"""
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none.yaml")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env
+    )
+    refused, loaded = result.stdout.strip().splitlines()
+    assert refused == (
+        "config cluster metrics-only: no Kubernetes connection settings "
+        "(not in-cluster, no kubeconfig, no $KUBECONFIG or ~/.kube/config)"
+    )
+    assert loaded == "0"
