@@ -1,8 +1,11 @@
 """One day's collection: its queries (apps/metrics/promql.py), and their answers merged into rows.
 
-The day's fixed requests run concurrently, at most ``concurrency`` at a time; then, only when some
-Deployment's pods have different limits, one more request per resource computes its %-of-limit
-statistic pod by pod. Every other %-of-limit value is derived here from the P95 and the shared limit.
+The day's fixed requests run concurrently, at most ``concurrency`` at a time. They attribute pods to
+Deployments by name; where the owners' mapping (the ``pods`` request) disagrees with a name, the
+Deployments concerned are asked again by their owners (``promql.owner_queries``) and those answers
+replace the names'. Then, only when some Deployment's pods have different limits, one more request per
+resource computes its %-of-limit statistic pod by pod. Every other %-of-limit value is derived here from
+the P95 and the shared limit.
 """
 
 from __future__ import annotations
@@ -226,6 +229,26 @@ def _feedback_from_results(results: dict[str, list[Sample]]) -> dict[ContainerKe
     return feedback
 
 
+def by_owners(
+    results: dict[str, list[Sample]], answers: dict[str, list[Sample]], misnamed: set[tuple[str, str]]
+) -> dict[str, list[Sample]]:
+    """The day's answers with the ``misnamed`` Deployments' statistics taken from ``answers`` (by owners).
+
+    Everything the names attributed to those Deployments is dropped; of ``answers`` (restricted to
+    their pods, or not restricted at all) only those Deployments' rows are kept.
+    """
+
+    def owned(sample: Sample) -> bool:
+        return (sample.labels.get("namespace", ""), sample.labels.get("deployment", "")) in misnamed
+
+    merged: dict[str, list[Sample]] = {}
+    for name, samples in results.items():
+        merged[name] = [sample for sample in samples if not owned(sample)]
+    for name, samples in answers.items():
+        merged.setdefault(name, []).extend(sample for sample in samples if owned(sample))
+    return merged
+
+
 def _query_all(
     client: PrometheusClient,
     queries: dict[str, str],
@@ -264,11 +287,26 @@ def collect_day(
     """Query one day's statistics and merge them into rows; the first failure stops the day.
 
     ``on_query_done`` is called once per request of ``promql.day_queries`` (the run's progress);
-    the per-pod %-of-limit requests some days need are not counted.
+    the owners' and the per-pod %-of-limit requests some days need are not counted.
     """
     results = _query_all(
         client, promql.day_queries(settings), at=window.end, concurrency=concurrency, on_query_done=on_query_done
     )
+    mapping = [
+        (sample.labels.get("namespace", ""), sample.labels.get("pod", ""), sample.labels.get("deployment", ""))
+        for sample in results.pop("pods", [])
+    ]
+    misnamed = promql.misnamed(mapping)
+    if misnamed:
+        pods = [pod for namespace, pod, deployment in mapping if (namespace, deployment) in misnamed]
+        answers = _query_all(
+            client,
+            promql.owner_queries(settings, [namespace for namespace, _ in misnamed], pods),
+            at=window.end,
+            concurrency=concurrency,
+            on_query_done=lambda _: None,
+        )
+        results = by_owners(results, answers, misnamed)
     extra = pct_queries(settings, DayResources(split_results(results).get("resources", [])))
     if extra:
         answers = _query_all(

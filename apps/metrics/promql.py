@@ -6,6 +6,18 @@ Deployments through ``kube_pod_owner`` (ReplicaSet) joined with ``kube_replicase
 (Deployment); pods without those series fall back to the name pattern
 ``<deployment>-<hash>-<suffix>``. Rows are per container; ``POD`` and empty names are ignored.
 
+Two ways to attribute a pod's series to its Deployment (``QuerySettings.attribution``):
+
+- ``owner``: join every series with that mapping (``pod_deployment``). Exact, but the backend
+  evaluates the mapping in every query and joins it at every step of every subquery: on Prometheus
+  that was most of a day's time (bench/README.md).
+- ``name``: read the Deployment off the pod's name (``label_replace`` with the pattern), no mapping,
+  no join. The day's ``pods`` request (the mapping itself, evaluated once) tells where a name and
+  the owners disagree (a pod named unlike its Deployment, or like another one); the Deployments
+  concerned are queried again with ``owner`` attribution, restricted to their pods, and those answers
+  replace the name's (apps/metrics/daily.py). Everywhere else both give the same series: a pod the
+  owners map follows its name, and a pod without owners falls back to its name either way.
+
 A day costs three subqueries (P95 CPU, P95 memory, ready pods) and one plain query (requests, limits
 and which pods run each container, per pod). The usage-as-%-of-limit statistics are derived from the
 P95 and the limit where every pod of a Deployment's container has the same limit (the quantile and the
@@ -48,6 +60,11 @@ PERCENT_STATISTICS = {"cpu": "p95_cpu_pct", "memory": "p95_mem_pct"}
 STATISTIC_LABEL = "kubedoor_statistic"
 
 
+# How the statistics attribute a pod's series to its Deployment (``QuerySettings.attribution``).
+OWNER = "owner"
+NAME = "name"
+
+
 class Backend:
     """The metrics backends whose query text differs (``Cluster.metrics_backend``)."""
 
@@ -68,6 +85,7 @@ class QuerySettings:
     step_seconds: int = 30
     window_seconds: int = 5400
     backend: str = Backend.PROMETHEUS
+    attribution: str = OWNER  # or NAME: see the module's docstring
 
 
 def quote(value: str) -> str:
@@ -128,9 +146,46 @@ def pod_deployment(settings: QuerySettings) -> str:
     return f"({by_owner} or on (namespace, pod) {by_name})"
 
 
+def _by_name(expr: str) -> str:
+    """``expr`` with the Deployment its pod's name gives (series of other pods keep no such label)."""
+    return f'label_replace({expr}, "deployment", "$1", "pod", {quote(POD_NAME_PATTERN)})'
+
+
 def _joined(settings: QuerySettings, expr: str) -> str:
-    """``expr`` (per pod) with the pod's Deployment as a label."""
+    """``expr`` (per pod) with the pod's Deployment as a label (by its owners, or its name)."""
+    if settings.attribution == NAME:
+        return _by_name(expr)
     return f"({expr} * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
+
+
+def pods_query(settings: QuerySettings) -> str:
+    """The day's pod → Deployment mapping by owners (one series per pod: namespace, pod, deployment)."""
+    return pod_deployment(settings)
+
+
+_NAME_RE = re.compile(POD_NAME_PATTERN)
+
+
+def named_deployment(pod: str) -> str | None:
+    """The Deployment a pod's name gives, as ``label_replace`` reads it (the whole name must match)."""
+    match = _NAME_RE.fullmatch(pod)
+    return match.group(1) if match else None
+
+
+def misnamed(mapping: Sequence[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """The (namespace, Deployment)s whose pods' names and owners disagree, from ``pods_query``'s answer.
+
+    ``mapping`` is (namespace, pod, deployment) per pod. A pod named unlike its Deployment puts
+    that Deployment here, and the one its name points to (which would otherwise count it).
+    """
+    found: set[tuple[str, str]] = set()
+    for namespace, pod, deployment in mapping:
+        named = named_deployment(pod)
+        if named != deployment:
+            found.add((namespace, deployment))
+            if named is not None:
+                found.add((namespace, named))
+    return found
 
 
 def _window(settings: QuerySettings) -> str:
@@ -161,9 +216,9 @@ def _quantile_of(settings: QuerySettings, per_pod: str) -> str:
     return f"quantile_over_time({settings.quantile:g}, ({inner}){_window(settings)})"
 
 
-def usage_query(settings: QuerySettings, kind: str) -> str:
+def usage_query(settings: QuerySettings, kind: str, *matchers: str) -> str:
     """P95 CPU (cores) or memory (MiB) per pod."""
-    text = _quantile_of(settings, _joined(settings, _usage(settings, kind)))
+    text = _quantile_of(settings, _joined(settings, _usage(settings, kind, *matchers)))
     return text if kind == "cpu" else f"{text} / {MIB}"
 
 
@@ -196,7 +251,7 @@ def _tagged(expr: str, part: str) -> str:
     return f'label_replace({expr}, {quote(STATISTIC_LABEL)}, {quote(part)}, "", "")'
 
 
-def resources_query(settings: QuerySettings) -> str:
+def resources_query(settings: QuerySettings, *matchers: str) -> str:
     """Per pod and container: requests and limits (maximum over the window), and running.
 
     One plain query (no subquery) answers what used to take four: the requests and limits of a
@@ -208,59 +263,65 @@ def resources_query(settings: QuerySettings) -> str:
     window = f"[{settings.window_seconds}s]"
     per_pod = "max by (namespace, pod, container, resource)"
     parts = [
-        _tagged(f"{per_pod} (max_over_time({_resource(settings, REQUESTS)}{window}))", "request"),
-        _tagged(f"{per_pod} (max_over_time({_resource(settings, LIMITS)}{window}))", "limit"),
+        _tagged(f"{per_pod} (max_over_time({_resource(settings, REQUESTS, '', *matchers)}{window}))", "request"),
+        _tagged(f"{per_pod} (max_over_time({_resource(settings, LIMITS, '', *matchers)}{window}))", "limit"),
         _tagged(
-            f"group by (namespace, pod, container) (last_over_time({_usage(settings, 'memory')}{window}))",
+            f"group by (namespace, pod, container) (last_over_time({_usage(settings, 'memory', *matchers)}{window}))",
             "running",
         ),
     ]
     return _joined(settings, "(" + " or ".join(parts) + ")")
 
 
-def pod_count_query(settings: QuerySettings) -> str:
+def pod_count_query(settings: QuerySettings, *matchers: str) -> str:
     """The minimum over the window of the Deployment's ready pods.
 
-    ``and`` keeps the pod → Deployment series (one per pod, evaluated once) whose pod is ready at each
-    step, so duplicated ready series of a pod count once without an aggregation per step.
+    ``and`` keeps the pod → Deployment series (one per pod, evaluated once: the owners' mapping, or
+    with ``name`` attribution the pods with a ready series in the window, named) whose pod is ready at
+    each step, so duplicated ready series of a pod count once without an aggregation per step.
     """
-    ready = "kube_pod_status_ready" + selector(settings, 'condition="true"') + " == 1"
-    per_pod = f"{pod_deployment(settings)} and on (namespace, pod) ({ready})"
+    ready_series = "kube_pod_status_ready" + selector(settings, 'condition="true"', *matchers)
+    if settings.attribution == NAME:
+        pods = f"group by (namespace, pod, deployment) ({_by_name(_over_window(settings, ready_series))})"
+    else:
+        pods = pod_deployment(settings)
+    per_pod = f"{pods} and on (namespace, pod) ({ready_series} == 1)"
     return f"min_over_time((count by (namespace, deployment) ({per_pod})){_window(settings)})"
 
 
 def _container_series(settings: QuerySettings, expr: str) -> str:
-    """Per pod and container, joined to the pod's Deployment."""
-    join = f"on (namespace, pod) group_left (deployment) {pod_deployment(settings)}"
-    return f"(sum by (namespace, pod, container) ({expr}) * {join})"
+    """Per pod and container, with the pod's Deployment (see ``_joined``)."""
+    return _joined(settings, f"sum by (namespace, pod, container) ({expr})")
 
 
-def oom_kills_query(settings: QuerySettings) -> str:
+def oom_kills_query(settings: QuerySettings, *matchers: str) -> str:
     """OOM kills per container in the window, summed over the Deployment's pods.
 
     cAdvisor's ``container_oom_events_total`` where present; else the restarts of containers whose last
     termination (kube-state-metrics) in the window was ``OOMKilled``.
     """
     window = f"[{settings.window_seconds}s]"
-    events = _container_series(settings, f"increase(container_oom_events_total{selector(settings)}{window})")
-    restarts = f"increase(kube_pod_container_status_restarts_total{selector(settings)}{window})"
+    events = _container_series(settings, f"increase(container_oom_events_total{selector(settings, *matchers)}{window})")
+    restarts = f"increase(kube_pod_container_status_restarts_total{selector(settings, *matchers)}{window})"
     oom_killed = (
         "max by (namespace, pod, container) (max_over_time(kube_pod_container_status_last_terminated_reason"
-        f"{selector(settings, quote_matcher('reason', 'OOMKilled'))}{window}))"
+        f"{selector(settings, quote_matcher('reason', 'OOMKilled'), *matchers)}{window}))"
     )
     restarted = _container_series(settings, f"{restarts} * on (namespace, pod, container) group_left {oom_killed}")
     by_container = "sum by (namespace, deployment, container) "
     return f"{by_container}({events}) or {by_container}({restarted})"
 
 
-def throttled_pct_query(settings: QuerySettings) -> str:
+def throttled_pct_query(settings: QuerySettings, *matchers: str) -> str:
     """CFS periods throttled as % of all periods in the window, over the Deployment's pods."""
     window = f"[{settings.window_seconds}s]"
     by_container = "sum by (namespace, deployment, container) "
     throttled = _container_series(
-        settings, f"increase(container_cpu_cfs_throttled_periods_total{selector(settings)}{window})"
+        settings, f"increase(container_cpu_cfs_throttled_periods_total{selector(settings, *matchers)}{window})"
     )
-    periods = _container_series(settings, f"increase(container_cpu_cfs_periods_total{selector(settings)}{window})")
+    periods = _container_series(
+        settings, f"increase(container_cpu_cfs_periods_total{selector(settings, *matchers)}{window})"
+    )
     return f"{by_container}({throttled}) / ({by_container}({periods}) > 0) * 100"
 
 
@@ -286,20 +347,55 @@ def statistic_query(settings: QuerySettings, statistic: str) -> str:
 SUBQUERY_STATISTICS = ("p95_cpu_cores", "p95_mem_mib", "pod_count")
 
 
+# Pods listed by name in the owner-attributed requests of a day (``owner_queries``); beyond that many,
+# those requests cover every pod (the same answers, a longer query instead of a huge regex).
+MAX_LISTED_PODS = 200
+
+
 def day_queries(settings: QuerySettings) -> dict[str, str]:
     """The requests of one day's window (the same text for every day of a run), by name.
 
-    Prometheus: one request per subquery statistic, then ``resources``. VictoriaMetrics: the three
-    subqueries in one ``union`` (each part tagged with ``STATISTIC_LABEL``), then ``resources``. On both,
-    the safety feedback (``FEEDBACK_STATISTICS``) as two more requests.
+    The statistics attribute pods by name; ``pods`` asks for the owners' mapping, which tells the
+    Deployments ``owner_queries`` must answer again (``misnamed``). Prometheus: one request per subquery
+    statistic, then ``resources``. VictoriaMetrics: the three subqueries in one ``union`` (each part
+    tagged with ``STATISTIC_LABEL``), then ``resources``. On both, the safety feedback
+    (``FEEDBACK_STATISTICS``) as two more requests.
     """
-    feedback = {name: statistic_query(settings, name) for name in FEEDBACK_STATISTICS}
+    named = dataclasses.replace(settings, attribution=NAME)
+    feedback = {name: statistic_query(named, name) for name in FEEDBACK_STATISTICS}
     if settings.backend == Backend.VICTORIAMETRICS:
-        parts = ", ".join(_tagged(statistic_query(settings, name), name) for name in SUBQUERY_STATISTICS)
-        return {"usage": f"union({parts})", "resources": resources_query(settings), **feedback}
-    queries = {name: statistic_query(settings, name) for name in SUBQUERY_STATISTICS}
-    queries["resources"] = resources_query(settings)
-    return {**queries, **feedback}
+        parts = ", ".join(_tagged(statistic_query(named, name), name) for name in SUBQUERY_STATISTICS)
+        usage = {"usage": f"union({parts})", "resources": resources_query(named)}
+        return {**usage, **feedback, "pods": pods_query(settings)}
+    queries = {name: statistic_query(named, name) for name in SUBQUERY_STATISTICS}
+    queries["resources"] = resources_query(named)
+    return {**queries, **feedback, "pods": pods_query(settings)}
+
+
+# The statistics ``owner_queries`` answers again.
+OWNER_STATISTICS = ("p95_cpu_cores", "p95_mem_mib", "pod_count", "resources", *FEEDBACK_STATISTICS)
+
+
+def owner_queries(settings: QuerySettings, namespaces: Sequence[str], pods: Sequence[str]) -> dict[str, str]:
+    """The statistics of the given pods attributed by their owners (``misnamed`` Deployments' pods).
+
+    With more than ``MAX_LISTED_PODS`` pods the requests are not restricted to them.
+    """
+    owners = dataclasses.replace(settings, attribution=OWNER)
+    matchers: tuple[str, ...] = ()
+    if len(set(pods)) <= MAX_LISTED_PODS:
+        matchers = (
+            f"namespace=~{quote(_regex_union(sorted(set(namespaces))))}",
+            f"pod=~{quote(_regex_union(sorted(set(pods))))}",
+        )
+    return {
+        "p95_cpu_cores": usage_query(owners, "cpu", *matchers),
+        "p95_mem_mib": usage_query(owners, "mem", *matchers),
+        "pod_count": pod_count_query(owners, *matchers),
+        "resources": resources_query(owners, *matchers),
+        "oom_kills": oom_kills_query(owners, *matchers),
+        "throttled_pct": throttled_pct_query(owners, *matchers),
+    }
 
 
 def run_queries(settings: QuerySettings) -> dict[str, str]:

@@ -160,12 +160,24 @@ def build(history: History, data: Path, *, feedback: FeedbackSpec | None = None,
     return elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/<pid>/stat), NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BackendMemory:
-    """The peak resident memory (MiB) of a backend process while a run goes, sampled every 0.2 s."""
+    """The peak resident memory (MiB) of a backend process while a run goes, sampled every 0.2 s, and the
+    CPU seconds it used meanwhile (``cpu``)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0.0
+        self.cpu = float("nan")
+        self._cpu_start = float("nan")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -180,12 +192,14 @@ class BackendMemory:
                     self.peak = max(self.peak, int(line.split()[1]) / 1024)
 
     def __enter__(self) -> BackendMemory:
+        self._cpu_start = cpu_seconds(self.pid)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu = cpu_seconds(self.pid) - self._cpu_start
 
 
 def load_victoriametrics(
@@ -212,18 +226,23 @@ def load_victoriametrics(
     return process, url
 
 
+LAST_CPU: list[float] = []  # the CPU seconds (user + system) of the last ``measured`` command
+
+
 def measured(args: list[str]) -> tuple[float, float, str]:
-    """Run a command in a child; wall seconds, the child's peak RSS (MiB), its output."""
+    """Run a command in a child; wall seconds, the child's peak RSS (MiB), its output (its CPU: ``LAST_CPU``)."""
     wrapper = (
         "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
-        "sys.stdout.write(r.stdout + r.stderr[-2000:]);"
-        "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+        "sys.stdout.write(r.stdout + r.stderr[-2000:]); u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print('MAXRSS', u.ru_maxrss, u.ru_utime + u.ru_stime); sys.exit(r.returncode)"
     )
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=REPO)
     elapsed = time.perf_counter() - started
     lines = result.stdout.strip().splitlines()
-    rss = float(lines[-1].split()[1]) / 1024 if lines and lines[-1].startswith("MAXRSS") else float("nan")
+    last = lines[-1].split() if lines and lines[-1].startswith("MAXRSS") else ["MAXRSS", "nan", "nan"]
+    rss = float(last[1]) / 1024
+    LAST_CPU[:] = [float(last[2])]
     if result.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(args)}\n{result.stdout}\n{result.stderr}")
     return elapsed, rss, "\n".join(lines[:-1])
@@ -456,7 +475,8 @@ def measure_backend(
                 feedback = f", {described(mode)}" if described(mode) else ""
                 print(
                     f"{backend}: collect_peaks --days {n_days} ({label}{feedback}): {elapsed:.1f} s wall,"
-                    f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f}",
+                    f" peak RSS {rss:.0f} MiB, {backend} peak RSS {memory.peak:.0f} MiB, load {load:.1f};"
+                    f" CPU: collect_peaks {LAST_CPU[0]:.1f} s, {backend} {memory.cpu:.1f} s",
                     flush=True,
                 )
                 print(f"    {output.splitlines()[-1] if output else ''}", flush=True)

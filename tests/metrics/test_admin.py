@@ -35,7 +35,7 @@ def test_collect_page_starts_a_run_and_shows_its_progress(client, operator, prod
     assert len(callbacks) == 1
     assert AuditEvent.objects.get(action="collection.start").source == "admin"
     detail = client.get(response["Location"]).content.decode()
-    assert '<progress id="kd-progress" max="30" value="0"' in detail  # 5 days × 6 requests (Prometheus)
+    assert '<progress id="kd-progress" max="35" value="0"' in detail  # 5 days × 7 requests (Prometheus)
     assert f"/api/v1/collections/{run.pk}/" in detail  # the bar polls the API while the run goes
     assert "quantile_over_time(0.95, (avg by (namespace, deployment, container)" in detail
     assert "kube_pod_status_ready" in detail

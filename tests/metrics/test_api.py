@@ -32,7 +32,7 @@ def test_an_operator_starts_a_collection_and_gets_202(operator_api, prod, django
     assert (response.data["cluster"], response.data["days"], response.data["state"]) == ("prod", 3, "queued")
     assert (response.data["progress_done"], response.data["progress_total"], response.data["progress_pct"]) == (
         0,
-        18,  # 3 days × 6 requests on Prometheus
+        21,  # 3 days × 7 requests on Prometheus
         0,
     )
     assert set(response.data["queries"]) == {
@@ -44,6 +44,7 @@ def test_an_operator_starts_a_collection_and_gets_202(operator_api, prod, django
         "p95_mem_pct",
         "oom_kills",
         "throttled_pct",
+        "pods",
     }
     assert len(callbacks) == 1  # the task is queued only after commit
     event = AuditEvent.objects.get(action="collection.start")
@@ -75,7 +76,7 @@ def test_a_viewer_can_follow_but_not_start(viewer_api, operator_api, prod):
     assert (response.data["state"], response.data["progress_done"], response.data["progress_pct"]) == (
         "running",
         3,
-        50,  # 3 of 1 day × 6 requests
+        43,  # 3 of 1 day × 7 requests
     )
     listing = viewer_api.get("/api/v1/collections/?cluster=prod")
     assert [item["id"] for item in listing.data["results"]] == [run_id]

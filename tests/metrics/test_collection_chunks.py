@@ -186,9 +186,10 @@ def test_a_chunk_whose_backend_drops_it_is_retried_alone(prometheus_server, work
     per_day = _queries_per_day(cluster)
     assert proxy.dropped == {_at(cluster, peak_day): DEFAULT_RETRIES + 1}
     others = [day for day in run.days_collected if day != peak_day.isoformat()]
-    # (a day on which some Deployment's pods have different limits adds one per-pod %-of-limit query per
-    # resource, apps/metrics/daily.py: at most len(PERCENT_STATISTICS) more; never a second round)
-    extra = len(promql.PERCENT_STATISTICS)
+    # (a day on which some Deployment's pods are named unlike it adds its owners' queries, and a day on which
+    # some Deployment's pods have different limits one per-pod %-of-limit query per resource,
+    # apps/metrics/daily.py: at most len(OWNER_STATISTICS) + len(PERCENT_STATISTICS) more; never a second round)
+    extra = len(promql.OWNER_STATISTICS) + len(promql.PERCENT_STATISTICS)
     counts = [proxy.count[_at(cluster, datetime.date.fromisoformat(day))] for day in others]
     assert all(per_day <= count <= per_day + extra for count in counts), counts
     # the failed day in full on its retry, plus at most the one query the single query thread had

@@ -105,22 +105,98 @@ def test_ready_pods_keep_the_pod_mapping_where_the_pod_is_ready():
     )
 
 
-def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources_then_feedback():
+NAMED = dataclasses.replace(FILTERED, attribution="name")
+
+
+def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources_then_feedback_then_pods():
     queries = promql.day_queries(FILTERED)
-    assert list(queries) == ["p95_cpu_cores", "p95_mem_mib", "pod_count", "resources", "oom_kills", "throttled_pct"]
-    assert queries["p95_mem_mib"] == promql.usage_query(FILTERED, "mem")
-    assert queries["resources"] == promql.resources_query(FILTERED)
+    assert list(queries) == [
+        "p95_cpu_cores",
+        "p95_mem_mib",
+        "pod_count",
+        "resources",
+        "oom_kills",
+        "throttled_pct",
+        "pods",
+    ]
+    assert queries["p95_mem_mib"] == promql.usage_query(NAMED, "mem")
+    assert queries["resources"] == promql.resources_query(NAMED)
+    assert queries["pods"] == promql.pod_deployment(FILTERED)
+    # by name: no statistic evaluates the owners' mapping, only the pods request does
+    for name, text in queries.items():
+        assert ("kube_pod_owner" in text) == (name == "pods"), name
 
 
 def test_day_queries_on_victoriametrics_put_the_subqueries_in_one_union():
     settings = dataclasses.replace(FILTERED, backend="victoriametrics")
+    named = dataclasses.replace(settings, attribution="name")
     queries = promql.day_queries(settings)
-    assert list(queries) == ["usage", "resources", "oom_kills", "throttled_pct"]
+    assert list(queries) == ["usage", "resources", "oom_kills", "throttled_pct", "pods"]
     parts = [
-        f'label_replace({promql.statistic_query(settings, name)}, "kubedoor_statistic", "{name}", "", "")'
+        f'label_replace({promql.statistic_query(named, name)}, "kubedoor_statistic", "{name}", "", "")'
         for name in ("p95_cpu_cores", "p95_mem_mib", "pod_count")
     ]
     assert queries["usage"] == f"union({', '.join(parts)})"
+
+
+def test_name_attribution_reads_the_deployment_off_the_pod_name_at_each_step():
+    usage = (
+        'rate(container_cpu_usage_seconds_total{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", '
+        'container!="", container!="POD"}[2m])'
+    )
+    assert promql.usage_query(NAMED, "cpu") == (
+        "quantile_over_time(0.9, (max by (namespace, deployment, container) ("
+        f'label_replace({usage}, "deployment", "$1", "pod", "(.+)-[a-z0-9]{{5,10}}-[a-z0-9]{{5}}")'
+        "))[3600s:60s])"
+    )
+
+
+def test_name_attribution_counts_ready_pods_named_in_the_window_once_each():
+    ready = 'kube_pod_status_ready{k8s_cluster="pr\\"od", namespace=~"shop|pay\\\\.v2", condition="true"}'
+    pattern = promql.POD_NAME_PATTERN
+    named = f'label_replace(last_over_time({ready}[3600s] @ end()), "deployment", "$1", "pod", "{pattern}")'
+    assert promql.pod_count_query(NAMED) == (
+        f"min_over_time((count by (namespace, deployment) (group by (namespace, pod, deployment) ({named}) "
+        f"and on (namespace, pod) ({ready} == 1)))[3600s:60s])"
+    )
+
+
+def test_the_name_gives_the_deployment_as_label_replace_does():
+    assert promql.named_deployment("cart-7d9f8b6c5d-x2k4q") == "cart"
+    assert promql.named_deployment("my-api-v2-5f6d7c8b9-abcde") == "my-api-v2"
+    assert promql.named_deployment("worker-a") is None
+    assert promql.named_deployment("db-0") is None
+    assert promql.named_deployment("Cart-7d9f8b6c5d-x2k4q") == "Cart"
+    assert promql.named_deployment("cart-7d9f8b6c5d-x2k4q-extra") == "cart-7d9f8b6c5d"
+    assert promql.named_deployment("cart-7D9F8B6C5D-x2k4q") is None  # the hash is lower case
+
+
+def test_misnamed_lists_deployments_whose_names_and_owners_disagree_and_those_a_name_points_to():
+    mapping = [
+        ("shop", "cart-7d9f8b6c5d-x2k4q", "cart"),  # agrees
+        ("pay", "worker-a", "queue-consumer"),  # not named like a ReplicaSet's pod
+        ("shop", "web-5f6d7c8b9-abcde", "web-canary"),  # named like another Deployment
+        ("ops", "legacy-5f6d7c8b9-abcde", "legacy"),  # mapped by its name: agrees
+    ]
+    assert promql.misnamed(mapping) == {("pay", "queue-consumer"), ("shop", "web-canary"), ("shop", "web")}
+    assert promql.misnamed(mapping[:1] + mapping[3:]) == set()
+
+
+def test_owner_queries_join_the_owners_for_the_listed_pods_only():
+    queries = promql.owner_queries(FILTERED, ["pay", "shop", "pay"], ["worker-a", "worker-b"])
+    assert list(queries) == list(promql.OWNER_STATISTICS)
+    restrict = ('namespace=~"pay|shop"', 'pod=~"worker\\\\-a|worker\\\\-b"')
+    owners = dataclasses.replace(FILTERED, attribution="owner")
+    assert queries["p95_cpu_cores"] == promql.usage_query(owners, "cpu", *restrict)
+    assert queries["pod_count"] == promql.pod_count_query(owners, *restrict)
+    assert queries["resources"] == promql.resources_query(owners, *restrict)
+    assert queries["throttled_pct"] == promql.throttled_pct_query(owners, *restrict)
+    for text in queries.values():
+        assert "group_left (deployment)" in text or "and on (namespace, pod)" in text
+        assert 'pod=~"worker' in text
+    many = [f"p-{n}" for n in range(promql.MAX_LISTED_PODS + 1)]
+    unrestricted = promql.owner_queries(FILTERED, ["shop"], many)
+    assert unrestricted["p95_mem_mib"] == promql.usage_query(owners, "mem")
 
 
 def test_a_run_shows_its_requests_and_the_per_pod_percentages():
@@ -131,6 +207,7 @@ def test_a_run_shows_its_requests_and_the_per_pod_percentages():
         "resources",
         "oom_kills",
         "throttled_pct",
+        "pods",
         "p95_cpu_pct",
         "p95_mem_pct",
     ]

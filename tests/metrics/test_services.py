@@ -102,6 +102,29 @@ def test_collected_rows_match_the_generated_samples(prom, prom_cluster, now, orm
                 assert (row.quantile, row.aggregation, row.step_seconds) == (0.95, "avg", 30)
 
 
+def test_a_pod_named_like_another_deployment_counts_for_its_owner(prom, prom_cluster, now, orm_store):
+    # given: on "stage", cart-canary owns a pod named like cart's pods (cart-<hash>-<suffix>)
+    stage = prom_cluster
+    stage.name, stage.prometheus_label_value = "stage", "stage"
+    stage.save()
+    # when
+    run = collect(stage, days=4, now=now, store=orm_store)
+    # then: each Deployment has its own pods' figures, as the owners say, not as the names suggest
+    assert run.state == "done", run.errors
+    for day in prom.days:
+        rows = {r.deployment: r for r in DailyPeak.objects.filter(cluster="stage", day=day)}
+        assert set(rows) == {"cart", "cart-canary"}
+        for dep in prom.stage.deployments:
+            stats = container_stats(_samples(prom.stage, day), dep, "cart", backend=prom.backend)
+            row = rows[dep.name]
+            assert row.pod_count == stats.pod_count == 1, dep.name
+            assert row.p95_cpu_cores == pytest.approx(stats.p95_cpu_cores, abs=2e-6), dep.name
+            assert row.p95_mem_mib == pytest.approx(stats.p95_mem_mib, abs=2e-3), dep.name
+            assert row.p95_cpu_pct == pytest.approx(stats.p95_cpu_pct, abs=2e-3), dep.name
+            assert (row.request_cpu_m, row.limit_cpu_m) == (stats.request_cpu_m, stats.limit_cpu_m), dep.name
+        assert rows["cart"].p95_cpu_cores > 5 * rows["cart-canary"].p95_cpu_cores
+
+
 def test_the_history_tells_the_p95_from_the_p80_the_maximum_and_the_mean(prom):
     # A query computing the wrong statistic must give a different number: on every collected container
     # and day, P95, P80, maximum and mean of the per-step aggregate are at least 2 % apart.

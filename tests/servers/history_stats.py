@@ -173,7 +173,8 @@ def container_stats(
         end = window_end
     t_start, t_end = int(start.timestamp()), int(end.timestamp())
     window = t_end - t_start
-    pods = sorted({pod for (metric, pod, name, _) in samples.series if name == container and _owned(deployment, pod)})
+    series = samples.series
+    pods = sorted({pod for (_, pod, name, _) in series if name == container and _owned(samples, deployment, pod)})
     aggregate: Callable[[list[float]], float] = max if aggregation == "max" else (lambda xs: sum(xs) / len(xs))
     limits: dict[str, dict[str, float | None]] = {
         resource: {
@@ -242,13 +243,28 @@ def container_stats(
     )
 
 
-def _owned(deployment: Deployment, pod: str) -> bool:
+def _named_by(deployment: Deployment, pod: str) -> bool:
+    return any(pod == name or pod.startswith(name + "-") for name in deployment.pod_names)
+
+
+def _owned(samples: DaySamples, deployment: Deployment, pod: str) -> bool:
+    """Whether ``pod`` belongs to ``deployment``: its own names, else the name pattern (a pod another
+    Deployment of the namespace owns by name is that one's, whatever it looks like)."""
     if deployment.pod_names:
-        return any(pod == name or pod.startswith(name + "-") for name in deployment.pod_names)
+        return _named_by(deployment, pod)
+    if any(
+        other.namespace == deployment.namespace and other.pod_names and _named_by(other, pod)
+        for other in samples.history.deployments
+    ):
+        return False
     return bool(re.fullmatch(re.escape(deployment.name) + r"-[a-z0-9]{5,10}-[a-z0-9]{5}", pod))
 
 
 def _deployment_pods(samples: DaySamples, deployment: Deployment) -> list[str]:
     return sorted(
-        {pod for (metric, pod, _, _) in samples.series if metric == "kube_pod_status_ready" and _owned(deployment, pod)}
+        {
+            pod
+            for (metric, pod, _, _) in samples.series
+            if metric == "kube_pod_status_ready" and _owned(samples, deployment, pod)
+        }
     )

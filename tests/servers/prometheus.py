@@ -86,7 +86,12 @@ PROD_DEPLOYMENTS = (
     Deployment("kube-system", "coredns", 2, (_c("coredns", 0.01, 0.02, 20, 22),)),
 )
 # Another cluster in the same Prometheus, told apart by the external label only.
-STAGE_DEPLOYMENTS = (Deployment("shop", "cart", 1, (_c("cart", 0.5, 0.9, 400, 450),)),)
+STAGE_DEPLOYMENTS = (
+    Deployment("shop", "cart", 1, (_c("cart", 0.5, 0.9, 400, 450),)),
+    # a pod named like one of cart's (<deployment>-<hash>-<suffix>) that another Deployment owns: its
+    # figures must stay out of cart's, whose name it bears
+    Deployment("shop", "cart-canary", 1, (_c("cart", 0.05, 0.1, 100, 120),), pod_names=("cart-5f6d7c8b9-bcdfg",)),
+)
 
 
 def history_days(today: datetime.date | None = None) -> tuple[datetime.date, ...]:
