@@ -226,6 +226,8 @@ def load_victoriametrics(
     return process, url
 
 
+# What the image sets for every process (deploy/Dockerfile), unless the caller's environment says otherwise.
+IMAGE_ENV = {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
 LAST_CPU: list[float] = []  # the CPU seconds (user + system) of the last ``measured`` command
 
 
@@ -237,7 +239,8 @@ def measured(args: list[str]) -> tuple[float, float, str]:
         "print('MAXRSS', u.ru_maxrss, u.ru_utime + u.ru_stime); sys.exit(r.returncode)"
     )
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=REPO)
+    env = {**os.environ, **IMAGE_ENV}
+    result = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, cwd=REPO, env=env)
     elapsed = time.perf_counter() - started
     lines = result.stdout.strip().splitlines()
     last = lines[-1].split() if lines and lines[-1].startswith("MAXRSS") else ["MAXRSS", "nan", "nan"]
@@ -255,6 +258,7 @@ def worker_start(index: int, *, queue: str, slots: int, threads: int, log_dir: P
         "KUBEDOOR_COLLECTION_QUEUE": queue,
         "KUBEDOOR_COLLECTION_BACKEND_SLOTS": str(slots),
         "KUBEDOOR_LOG_LEVEL": "WARNING",
+        **IMAGE_ENV,
     }
     log = (log_dir / f"worker-{index}.log").open("w")
     args = [sys.executable, "-m", "celery", "-A", "kubedoor_site", "worker", "--pool", "threads"]

@@ -558,6 +558,7 @@ def test_dockerfile_matches_the_manifests(base):
     assert "libldap2-dev libsasl2-dev" in dockerfile
     assert "pip install -r /tmp/requirements.txt" in dockerfile
     assert "collectstatic --noinput" in dockerfile
+    assert re.search(r"^\s+MALLOC_ARENA_MAX=2$", dockerfile, flags=re.M)  # bench/collect measures with it
     assert re.search(r"^USER 10001:10001$", dockerfile, flags=re.M)
     assert 'ENTRYPOINT ["/usr/local/bin/kubedoor-entrypoint"]' in dockerfile
     assert "install -m 0755 deploy/entrypoint.sh /usr/local/bin/kubedoor-entrypoint" in dockerfile
