@@ -891,13 +891,12 @@ def _policy_api(cluster: Cluster, api_version: str, kind: str) -> _PolicyMethods
     group, _, version = api_version.partition("/")
     if group != "admissionregistration.k8s.io" or version not in ("v1", "v1beta1"):
         raise ValueError(f"no admission policy API for {api_version} {kind}")
-    client = api_client(cluster)
     if kind in (VALIDATING_POLICY, VALIDATING_POLICY_BINDING) and version != "v1":
         raise ValueError(f"no admission policy API for {api_version} {kind}")
     api: Any = (
-        _kube().AdmissionregistrationV1Api(client)
+        _api(cluster, "AdmissionregistrationV1Api")
         if version == "v1"
-        else _kube().AdmissionregistrationV1beta1Api(client)
+        else _api(cluster, "AdmissionregistrationV1beta1Api")
     )
     if kind == MUTATING_POLICY:
         return _PolicyMethods(

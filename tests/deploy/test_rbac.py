@@ -74,14 +74,22 @@ def _door_permissions() -> set[tuple[str, str, str]]:
 
     tree = ast.parse(DOOR.read_text())
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    # The generated API classes the door instantiates, e.g. k8s_client.AppsV1Api(api_client(cluster)).
-    classes = {
-        getattr(k8s_client, call.func.attr)
+    # The generated API classes the door instantiates, by name through its helper: _api(cluster, "AppsV1Api").
+    names = {
+        call.args[1].value
         for call in calls
-        if isinstance(call.func, ast.Attribute)
-        and re.fullmatch(r"[A-Za-z0-9]+Api", call.func.attr)
-        and hasattr(k8s_client, call.func.attr)
-        and call.func.attr not in NON_RESOURCE_APIS
+        if isinstance(call.func, ast.Name)
+        and call.func.id == "_api"
+        and len(call.args) == 2
+        and isinstance(call.args[1], ast.Constant)
+    }
+    assert not any(
+        isinstance(call.func, ast.Attribute) and re.fullmatch(r"[A-Za-z0-9]+Api", call.func.attr) for call in calls
+    ), "an API class made without _api() would escape this check"
+    classes = {
+        getattr(k8s_client, name)
+        for name in names
+        if re.fullmatch(r"[A-Za-z0-9]+Api", name) and hasattr(k8s_client, name) and name not in NON_RESOURCE_APIS
     }
     assert classes, "the door instantiates no Kubernetes API class"
     # Methods handed to a watch (watch.Watch().stream(api.list_..., ...)) or called with watch=True.
