@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import subprocess
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +96,9 @@ STAGE_DEPLOYMENTS = (
 
 
 def history_days(today: datetime.date | None = None) -> tuple[datetime.date, ...]:
-    today = today or datetime.datetime.now(datetime.UTC).date()
+    """Three days before "today" in the clusters' time zone: a run of the last N days counts back from
+    the cluster's own date, which is a day ahead of UTC's from 16:00 UTC on."""
+    today = today or datetime.datetime.now(zoneinfo.ZoneInfo(TIME_ZONE)).date()
     return tuple(today - datetime.timedelta(days=n) for n in (4, 3, 2))
 
 
