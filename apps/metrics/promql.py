@@ -18,8 +18,9 @@ Two ways to attribute a pod's series to its Deployment (``QuerySettings.attribut
   replace the name's (apps/metrics/daily.py). Everywhere else both give the same series: a pod the
   owners map follows its name, and a pod without owners falls back to its name either way.
 
-A day costs three subqueries (P95 CPU, P95 memory, ready pods) and one plain query (requests, limits
-and which pods run each container, per pod). The usage-as-%-of-limit statistics are derived from the
+A day costs three subqueries (P95 CPU, P95 memory, ready pods), one plain query (requests, limits
+and which pods run each container, per pod), the two safety-feedback queries and the owners' mapping
+(``pods``). The usage-as-%-of-limit statistics are derived from the
 P95 and the limit where every pod of a Deployment's container has the same limit (the quantile and the
 average or maximum over pods commute with dividing by one constant); only Deployments whose pods'
 limits differ need the per-pod query (``usage_pct_query`` restricted to their pods). On Prometheus each

@@ -106,19 +106,12 @@ def test_ready_pods_keep_the_pod_mapping_where_the_pod_is_ready():
 
 
 NAMED = dataclasses.replace(FILTERED, attribution="name")
+PROMETHEUS_REQUESTS = ["p95_cpu_cores", "p95_mem_mib", "pod_count", "resources", "oom_kills", "throttled_pct", "pods"]
 
 
 def test_day_queries_on_prometheus_are_one_request_per_subquery_then_resources_then_feedback_then_pods():
     queries = promql.day_queries(FILTERED)
-    assert list(queries) == [
-        "p95_cpu_cores",
-        "p95_mem_mib",
-        "pod_count",
-        "resources",
-        "oom_kills",
-        "throttled_pct",
-        "pods",
-    ]
+    assert list(queries) == PROMETHEUS_REQUESTS
     assert queries["p95_mem_mib"] == promql.usage_query(NAMED, "mem")
     assert queries["resources"] == promql.resources_query(NAMED)
     assert queries["pods"] == promql.pod_deployment(FILTERED)
@@ -200,17 +193,7 @@ def test_owner_queries_join_the_owners_for_the_listed_pods_only():
 
 
 def test_a_run_shows_its_requests_and_the_per_pod_percentages():
-    assert list(promql.run_queries(FILTERED)) == [
-        "p95_cpu_cores",
-        "p95_mem_mib",
-        "pod_count",
-        "resources",
-        "oom_kills",
-        "throttled_pct",
-        "pods",
-        "p95_cpu_pct",
-        "p95_mem_pct",
-    ]
+    assert list(promql.run_queries(FILTERED)) == [*PROMETHEUS_REQUESTS, "p95_cpu_pct", "p95_mem_pct"]
 
 
 def test_oom_kills_prefer_cadvisor_events_then_oom_killed_restarts_over_the_window():
