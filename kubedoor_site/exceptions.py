@@ -8,6 +8,7 @@ by services map to 400 and 403 so the rules written once in services read the sa
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -17,6 +18,13 @@ from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+
+def editable_fields_check(data: Mapping[str, Any], editable: Iterable[str]) -> None:
+    """Refuse, field by field, an update that names fields outside ``editable`` (services' update functions)."""
+    unknown = set(data) - set(editable)
+    if unknown:
+        raise DjangoValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
 
 
 def _django_validation_errors(exc: DjangoValidationError) -> dict[str, list[str]]:

@@ -13,13 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from apps.accounts.models import GroupScope
 from apps.accounts.roles import ROLES
 from apps.audit.services import Actor, audit_event_record
+from kubedoor_site.exceptions import editable_fields_check
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +60,7 @@ def group_scope_create(
 
 @transaction.atomic
 def group_scope_update(*, actor: Actor, scope: GroupScope, data: Mapping[str, Any]) -> GroupScope:
-    unknown = set(data) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
+    editable_fields_check(data, EDITABLE_FIELDS)
     scope = GroupScope.objects.select_for_update().select_related("group", "cluster").get(pk=scope.pk)
     before = group_scope_snapshot(scope)
     for field, value in data.items():

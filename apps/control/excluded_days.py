@@ -11,13 +11,12 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils.translation import gettext as _
 
 from apps.audit.services import Actor, audit_event_record
 from apps.control.models import Cluster, ExcludedDay
+from kubedoor_site.exceptions import editable_fields_check
 
 EDITABLE_FIELDS = ("start", "end", "reason")
 
@@ -58,9 +57,7 @@ def excluded_day_create(
 @transaction.atomic
 def excluded_day_update(*, actor: Actor, excluded: ExcludedDay, data: Mapping[str, Any]) -> ExcludedDay:
     """Change the days or the reason; only what really changes is audited."""
-    unknown = set(data) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
+    editable_fields_check(data, EDITABLE_FIELDS)
     excluded = ExcludedDay.objects.select_for_update().select_related("cluster").get(pk=excluded.pk)
     before = excluded_day_snapshot(excluded)
     for field, value in data.items():

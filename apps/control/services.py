@@ -22,6 +22,7 @@ from apps.control.collection_schedule import collection_schedule_delete, collect
 from apps.control.models import Cluster, Microservice
 from apps.control.queue import admission_policy_sync_enqueue
 from kubedoor_site.beat import periodic_tasks_delete
+from kubedoor_site.exceptions import editable_fields_check
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +216,7 @@ def microservice_update(*, actor: Actor, microservice: Microservice, data: Mappi
     Raises ``PermissionDenied`` when a non-admin changes a request, ``ValidationError`` for bad
     values; nothing is written in either case.
     """
-    unknown = set(data) - set(MICROSERVICE_EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
+    editable_fields_check(data, MICROSERVICE_EDITABLE_FIELDS)
     microservice = Microservice.objects.select_for_update().select_related("cluster").get(pk=microservice.pk)
     before = microservice_snapshot(microservice)
     where = {"cluster": microservice.cluster.name, "namespace": microservice.namespace}

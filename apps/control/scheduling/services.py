@@ -25,6 +25,7 @@ from apps.control.scheduling.cron import cron_fields, next_run_compute
 from apps.control.scheduling.selectors import targets_ordered
 from apps.control.scheduling.validation import EDITABLE_FIELDS, operation_values_validate
 from kubedoor_site.beat import Clocked, Crontab, periodic_task_sync, periodic_tasks_delete
+from kubedoor_site.exceptions import editable_fields_check
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,7 @@ def operation_schedule(
 
 def operation_update(*, actor: Actor, operation: ScheduledOperation, data: Mapping[str, Any]) -> ScheduledOperation:
     """Edit a scheduled operation (targets, replicas, interval, schedule, enabled) and its beat entry."""
-    unknown = set(data) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationError({field: _("This field cannot be changed.") for field in sorted(unknown)})
+    editable_fields_check(data, EDITABLE_FIELDS)
     operation_permission_check(
         actor=actor,
         kind=operation.kind,
