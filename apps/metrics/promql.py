@@ -159,11 +159,6 @@ def _joined(settings: QuerySettings, expr: str) -> str:
     return f"({expr} * on (namespace, pod) group_left (deployment) {pod_deployment(settings)})"
 
 
-def pods_query(settings: QuerySettings) -> str:
-    """The day's pod → Deployment mapping by owners (one series per pod: namespace, pod, deployment)."""
-    return pod_deployment(settings)
-
-
 _NAME_RE = re.compile(POD_NAME_PATTERN)
 
 
@@ -174,7 +169,8 @@ def named_deployment(pod: str) -> str | None:
 
 
 def misnamed(mapping: Sequence[tuple[str, str, str]]) -> set[tuple[str, str]]:
-    """The (namespace, Deployment)s whose pods' names and owners disagree, from ``pods_query``'s answer.
+    """The (namespace, Deployment)s whose pods' names and owners disagree, from the ``pods`` request's answer
+    (``pod_deployment``).
 
     ``mapping`` is (namespace, pod, deployment) per pod. A pod named unlike its Deployment puts
     that Deployment here, and the one its name points to (which would otherwise count it).
@@ -367,10 +363,10 @@ def day_queries(settings: QuerySettings) -> dict[str, str]:
     if settings.backend == Backend.VICTORIAMETRICS:
         parts = ", ".join(_tagged(statistic_query(named, name), name) for name in SUBQUERY_STATISTICS)
         usage = {"usage": f"union({parts})", "resources": resources_query(named)}
-        return {**usage, **feedback, "pods": pods_query(settings)}
+        return {**usage, **feedback, "pods": pod_deployment(settings)}
     queries = {name: statistic_query(named, name) for name in SUBQUERY_STATISTICS}
     queries["resources"] = resources_query(named)
-    return {**queries, **feedback, "pods": pods_query(settings)}
+    return {**queries, **feedback, "pods": pod_deployment(settings)}
 
 
 # The statistics ``owner_queries`` answers again.
