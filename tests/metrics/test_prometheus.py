@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -153,3 +155,37 @@ def test_a_query_that_times_out_is_not_sent_again(server):
             client.query("up", at=AT)
     _time.sleep(0.6)
     assert len(server.requests) == 1
+
+
+def test_a_client_made_on_a_task_thread_parses_no_python_source():
+    # CPython 3.11 builds ASTs with one recursion counter per interpreter: two threads parsing at once
+    # raised "SystemError: AST constructor recursion depth mismatch" in a collection chunk whose first
+    # httpx client imported httpcore and anyio (anyio parses its own source at import) while Celery
+    # formatted a retry's traceback (3.11 parses each line's carets) on another thread. Django's setup
+    # now imports the transport on the main thread; the first client on a thread parses nothing.
+    code = """
+import builtins, os, ast, threading
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubedoor_site.settings")
+import django
+django.setup()
+from apps.metrics.prometheus import PrometheusClient
+parsed = []
+compile_ = builtins.compile
+def compile(source, filename, mode, flags=0, *args, **kwargs):
+    if flags & ast.PyCF_ONLY_AST:
+        parsed.append(filename)
+    return compile_(source, filename, mode, flags, *args, **kwargs)
+builtins.compile = compile
+def make():
+    PrometheusClient("http://127.0.0.1:9", token="").close()
+thread = threading.Thread(target=make)
+thread.start()
+thread.join()
+print(parsed)
+ast.parse("1")  # the hook sees a parse
+print(parsed)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    on_thread, after = result.stdout.strip().splitlines()
+    assert on_thread == "[]"
+    assert after == "['<unknown>']"
