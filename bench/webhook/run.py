@@ -248,7 +248,15 @@ class CuttableProxy:
 
 
 class Server:
-    def __init__(self, *, app: str, env: dict[str, str], tls: tuple[Path, Path] | None, args: argparse.Namespace):
+    def __init__(
+        self,
+        *,
+        app: str,
+        env: dict[str, str],
+        tls: tuple[Path, Path] | None,
+        args: argparse.Namespace,
+        checkout: Path | None = None,
+    ):
         self.port = free_port()
         self.scheme = "https" if tls else "http"
         env = os.environ | env | {"KUBEDOOR_WEBHOOK_WORKERS": str(args.workers)}
@@ -266,7 +274,8 @@ class Server:
         if app.startswith("floor"):
             command += ["--pythonpath", str(HERE)]
         self.log = tempfile.NamedTemporaryFile(prefix="kd-bench-gunicorn-", suffix=".log", delete=False)
-        self.process = subprocess.Popen([*command, app], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        cwd = checkout or REPO  # another checkout's webhook: ``webhook@DIR``
+        self.process = subprocess.Popen([*command, app], cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.process)
         self.base = f"{self.scheme}://127.0.0.1:{self.port}"
         # The master listens before its workers have loaded the app: wait for a worker to answer.
@@ -321,15 +330,32 @@ class Server:
             self.process.wait()
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time so far of every PostgreSQL process on the machine (its backends, WAL
+    writer, checkpointer …): what the audit writes cost the database, on the same cores as the workers.
+    A backend that exits during a round takes its time with it, so this is a lower bound."""
+    total = 0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            head, _, rest = Path(stat).read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.partition("(")[2].startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
 def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path: str) -> dict:
     before = server.worker_counts()
-    cpu_before = server.cpu_seconds()
+    cpu_before, pg_before = server.cpu_seconds(), postgres_cpu_seconds()
     result = _wrk(server, connections=connections, seconds=seconds, listing=listing, path=path)
-    cpu_after = server.cpu_seconds()
+    cpu_after, pg_after = server.cpu_seconds(), postgres_cpu_seconds()
     after = server.worker_counts()
     # The workers' CPU per answered review: what bounds the throughput of a CPU-bound server, and far
     # less sensitive to other jobs on the machine than reviews/s.
     result["cpu_us"] = (cpu_after - cpu_before) / max(1, result["requests"]) * 1e6
+    result["pg_cpu_us"] = (pg_after - pg_before) / max(1, result["requests"]) * 1e6
     result["by_pid"] = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     result["workers"] = sorted(result["by_pid"].values(), reverse=True)
     return result
@@ -365,6 +391,7 @@ def merge(slices: list[dict]) -> dict:
         merged[key] = statistics.median(r[key] for r in slices)
     merged["max_us"] = max(r["max_us"] for r in slices)
     merged["cpu_us"] = statistics.median(r["cpu_us"] for r in slices)
+    merged["pg_cpu_us"] = statistics.median(r["pg_cpu_us"] for r in slices)
     by_pid: dict[str, float] = {}
     for r in slices:
         for pid, n in r["by_pid"].items():
@@ -379,7 +406,8 @@ def show(target: str, connections: int, r: dict) -> None:
     print(
         f"  {target:<16} c={connections:>3}: {r['rps']:8.0f} reviews/s  p50 {r['p50_us'] / 1000:7.2f} ms  "
         f"p99 {r['p99_us'] / 1000:7.2f} ms  max {r['max_us'] / 1000:7.2f} ms  ok {r['ok']}  bad {r['bad']}  "
-        f"errors {errors}  CPU {r['cpu_us']:.0f} µs/review  workers {shares(r['workers'])}",
+        f"errors {errors}  CPU {r['cpu_us']:.0f} + PostgreSQL {r['pg_cpu_us']:.0f} µs/review  "
+        f"workers {shares(r['workers'])}",
         flush=True,
     )
 
@@ -431,11 +459,13 @@ def main() -> None:
         for target in targets:
             tls = (cert, key) if target.endswith("-tls") else None
             app = "floor:application" if target.startswith("floor") else "apps.webhook.wsgi:application"
+            checkout = target.partition("@")[2]
             env: dict[str, str] = {}
             if target == "webhook-db-down":
                 proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
                 env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
-            servers[target] = Server(app=app, env=env, tls=tls, args=args)
+            where = Path(checkout) if checkout else None
+            servers[target] = Server(app=app, env=env, tls=tls, args=args, checkout=where)
             if app.startswith("apps."):
                 ready = servers[target].get("/readyz").json()
                 assert ready["snapshot"] == "loaded", ready
@@ -480,15 +510,16 @@ def main() -> None:
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
     print(
-        "\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | CPU µs/review | answers checked | bad "
-        "| worker shares % |"
+        "\n| target | connections | reviews/s | p50 ms | p99 ms | max ms | CPU µs/review | PostgreSQL CPU µs/review "
+        "| answers checked | bad | worker shares % |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for target, results in all_results.items():
         for connections, r in results.items():
             print(
                 f"| {target} | {connections} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} "
-                f"| {r['max_us'] / 1000:.2f} | {r['cpu_us']:.0f} | {r['ok'] + r['bad']} | {r['bad']} "
+                f"| {r['max_us'] / 1000:.2f} | {r['cpu_us']:.0f} | {r['pg_cpu_us']:.0f} | {r['ok'] + r['bad']} "
+                f"| {r['bad']} "
                 f"| {shares(r['workers'])} |"
             )
     print("\nEvery round (targets take turns within a round; worker shares of that round's reviews, largest first):\n")
@@ -527,6 +558,18 @@ def main() -> None:
             rps, p99 = w["rps"] / f["rps"], w["p99_us"] / f["p99_us"]
             cpu = f["cpu_us"] / w["cpu_us"]
             print(f"| {c} | {rps:.2f} | {p99:.2f} | {cpu:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
+    others = [t for t in all_results if "@" in t]
+    if "floor" in all_results and others:
+        print("\nOther checkouts against the floor (reviews/s ratio · p99 ratio):\n")
+        print("| connections | " + " | ".join(others) + " |")
+        print("|---|" + "---|" * len(others))
+        for c in args.connections:
+            f = all_results["floor"][c]
+            cells = [
+                f"{all_results[t][c]['rps'] / f['rps']:.2f} · {all_results[t][c]['p99_us'] / f['p99_us']:.2f}"
+                for t in others
+            ]
+            print(f"| {c} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
