@@ -6,8 +6,7 @@ import datetime
 import ipaddress
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -260,16 +259,13 @@ def login_record(
     )
 
 
-def audit_events_record(*, drafts: Iterable[AuditDraft], pause_every: int = 0) -> int:
+def audit_events_record(*, drafts: Iterable[AuditDraft]) -> int:
     """Append many events; returns how many. Call it inside the transaction of the changes they record.
 
     A draft that some enabled channel wants (``notify``, not a dry run) is written as
     ``audit_event_record`` writes one, with its notifications; the others — nearly all of them —
     in bulk, first: COPY on PostgreSQL (tens of µs an event, where an ORM insert plus the channel
     query costs ~2 ms), ``bulk_create`` elsewhere. Either way the stored rows are the same.
-
-    ``pause_every``: a writer sharing its process with request threads (the webhook's) lets them take
-    the GIL after every that many rows of the COPY; 0 (a task, a command) never pauses.
     """
     drafts = list(drafts)
     enabled: list[NotificationChannel] = []
@@ -281,7 +277,7 @@ def audit_events_record(*, drafts: Iterable[AuditDraft], pause_every: int = 0) -
         wanted = draft.notify and any(channel.wants(action=draft.action, result=draft.result) for channel in enabled)
         (announced if wanted else plain).append(draft)
     if plain:
-        _events_bulk_insert(plain, pause_every=pause_every)
+        _events_bulk_insert(plain)
     for draft in announced:
         _event_record(draft, enabled_channels=enabled)
     return len(drafts)
@@ -321,7 +317,110 @@ def _column(field: Field[Any, Any] | ForeignObjectRel) -> str:
     return field.column
 
 
-def _events_bulk_insert(drafts: list[AuditDraft], *, pause_every: int) -> None:
+def audit_copy_line(
+    *,
+    at: datetime.datetime,
+    action: str,
+    actor_name: str,
+    source: str,
+    cluster: str,
+    namespace: str,
+    name: str,
+    before: JsonText | None,
+    after: JsonText | None,
+    result: str,
+    message: str,
+) -> str:
+    """One event without user, request id or address, as a line of COPY's text format for ``audit_copy_lines``.
+
+    A writer that makes many events on a busy thread (the webhook's request threads) builds each line
+    where the event happens, with a few C-level string operations, so that writing a batch is one join
+    and one COPY, not a draft, a row and a dumper per value on the writer's thread. The texts must fit
+    their columns (``audit_text_fit``); ``before``/``after`` are ``audit_json_text``'s. The line's fields
+    follow ``AUDIT_COLUMNS``; a test compares its row with ``audit_event_record``'s, column by column.
+    """
+    texts: tuple[str, ...] = (
+        action,
+        actor_name,
+        source,
+        cluster,
+        namespace,
+        name,
+        before or "",
+        after or "",
+        result,
+        message,
+    )
+    probe = "".join(texts)  # one scan of all the texts for each character to escape; escapes are rare
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        texts = tuple(_copy_field(text) for text in texts)
+    return "\t".join(
+        (
+            *texts[:6],
+            "\\N" if before is None else texts[6],
+            "\\N" if after is None else texts[7],
+            *texts[8:],
+            at.isoformat(),
+            "\\N",  # actor_id
+            "",  # request_id
+            "\\N\n",  # remote_addr, and the end of the line
+        )
+    )
+
+
+def audit_copy_lines(lines: Sequence[str]) -> None:
+    """Append the events of ``audit_copy_line``'s lines, in one COPY (PostgreSQL only). Call it inside the
+    transaction of the changes they record; the lines' events notify nobody (``audit_events_record``
+    writes those that some channel wants)."""
+    connection = connections[AuditEvent.objects.db]
+    if connection.vendor != "postgresql":
+        raise ValueError("COPY lines are PostgreSQL's; use audit_events_record")
+    with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement(connection)) as copy:
+        copy.write("".join(lines))
+
+
+def audit_channels_wanting(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (action, result) pairs among ``pairs`` that some enabled channel is notified of (dry runs never
+    are): their events go through ``audit_events_record``, the others may be bulk-loaded silently."""
+    pairs = {pair for pair in pairs if pair[1] != AuditResult.DRY_RUN}
+    if not pairs:
+        return set()
+    enabled = list(NotificationChannel.objects.filter(enabled=True))
+    return {pair for pair in pairs if any(channel.wants(action=pair[0], result=pair[1]) for channel in enabled)}
+
+
+def audit_text_fit(value: str, column: str) -> str:
+    """``value`` as column ``column`` of ``AuditEvent`` can hold it: NUL characters (which PostgreSQL's text
+    refuses) replaced by U+FFFD, and cut to the column's length with an ellipsis.
+
+    For texts that come from outside (an admission review's names and user): one refused value would
+    fail its whole batch's transaction, and with it every other event of the batch."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    limit = _TEXT_LIMITS.get(column)
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
+
+_TEXT_LIMITS: dict[str, int] = {
+    field.name: limit for field in AuditEvent._meta.concrete_fields if (limit := getattr(field, "max_length", None))
+}
+
+
+def _copy_field(value: str) -> str:
+    """A text in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_statement(connection: Any) -> str:
+    meta = AuditEvent._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(_column(meta.get_field(name))) for name in AUDIT_COLUMNS)
+    return f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"  # names from the model, values streamed
+
+
+def _events_bulk_insert(drafts: list[AuditDraft]) -> None:
     """Insert only (the trail stays append-only), the column list from ``AUDIT_COLUMNS``."""
     now = timezone.now()
     connection = connections[AuditEvent.objects.db]
@@ -334,14 +433,8 @@ def _events_bulk_insert(drafts: list[AuditDraft], *, pause_every: int) -> None:
             events.append(AuditEvent(**values))
         AuditEvent.objects.bulk_create(events, batch_size=1000)
         return
-    meta = AuditEvent._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(meta.get_field(name))) for name in AUDIT_COLUMNS)
-    statement = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"  # names from the model, values streamed
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for index, draft in enumerate(drafts):
-            if pause_every and index % pause_every == pause_every - 1:
-                time.sleep(0)  # other threads may take the GIL
+    with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement(connection)) as copy:
+        for draft in drafts:
             row = list(_draft_columns(draft))
             if row[_AT] is None:
                 row[_AT] = now
