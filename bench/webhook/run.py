@@ -457,11 +457,11 @@ def main() -> None:
     all_results: dict[str, dict] = {target: {} for target in targets}
     try:
         for target in targets:
-            tls = (cert, key) if target.endswith("-tls") else None
-            app = "floor:application" if target.startswith("floor") else "apps.webhook.wsgi:application"
-            checkout = target.partition("@")[2]
+            kind, _, checkout = target.partition("@")  # e.g. webhook-tls@/path/to/another/checkout
+            tls = (cert, key) if kind.endswith("-tls") else None
+            app = "floor:application" if kind.startswith("floor") else "apps.webhook.wsgi:application"
             env: dict[str, str] = {}
-            if target == "webhook-db-down":
+            if kind == "webhook-db-down":
                 proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
                 env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
             where = Path(checkout) if checkout else None
