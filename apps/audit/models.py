@@ -59,11 +59,14 @@ class AuditEvent(models.Model):
         related_name="+",
         verbose_name=_("actor"),
         db_constraint=False,
+        db_index=False,  # nothing looks events up by user id; ``actor_name`` is indexed
     )
     actor_name = models.CharField(_("actor name"), max_length=150, db_index=True)
     source = models.CharField(_("source"), max_length=8, choices=AuditSource.choices)
     action = models.CharField(_("action"), max_length=64, db_index=True)
-    cluster = models.CharField(_("cluster"), max_length=63, blank=True, db_index=True)
+    # No index of its own: ``auditevent_object`` (cluster, namespace, name) starts with it. On PostgreSQL,
+    # ``actor_name`` and ``action`` have no pattern (``_like``) index either (migration 0007).
+    cluster = models.CharField(_("cluster"), max_length=63, blank=True)
     namespace = models.CharField(_("namespace"), max_length=63, blank=True)
     name = models.CharField(_("name"), max_length=253, blank=True)
     before = models.JSONField(_("before"), null=True, blank=True)

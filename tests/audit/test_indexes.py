@@ -1,0 +1,81 @@
+"""The audit table carries the indexes its queries use and no more: every admission decision updates them all."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.servers import REPO
+
+EXPECTED = [
+    "(action)",
+    "(actor_name)",
+    "(at)",
+    "(cluster, namespace, name)",
+    "(id)",
+]
+
+
+def _index_columns(cursor) -> list[str]:
+    cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent'")
+    return sorted(re.search(r"\((.*)\)$", definition).group(1).join("()") for (definition,) in cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_the_audit_table_has_five_indexes_and_no_pattern_copies():
+    with connection.cursor() as cursor:
+        assert _index_columns(cursor) == EXPECTED
+
+
+def test_the_migration_drops_five_indexes_and_its_reversal_restores_them():
+    # given a scratch PostgreSQL database migrated up to the audit app's previous migration
+    settings = connection.settings_dict
+    name = f"kd_audit_indexes_{uuid.uuid4().hex[:8]}"
+    server = f"postgresql://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    env = os.environ | {"DATABASE_URL": f"{server}/{name}"}
+
+    def migrate(*target: str) -> list[str]:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", *target, "--noinput"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        with psycopg.connect(f"{server}/{name}") as db, db.cursor() as cursor:
+            return _index_columns(cursor)
+
+    try:
+        before = migrate("audit", "0006")
+        # when the migration runs, then is reversed
+        after = migrate("audit", "0007")
+        reversed_ = migrate("audit", "0006")
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # then
+    assert after == EXPECTED
+    assert (
+        before
+        == reversed_
+        == sorted(
+            [
+                *EXPECTED,
+                "(actor_id)",
+                "(actor_name varchar_pattern_ops)",
+                "(action varchar_pattern_ops)",
+                "(cluster)",
+                "(cluster varchar_pattern_ops)",
+            ]
+        )
+    )
