@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 WEBHOOK_ACTOR = Actor.system("webhook", source=AuditSource.WEBHOOK)
 BATCH = 500
 BATCH_WINDOW = 0.25  # seconds an event may wait for others before its batch is written
+SLOW_BATCH_SECONDS = 1.0  # a batch's write that took this long is logged
 
 
 class AuditWriter:
@@ -53,6 +54,7 @@ class AuditWriter:
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_drop_log = -1e9
+        self._last_slow_log = -1e9
 
     def submit(
         self,
@@ -197,9 +199,12 @@ class AuditWriter:
             batch = self._take(block=True)
             if not batch:
                 continue
+            metrics.audit_batch_observe(queued=self.queue.qsize())
             for attempt in range(self.retries):
                 try:
+                    started = time.monotonic()
                     self._write(batch)
+                    self._written(len(batch), time.monotonic() - started)
                     break
                 except DatabaseError as exc:
                     close_old_connections()
@@ -213,6 +218,22 @@ class AuditWriter:
                 metrics.audit_dropped_inc(len(batch))
                 logger.error("database unreachable; dropped %d admission audit events", len(batch))
         connections.close_all()  # this thread's connections
+
+    def _written(self, count: int, seconds: float) -> None:
+        """Count a batch's write time, and warn (once per 10 s) when one took long enough that the
+        queue may fill: at a busy webhook's rate the queue holds a few seconds of events."""
+        queued = self.queue.qsize()
+        metrics.audit_batch_observe(queued=queued, seconds=seconds)
+        now = time.monotonic()
+        if seconds >= SLOW_BATCH_SECONDS and now - self._last_slow_log >= 10:
+            self._last_slow_log = now
+            logger.warning(
+                "admission audit batch of %d events took %.1f s; %d queued (at most %d, then events are dropped)",
+                count,
+                seconds,
+                queued,
+                self.queue.maxsize,
+            )
 
 
 def json_text(value: Any) -> str:

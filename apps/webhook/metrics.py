@@ -38,6 +38,16 @@ AUDIT_DROPPED = Counter(
     "kubedoor_webhook_audit_dropped",
     "Admission audit events dropped because the queue was full or the database stayed unreachable.",
 )
+AUDIT_QUEUED = Gauge(
+    "kubedoor_webhook_audit_queued_events",
+    "Admission audit events waiting for the writer, over every worker, as each writer last took a batch.",
+    multiprocess_mode="livesum",
+)
+AUDIT_WRITE = Histogram(
+    "kubedoor_webhook_audit_write_seconds",
+    "Time to write one batch of admission audit events (one transaction), successful writes only.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 _ADMISSIONS_BY_DECISION: dict[str, Any] = {}  # labelled children, looked up once per decision
@@ -57,6 +67,13 @@ def snapshot_age_set(age: float | None) -> None:
 
 def audit_dropped_inc(count: int = 1) -> None:
     AUDIT_DROPPED.inc(count)
+
+
+def audit_batch_observe(*, queued: int, seconds: float | None = None) -> None:
+    """A batch taken with ``queued`` events still waiting; ``seconds``: the time its write took."""
+    AUDIT_QUEUED.set(queued)
+    if seconds is not None:
+        AUDIT_WRITE.observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import logging
 import threading
+import time
 
 import pytest
 from django.db import connections
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.audit import services as audit_services
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
@@ -190,6 +193,31 @@ def test_one_unstorable_review_does_not_cost_the_batch_its_other_events(db):
     assert odd.name == "x" * 252 + "…"
     assert odd.message == "CREATE Deployment by mal\ufffdlory"
     assert odd.after == {"containers": {"c\ufffd": {"requests": {"cpu": "1\ufffd"}}}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_reports_its_batches_and_warns_of_a_slow_one(caplog):
+    # given a running writer
+    written = REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") or 0.0
+    writer = AuditWriter()
+    # when it writes one event
+    writer.submit(**EVENT)
+    deadline = time.monotonic() + 10
+    while not AuditEvent.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.stop()
+    # then the batch's time is counted and nothing is left queued
+    assert AuditEvent.objects.count() == 1
+    assert REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") == written + 1
+    assert REGISTRY.get_sample_value("kubedoor_webhook_audit_queued_events") == 0
+    # and a slow batch is logged, once per 10 s; a quick one is not
+    with caplog.at_level(logging.WARNING, logger="apps.webhook.audit_writer"):
+        writer._written(500, 0.4)
+        writer._written(500, 1.5)
+        writer._written(500, 2.5)
+    assert [record.getMessage() for record in caplog.records] == [
+        "admission audit batch of 500 events took 1.5 s; 0 queued (at most 10000, then events are dropped)"
+    ]
 
 
 def _deny_storm(client, count: int) -> None:
