@@ -120,10 +120,14 @@ def seed_database() -> None:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import OperationalError
 
     from apps.control.models import Cluster, Microservice
 
-    call_command("migrate", verbosity=0)
+    try:
+        call_command("migrate", verbosity=0)
+    except OperationalError as exc:
+        sys.exit(f"cannot migrate DATABASE_URL's database (create it first, e.g. createdb): {exc}")
     cluster, _ = Cluster.objects.update_or_create(name="bench", defaults=CLUSTER_FIELDS)
     Microservice.objects.filter(cluster=cluster).delete()
     Microservice.objects.bulk_create(bench_microservices(cluster))
