@@ -259,28 +259,46 @@ def login_record(
     )
 
 
-def audit_events_record(*, drafts: Iterable[AuditDraft]) -> int:
+def audit_events_record(
+    *, drafts: Iterable[AuditDraft], enabled_channels: list[NotificationChannel] | None = None
+) -> int:
     """Append many events; returns how many. Call it inside the transaction of the changes they record.
 
     A draft that some enabled channel wants (``notify``, not a dry run) is written as
     ``audit_event_record`` writes one, with its notifications; the others — nearly all of them —
     in bulk, first: COPY on PostgreSQL (tens of µs an event, where an ORM insert plus the channel
     query costs ~2 ms), ``bulk_create`` elsewhere. Either way the stored rows are the same.
+    ``enabled_channels``: ``audit_channels_enabled()`` when the caller has read it already.
     """
     drafts = list(drafts)
-    enabled: list[NotificationChannel] = []
-    if any(draft.notify and draft.result != AuditResult.DRY_RUN for draft in drafts):
-        enabled = list(NotificationChannel.objects.filter(enabled=True))
+    notifying = {(d.action, d.result) for d in drafts if d.notify and d.result != AuditResult.DRY_RUN}
+    if enabled_channels is None:
+        enabled_channels = audit_channels_enabled() if notifying else []
+    wanted = audit_channels_wanting(notifying, enabled_channels)
     announced: list[AuditDraft] = []
     plain: list[AuditDraft] = []
     for draft in drafts:
-        wanted = draft.notify and any(channel.wants(action=draft.action, result=draft.result) for channel in enabled)
-        (announced if wanted else plain).append(draft)
+        (announced if draft.notify and (draft.action, draft.result) in wanted else plain).append(draft)
     if plain:
         _events_bulk_insert(plain)
     for draft in announced:
-        _event_record(draft, enabled_channels=enabled)
+        _event_record(draft, enabled_channels=enabled_channels)
     return len(drafts)
+
+
+def audit_channels_enabled() -> list[NotificationChannel]:
+    """The enabled notification channels (one query), for ``audit_channels_wanting``."""
+    return list(NotificationChannel.objects.filter(enabled=True))
+
+
+def audit_channels_wanting(
+    pairs: Iterable[tuple[str, str]], channels: Iterable[NotificationChannel]
+) -> set[tuple[str, str]]:
+    """The (action, result) pairs among ``pairs`` that one of ``channels`` is notified of (never a dry run:
+    ``NotificationChannel.wants``). Their events go through ``audit_events_record`` with notifications;
+    the others may be bulk-loaded silently."""
+    channels = list(channels)
+    return {pair for pair in set(pairs) if any(channel.wants(action=pair[0], result=pair[1]) for channel in channels)}
 
 
 def _event_record(draft: AuditDraft, *, enabled_channels: list[NotificationChannel] | None = None) -> AuditEvent:
@@ -377,16 +395,6 @@ def audit_copy_lines(lines: Sequence[str]) -> None:
         raise ValueError("COPY lines are PostgreSQL's; use audit_events_record")
     with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement(connection)) as copy:
         copy.write("".join(lines))
-
-
-def audit_channels_wanting(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (action, result) pairs among ``pairs`` that some enabled channel is notified of (dry runs never
-    are): their events go through ``audit_events_record``, the others may be bulk-loaded silently."""
-    pairs = {pair for pair in pairs if pair[1] != AuditResult.DRY_RUN}
-    if not pairs:
-        return set()
-    enabled = list(NotificationChannel.objects.filter(enabled=True))
-    return {pair for pair in pairs if any(channel.wants(action=pair[0], result=pair[1]) for channel in enabled)}
 
 
 def audit_text_fit(value: str, column: str) -> str:

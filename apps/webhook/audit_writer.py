@@ -26,6 +26,7 @@ from apps.audit.services import (
     Actor,
     AuditDraft,
     JsonText,
+    audit_channels_enabled,
     audit_channels_wanting,
     audit_copy_line,
     audit_copy_lines,
@@ -156,14 +157,15 @@ class AuditWriter:
             if connections[AuditEvent.objects.db].vendor != "postgresql":
                 audit_events_record(drafts=[_draft(event, window) for event in batch])
                 return
-            wanted = audit_channels_wanting({(event.action, event.result) for event in batch})
+            channels = audit_channels_enabled()
+            wanted = audit_channels_wanting({(event.action, event.result) for event in batch}, channels)
             if wanted:
                 announced = [_draft(event, window) for event in batch if (event.action, event.result) in wanted]
                 batch = [event for event in batch if (event.action, event.result) not in wanted]
             if batch:
                 audit_copy_lines([event.line for event in batch])
             if wanted:
-                audit_events_record(drafts=announced)
+                audit_events_record(drafts=announced, enabled_channels=channels)
 
     def drain(self) -> int:
         """Write everything queued, in the calling thread; returns the number of events written."""

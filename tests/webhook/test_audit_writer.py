@@ -12,6 +12,7 @@ import time
 
 import pytest
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -140,7 +141,11 @@ def test_a_batch_copies_the_silent_events_and_notifies_the_wanted_ones(db):
         writer.submit(**(EVENT | {"name": f"patched-{index}"}))
     writer.submit(**(EVENT | {"name": "denied", "action": "admission.deny", "result": "denied"}))
     # when
-    assert writer.drain() == 4
+    with CaptureQueriesContext(connections["default"]) as queries:
+        assert writer.drain() == 4
+    # then the channels are read once for the batch
+    channel_reads = [q["sql"] for q in queries if 'FROM "audit_notificationchannel"' in q["sql"]]
+    assert len(channel_reads) == 1, channel_reads
     # then every event is stored; only the denial is notified
     assert sorted(AuditEvent.objects.values_list("name", flat=True)) == [
         "denied",
