@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from apps.audit import services as audit_services
 from apps.audit.models import AuditEvent, NotificationChannel, NotificationDelivery
 from apps.audit.services import Actor, audit_event_record, audit_json_text
+from apps.webhook import audit_writer as audit_writer_module
 from apps.webhook.audit_writer import AuditWriter, json_text
 from tests.factories import ClusterFactory
 from tests.webhook.conftest import load_case
@@ -201,19 +202,32 @@ def test_one_unstorable_review_does_not_cost_the_batch_its_other_events(db):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_writer_reports_its_batches_and_warns_of_a_slow_one(caplog):
-    # given a running writer
+def test_the_writer_reports_its_batches_and_warns_of_a_slow_one(caplog, monkeypatch):
+    # given three events queued before the writer starts, and batches of two
+    monkeypatch.setattr(audit_writer_module, "BATCH", 2)
+    observed: list[tuple[int, bool]] = []
+    observe = audit_writer_module.metrics.audit_batch_observe
+
+    def recording(*, queued: int, seconds: float | None = None) -> None:
+        observed.append((queued, seconds is not None))
+        observe(queued=queued, seconds=seconds)
+
+    monkeypatch.setattr(audit_writer_module.metrics, "audit_batch_observe", recording)
     written = REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") or 0.0
-    writer = AuditWriter()
-    # when it writes one event
-    writer.submit(**EVENT)
+    writer = AuditWriter(autostart=False)
+    for index in range(3):
+        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
+    # when it runs
+    writer.autostart = True
+    writer.ensure_started()
     deadline = time.monotonic() + 10
-    while not AuditEvent.objects.exists() and time.monotonic() < deadline:
+    while AuditEvent.objects.count() < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     writer.stop()
-    # then the batch's time is counted and nothing is left queued
-    assert AuditEvent.objects.count() == 1
-    assert REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") == written + 1
+    # then each batch reports what is left queued when taken and when written, and its write time
+    assert AuditEvent.objects.count() == 3
+    assert observed == [(1, False), (1, True), (0, False), (0, True)]
+    assert REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") == written + 2
     assert REGISTRY.get_sample_value("kubedoor_webhook_audit_queued_events") == 0
     # and a slow batch is logged, once per 10 s; a quick one is not
     with caplog.at_level(logging.WARNING, logger="apps.webhook.audit_writer"):
