@@ -43,6 +43,8 @@ WEBHOOK_ACTOR = Actor.system("webhook", source=AuditSource.WEBHOOK)
 BATCH = 500
 BATCH_WINDOW = 0.25  # seconds an event may wait for others before its batch is written
 SLOW_BATCH_SECONDS = 1.0  # a batch's write that took this long is logged
+COPY_CHUNK = 20  # events PostgreSQL gets at a time while a batch is written at pace (``audit_copy_lines``)
+COPY_PAUSE = 0.003  # seconds between two of them
 
 
 class AuditWriter:
@@ -137,7 +139,7 @@ class AuditWriter:
         return batch
 
     @staticmethod
-    def _write(batch: list[QueuedEvent]) -> None:
+    def _write(batch: list[QueuedEvent], *, paced: bool = False) -> None:
         """Write one batch in one transaction.
 
         On PostgreSQL the events no channel subscribes to — nearly all of them — are one COPY of the
@@ -145,6 +147,11 @@ class AuditWriter:
         for a row per event, so the request threads are not held up while a batch is written. The
         others, and every event elsewhere, are written through ``audit_events_record``, one by one
         with their notifications where a channel wants them.
+
+        ``paced``: the COPY goes out ``COPY_CHUNK`` events at a time, ``COPY_PAUSE`` seconds apart, so
+        that the database's work on the batch comes in short slices, not one burst that preempts a
+        worker sharing its core (bench/README.md, sixth session). The writer paces a batch only while
+        it keeps up (``_run``).
 
         Denials are notified with coalescing: a controller retrying a denied Deployment can send the
         same denial many times a second, so repeats of one Deployment within
@@ -163,7 +170,11 @@ class AuditWriter:
                 announced = [_draft(event, window) for event in batch if (event.action, event.result) in wanted]
                 batch = [event for event in batch if (event.action, event.result) not in wanted]
             if batch:
-                audit_copy_lines([event.line for event in batch])
+                lines = [event.line for event in batch]
+                if paced:
+                    audit_copy_lines(lines, chunk=COPY_CHUNK, pause=COPY_PAUSE)
+                else:
+                    audit_copy_lines(lines)
             if wanted:
                 audit_events_record(drafts=announced, enabled_channels=channels)
 
@@ -201,11 +212,13 @@ class AuditWriter:
             batch = self._take(block=True)
             if not batch:
                 continue
-            metrics.audit_batch_observe(queued=self.queue.qsize())
+            queued = self.queue.qsize()
+            metrics.audit_batch_observe(queued=queued)
+            paced = queued < BATCH  # behind: the next batch is full already, write this one at once
             for attempt in range(self.retries):
                 try:
                     started = time.monotonic()
-                    self._write(batch)
+                    self._write(batch, paced=paced)
                     self._written(len(batch), time.monotonic() - started)
                     break
                 except DatabaseError as exc:

@@ -9,7 +9,9 @@ import json
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
+import psycopg
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -199,6 +201,80 @@ def test_one_unstorable_review_does_not_cost_the_batch_its_other_events(db):
     assert odd.name == "x" * 252 + "…"
     assert odd.message == "CREATE Deployment by mal\ufffdlory"
     assert odd.after == {"containers": {"c\ufffd": {"requests": {"cpu": "1\ufffd"}}}}
+
+
+def test_a_paced_copy_reaches_the_server_chunk_by_chunk(db, monkeypatch):
+    # given five events' lines, to be written two at a time, and a second session watching the COPY's progress
+    writer = AuditWriter(autostart=False)
+    for index in range(5):
+        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
+    lines = [event.line for event in writer._take(block=False)]
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    settings = connection.settings_dict
+    watcher = psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+        autocommit=True,
+    )
+    pauses: list[tuple[float, int]] = []
+
+    def pause(seconds: float) -> None:
+        """Instead of sleeping: wait until the server has taken every row sent so far (10 s at most)."""
+        sent = 2 * (len(pauses) + 1)
+        deadline = time.monotonic() + 10
+        processed = 0
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s", [backend]
+            ).fetchone()
+            processed = row[0] if row else 0
+            if processed >= sent:
+                break
+            time.sleep(0.01)
+        pauses.append((seconds, processed))
+
+    monkeypatch.setattr(audit_services, "time", SimpleNamespace(sleep=pause))
+    # when
+    try:
+        audit_services.audit_copy_lines(lines, chunk=2, pause=0.5)
+    finally:
+        watcher.close()
+    # then the server had parsed each chunk before the next was sent, and every row is stored
+    assert pauses == [(0.5, 2), (0.5, 4)]
+    assert sorted(AuditEvent.objects.values_list("name", flat=True)) == [f"cart-{index}" for index in range(5)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_paces_a_batch_only_while_it_keeps_up(monkeypatch):
+    # given five events queued before the writer starts, and batches of two
+    monkeypatch.setattr(audit_writer_module, "BATCH", 2)
+    chunks: list[int] = []
+    copy = audit_writer_module.audit_copy_lines
+
+    def recording(lines, *, chunk: int = 0, pause: float = 0.0) -> None:
+        chunks.append(chunk)
+        copy(lines, chunk=chunk, pause=pause)
+
+    monkeypatch.setattr(audit_writer_module, "audit_copy_lines", recording)
+    writer = AuditWriter(autostart=False)
+    for index in range(5):
+        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
+    # when it runs
+    writer.autostart = True
+    writer.ensure_started()
+    deadline = time.monotonic() + 10
+    while AuditEvent.objects.count() < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.stop()
+    # then the first batch, taken with a full batch still queued, goes at once; the others at pace
+    assert AuditEvent.objects.count() == 5
+    assert chunks == [0, audit_writer_module.COPY_CHUNK, audit_writer_module.COPY_CHUNK]
 
 
 @pytest.mark.django_db(transaction=True)
