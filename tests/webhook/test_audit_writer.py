@@ -262,16 +262,8 @@ def test_the_writer_paces_a_batch_only_while_it_keeps_up(monkeypatch):
         copy(lines, chunk=chunk, pause=pause)
 
     monkeypatch.setattr(audit_writer_module, "audit_copy_lines", recording)
-    writer = AuditWriter(autostart=False)
-    for index in range(5):
-        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
-    # when it runs
-    writer.autostart = True
-    writer.ensure_started()
-    deadline = time.monotonic() + 10
-    while AuditEvent.objects.count() < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    writer.stop()
+    # when the writer's thread writes them
+    _write_queued(5)
     # then the first batch, taken with a full batch still queued, goes at once; the others at pace
     assert AuditEvent.objects.count() == 5
     assert chunks == [0, audit_writer_module.COPY_CHUNK, audit_writer_module.COPY_CHUNK]
@@ -290,16 +282,8 @@ def test_the_writer_reports_its_batches_and_warns_of_a_slow_one(caplog, monkeypa
 
     monkeypatch.setattr(audit_writer_module.metrics, "audit_batch_observe", recording)
     written = REGISTRY.get_sample_value("kubedoor_webhook_audit_write_seconds_count") or 0.0
-    writer = AuditWriter(autostart=False)
-    for index in range(3):
-        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
-    # when it runs
-    writer.autostart = True
-    writer.ensure_started()
-    deadline = time.monotonic() + 10
-    while AuditEvent.objects.count() < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    writer.stop()
+    # when the writer's thread writes them
+    writer = _write_queued(3)
     # then each batch reports what is left queued when taken and when written, and its write time
     assert AuditEvent.objects.count() == 3
     assert observed == [(1, False), (1, True), (0, False), (0, True)]
@@ -313,6 +297,21 @@ def test_the_writer_reports_its_batches_and_warns_of_a_slow_one(caplog, monkeypa
     assert [record.getMessage() for record in caplog.records] == [
         "admission audit batch of 500 events took 1.5 s; 0 queued (at most 10000, then events are dropped)"
     ]
+
+
+def _write_queued(count: int) -> AuditWriter:
+    """Queue ``count`` events (cart-0, cart-1, …) before the writer's thread starts, start it, wait until all
+    are stored (10 s at most) and stop it."""
+    writer = AuditWriter(autostart=False)
+    for index in range(count):
+        writer.submit(**(EVENT | {"name": f"cart-{index}"}))
+    writer.autostart = True
+    writer.ensure_started()
+    deadline = time.monotonic() + 10
+    while AuditEvent.objects.count() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.stop()
+    return writer
 
 
 def _deny_storm(client, count: int) -> None:
