@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhook/run.py            # full run: 5 s warm-up + 4 rounds × 5 s per level and target
     .venv/bin/python bench/webhook/run.py --quick    # 2 s warm-up + 2 rounds × 3 s per level and target
+    .venv/bin/python bench/webhook/run.py --connections 16 --rounds 8 --seconds 80   # 8 rounds × 10 s
 
 Needs DATABASE_URL (PostgreSQL; the script migrates it and writes a cluster named "bench" with 128
 control rows) and Debian's ``wrk``. Every target runs under gunicorn with the webhook's own config
@@ -420,6 +421,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 s warm-up and 6 s per level")
     parser.add_argument("--rounds", type=int, default=0, help="slices per level and target (default 4, quick 2)")
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        default=0,
+        help="measured seconds per level and target, split into the rounds (default 20, quick 6)",
+    )
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (production default: 2)")
     parser.add_argument("--worker-class", default="gthread")
@@ -432,6 +439,7 @@ def main() -> None:
     print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)", flush=True)
     args.connections = [int(c) for c in args.connections.split(",")]
     args.warmup, args.duration = (2, 6) if args.quick else (5, 20)
+    args.duration = args.seconds or args.duration
     args.rounds = args.rounds or (2 if args.quick else 4)
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
