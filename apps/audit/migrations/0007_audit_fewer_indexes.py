@@ -20,32 +20,26 @@ from django.db import migrations, models
 LIKE_INDEXED = ("actor_name", "action")
 
 
-def _like_index_names(apps, schema_editor) -> list[str]:
+def _like_indexed(apps) -> tuple[type, list]:
     model = apps.get_model("audit", "AuditEvent")
-    table = model._meta.db_table
-    return [
-        schema_editor._create_index_name(table, [model._meta.get_field(name).column], suffix="_like")
-        for name in LIKE_INDEXED
-    ]
+    return model, [model._meta.get_field(name) for name in LIKE_INDEXED]
 
 
 def drop_like_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return  # only PostgreSQL has them
-    for name in _like_index_names(apps, schema_editor):
-        schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
+    model, fields = _like_indexed(apps)
+    for field in fields:  # the name Django gave the index when it made it (its ``_create_like_index_sql``)
+        name = schema_editor._create_index_name(model._meta.db_table, [field.column], suffix="_like")
+        schema_editor.execute(schema_editor._delete_index_sql(model, name))
 
 
 def create_like_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    model = apps.get_model("audit", "AuditEvent")
-    for field_name, index_name in zip(LIKE_INDEXED, _like_index_names(apps, schema_editor), strict=True):
-        column = model._meta.get_field(field_name).column
-        schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {schema_editor.quote_name(index_name)} "
-            f"ON {schema_editor.quote_name(model._meta.db_table)} ({schema_editor.quote_name(column)} varchar_pattern_ops)"
-        )
+    model, fields = _like_indexed(apps)
+    for field in fields:  # as Django makes it for an indexed varchar column
+        schema_editor.execute(schema_editor._create_like_index_sql(model, field))
 
 
 class Migration(migrations.Migration):
