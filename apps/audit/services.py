@@ -402,18 +402,16 @@ def audit_copy_lines(lines: Sequence[str], *, chunk: int = 0, pause: float = 0.0
     connection = connections[AuditEvent.objects.db]
     if connection.vendor != "postgresql":
         raise ValueError("COPY lines are PostgreSQL's; use audit_events_record")
+    size = chunk or len(lines) or 1
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        # flush_threshold=1: each write is sent before it returns, not kept in libpq's buffer
+        # flush_threshold=1: each chunk is sent before ``write`` returns, not kept in libpq's buffer
         writer = LibpqWriter(raw, flush_threshold=1) if chunk else None
         with raw.copy(_copy_statement(connection), writer=writer) as copy:
-            if not chunk:
-                copy.write("".join(lines))
-                return
-            for start in range(0, len(lines), chunk):
+            for start in range(0, len(lines), size):
                 if start:
                     time.sleep(pause)
-                copy.write("".join(lines[start : start + chunk]))
+                copy.write("".join(lines[start : start + size]))
 
 
 def audit_text_fit(value: str, column: str) -> str:

@@ -170,11 +170,7 @@ class AuditWriter:
                 announced = [_draft(event, window) for event in batch if (event.action, event.result) in wanted]
                 batch = [event for event in batch if (event.action, event.result) not in wanted]
             if batch:
-                lines = [event.line for event in batch]
-                if paced:
-                    audit_copy_lines(lines, chunk=COPY_CHUNK, pause=COPY_PAUSE)
-                else:
-                    audit_copy_lines(lines)
+                audit_copy_lines([event.line for event in batch], chunk=COPY_CHUNK if paced else 0, pause=COPY_PAUSE)
             if wanted:
                 audit_events_record(drafts=announced, enabled_channels=channels)
 
