@@ -18,6 +18,7 @@ import os
 import sys
 
 import psycopg
+from run import process_cpu_seconds  # bench/webhook/run.py, beside this script
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 DSN = f"{SERVER}/kubedoor_idx"
@@ -44,11 +45,6 @@ CREATE INDEX {t}_actor ON {t} (actor_name);
 CREATE INDEX {t}_action ON {t} (action);
 """
 COLS = "at, actor_name, source, action, cluster, namespace, name, before, after, result, message, request_id"
-
-
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rows(n, k):
@@ -79,13 +75,13 @@ def rows(n, k):
 
 def run(conn, table, batches, size):
     pid = conn.execute("select pg_backend_pid()").fetchone()[0]
-    c0 = cpu(pid)
+    c0 = process_cpu_seconds(pid)
     for b in range(batches):
         with conn.transaction():
             with conn.cursor().copy(f"COPY {table} ({COLS}) FROM STDIN") as copy:
                 for r in rows(size, b):
                     copy.write_row(r)
-    return (cpu(pid) - c0) / (batches * size) * 1e6
+    return (process_cpu_seconds(pid) - c0) / (batches * size) * 1e6
 
 
 with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as c:

@@ -26,29 +26,12 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import connection  # noqa: E402
+from run import postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
 
 from apps.webhook.audit_writer import AuditWriter  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 BEFORE = {"replicas": 3, "containers": {"app": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": 1}}}}
 AFTER = {"replicas": 4, "containers": {"app": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2"}}}}
-
-
-def cpu_seconds(pid: int | str) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def postgres_seconds() -> float:
-    total = 0.0
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(pid)
-            except OSError:
-                pass
-    return total
 
 
 def main() -> None:
@@ -61,7 +44,7 @@ def main() -> None:
         (backend,) = cursor.fetchone()
     for size in sizes:
         batches = max(1, (6000 if size >= 50 else 600) // size)
-        backend_before, all_before, slowest = cpu_seconds(backend), postgres_seconds(), 0.0
+        backend_before, all_before, slowest = process_cpu_seconds(backend), postgres_cpu_seconds(), 0.0
         for _ in range(batches):
             for index in range(size):
                 writer.submit(
@@ -77,8 +60,8 @@ def main() -> None:
             started = time.perf_counter()
             writer._write(batch)
             slowest = max(slowest, time.perf_counter() - started)
-        backend_cpu = cpu_seconds(backend) - backend_before
-        all_cpu = postgres_seconds() - all_before
+        backend_cpu = process_cpu_seconds(backend) - backend_before
+        all_cpu = postgres_cpu_seconds() - all_before
         print(
             f"batch {size:4d} × {batches:4d}: backend {backend_cpu / batches * 1e3:6.2f} ms/batch "
             f"{backend_cpu / (batches * size) * 1e6:6.1f} µs/event · every PostgreSQL process "

@@ -335,6 +335,12 @@ class Server:
             self.process.wait()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of one process (all its threads), from /proc (same machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def postgres_cpu_seconds() -> float:
     """User + system CPU time so far of every PostgreSQL process on the machine (its backends, WAL
     writer, checkpointer …): what the audit writes cost the database, on the same cores as the workers.
