@@ -6,13 +6,13 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 
 import psycopg
 import pytest
 from django.db import connection
 
 from tests.servers import REPO
+from tests.servers.postgres import drop_database, new_database, server_params
 
 EXPECTED = [
     "(action)",
@@ -45,12 +45,8 @@ def test_the_audit_table_has_five_indexes_and_no_pattern_copies():
 
 def test_the_migration_drops_five_indexes_and_its_reversal_restores_them():
     # given a scratch PostgreSQL database migrated up to the audit app's previous migration
-    settings = connection.settings_dict
-    name = f"kd_audit_indexes_{uuid.uuid4().hex[:8]}"
-    server = f"postgresql://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    env = os.environ | {"DATABASE_URL": f"{server}/{name}"}
+    name, url = new_database("kd_audit_indexes")
+    env = os.environ | {"DATABASE_URL": url}
 
     def migrate(*target: str) -> list[str]:
         """Migrate to ``target``; the table's index definitions (names, columns, operator classes) after."""
@@ -62,7 +58,7 @@ def test_the_migration_drops_five_indexes_and_its_reversal_restores_them():
             capture_output=True,
             timeout=300,
         )
-        with psycopg.connect(f"{server}/{name}") as db, db.cursor() as cursor:
+        with psycopg.connect(**server_params(name)) as db, db.cursor() as cursor:
             return _index_definitions(cursor)
 
     try:
@@ -71,8 +67,7 @@ def test_the_migration_drops_five_indexes_and_its_reversal_restores_them():
         after = migrate("audit", "0007")
         reversed_ = migrate("audit", "0006")
     finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
     # then the five are left; the reversal brings back the very indexes there were, names included (a later
     # migration of these fields finds them by name)
     assert sorted(_columns(definition) for definition in after) == EXPECTED

@@ -19,6 +19,7 @@ from tests.deploy.manifests import (
     secret_values,
 )
 from tests.servers import REPO, require_binary
+from tests.servers.postgres import drop_database, new_database
 
 # --- the pods' commands, run as the pods run them ----------------------------------------------------
 #
@@ -130,52 +131,18 @@ def _until_ready(client: Any, container: dict[str, Any], process: subprocess.Pop
         time.sleep(0.5)
 
 
-def _server_params() -> dict[str, Any]:
-    from django.conf import settings
-
-    server = settings.DATABASES["default"]
-    assert server["ENGINE"] == "django.db.backends.postgresql", "these tests need PostgreSQL (DATABASE_URL)"
-    return {
-        "host": server["HOST"] or "127.0.0.1",
-        "port": server["PORT"] or 5432,
-        "user": server["USER"],
-        "password": server["PASSWORD"] or None,
-        "dbname": "postgres",
-        "autocommit": True,
-        "connect_timeout": 10,
-    }
-
-
-def _new_database() -> tuple[str, str]:
-    import psycopg
-
-    params = _server_params()
-    name = f"kd_deploy_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(**params) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    password = f":{params['password']}" if params["password"] else ""
-    return name, f"postgres://{params['user']}{password}@{params['host']}:{params['port']}/{name}"
-
-
-def _drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(**_server_params()) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def scratch_database_url():
     """An empty PostgreSQL database of its own on the test server, dropped afterwards."""
-    name, url = _new_database()
+    name, url = new_database("kd_deploy")
     yield url
-    _drop_database(name)
+    drop_database(name)
 
 
 @pytest.fixture(scope="module")
 def migrated_database_url(production, tmp_path_factory):
     """A database migrated by the production migration Job's own command, run as the Job's pod."""
-    name, url = _new_database()
+    name, url = new_database("kd_deploy")
     try:
         job = one(production, "Job", "kubedoor-migrate")
         (container,) = job["spec"]["template"]["spec"]["containers"]
@@ -187,7 +154,7 @@ def migrated_database_url(production, tmp_path_factory):
         assert "Read-only file system" not in result.stdout + result.stderr
         yield url
     finally:
-        _drop_database(name)
+        drop_database(name)
 
 
 def test_pod_sandbox_has_a_read_only_root_and_a_writable_tmp(pod_dir):

@@ -24,6 +24,7 @@ from apps.audit.services import Actor, audit_event_record, audit_json_text
 from apps.webhook import audit_writer as audit_writer_module
 from apps.webhook.audit_writer import AuditWriter, json_text
 from tests.factories import ClusterFactory
+from tests.servers.postgres import server_params
 from tests.webhook.conftest import load_case
 
 EVENT = {
@@ -213,15 +214,7 @@ def test_a_paced_copy_reaches_the_server_chunk_by_chunk(db, monkeypatch):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (backend,) = cursor.fetchone()
-    settings = connection.settings_dict
-    watcher = psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        host=settings["HOST"],
-        port=settings["PORT"],
-        autocommit=True,
-    )
+    watcher = psycopg.connect(**server_params(connection.settings_dict["NAME"]))
     pauses: list[tuple[float, int]] = []
 
     def pause(seconds: float) -> None:
