@@ -1,0 +1,106 @@
+"""The webhook process's gunicorn worker (apps/webhook/worker.py), under gunicorn with the webhook's config.
+
+One worker process serves tests/webhook/worker_app.py, which answers which thread served the request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.servers import OUTPUT, REPO, free_port, stop_process, wait_for_port
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: webhook.test\r\n\r\n"
+
+
+@contextmanager
+def gunicorn(*, threads: int) -> Iterator[int]:
+    OUTPUT.mkdir(exist_ok=True)
+    port = free_port()
+    env = os.environ | {
+        "KUBEDOOR_WEBHOOK_THREADS": str(threads),
+        "KUBEDOOR_WEBHOOK_TLS_CERT": "",
+        "KUBEDOOR_WEBHOOK_TLS_KEY": "",
+    }
+    env.pop("KUBEDOOR_WEBHOOK_WORKER_CLASS", None)  # the config's default
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:apps.webhook.gunicorn_conf"]
+    args += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "tests.webhook.worker_app:application"]
+    with (OUTPUT / f"worker-test-{os.getpid()}.log").open("w") as log:
+        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process=process)
+        yield port
+    finally:
+        stop_process(process)
+
+
+def responses(sock: socket.socket, count: int) -> list[dict]:
+    """Read ``count`` HTTP responses (each with Content-Length) off one connection; their JSON bodies."""
+    data, bodies = b"", []
+    while len(bodies) < count:
+        head, separator, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+            None,
+        )
+        if separator and length is not None and len(rest) >= length:
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            bodies.append(json.loads(rest[:length]))
+            data = rest[length:]
+            continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return bodies
+
+
+@pytest.fixture(scope="module")
+def inline_port() -> Iterator[int]:
+    with gunicorn(threads=1) as port:
+        yield port
+
+
+def test_requests_are_answered_on_the_workers_main_thread(inline_port):
+    with socket.create_connection(("127.0.0.1", inline_port), timeout=10) as sock:
+        served = []
+        for _ in range(20):  # one connection kept alive, as the API server keeps it
+            sock.sendall(REQUEST)
+            served += responses(sock, 1)
+    assert len(served) == 20
+    assert {answer["main_thread"] for answer in served} == {True}
+    assert len({answer["pid"] for answer in served}) == 1
+
+
+def test_a_connection_that_sends_nothing_holds_no_other_up(inline_port):
+    """A new connection waits on the poller for its first bytes: answering on the main loop must not
+    mean waiting there for a client that connected and said nothing (gthread's pool thread waited
+    5 s for it before handing it back to the poller)."""
+    with socket.create_connection(("127.0.0.1", inline_port), timeout=10) as idle:
+        with socket.create_connection(("127.0.0.1", inline_port), timeout=2.5) as busy:
+            busy.sendall(REQUEST)
+            assert len(responses(busy, 1)) == 1
+        idle.sendall(REQUEST)
+        assert len(responses(idle, 1)) == 1
+
+
+def test_pipelined_requests_are_all_answered_in_order(inline_port):
+    """Requests already buffered behind the one answered come back through the worker's queue, not a
+    recursion per request (1 500 of them would pass Python's recursion limit)."""
+    count = 1500
+    with socket.create_connection(("127.0.0.1", inline_port), timeout=30) as sock:
+        sock.sendall(REQUEST * count)
+        assert len(responses(sock, count)) == count
+
+
+def test_with_more_than_one_thread_the_worker_is_gthreads_pool():
+    with gunicorn(threads=2) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(REQUEST)
+        assert responses(sock, 1)[0]["main_thread"] is False
