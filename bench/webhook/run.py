@@ -15,6 +15,10 @@ control rows) and Debian's ``wrk``. Every target runs under gunicorn with the we
   so the database is unreachable while it is measured (PostgreSQL itself keeps running);
 - ``floor-tls`` / ``webhook-tls``: both over TLS (a trustme certificate) with keep-alive.
 
+A target may name another gunicorn worker class after a slash (``floor/gthread``, ``webhook/gthread``:
+gunicorn's own thread-pool worker instead of the config's apps.webhook.worker.InlineWorker) and another
+checkout after an at sign (``webhook@/path/to/checkout``), so that either is measured in the same rounds.
+
 The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
 over 8 namespaces × 16 Deployments in kubectl, Helm and Argo CD shapes, plus CREATE and scale reviews.
 Every answer is checked (HTTP 200, allowed, a JSONPatch); each body is built so the webhook patches it.
@@ -261,11 +265,17 @@ class Server:
         tls: tuple[Path, Path] | None,
         args: argparse.Namespace,
         checkout: Path | None = None,
+        worker_class: str = "",
     ):
         self.port = free_port()
         self.scheme = "https" if tls else "http"
-        env = os.environ | env | {"KUBEDOOR_WEBHOOK_WORKERS": str(args.workers)}
-        env |= {"KUBEDOOR_WEBHOOK_WORKER_CLASS": args.worker_class, "KUBEDOOR_WEBHOOK_THREADS": str(args.threads)}
+        env = (
+            os.environ
+            | env
+            | {"KUBEDOOR_WEBHOOK_WORKERS": str(args.workers), "KUBEDOOR_WEBHOOK_THREADS": str(args.threads)}
+        )
+        if worker_class := worker_class or args.worker_class:  # otherwise the config's
+            env["KUBEDOOR_WEBHOOK_WORKER_CLASS"] = worker_class
         self.app = app
         self.count_dir = tempfile.mkdtemp(prefix="kd-bench-prom-")
         env["PROMETHEUS_MULTIPROC_DIR"] = env["KD_BENCH_COUNT_DIR"] = self.count_dir
@@ -435,7 +445,9 @@ def main() -> None:
     )
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (production default: 2)")
-    parser.add_argument("--worker-class", default="gthread")
+    parser.add_argument(
+        "--worker-class", default="", help="gunicorn worker class of every target (default: the config's)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--targets", default="floor,webhook,webhook-db-down,floor-tls,webhook-tls", help="comma-separated subset"
@@ -475,7 +487,8 @@ def main() -> None:
     all_results: dict[str, dict] = {target: {} for target in targets}
     try:
         for target in targets:
-            kind, _, checkout = target.partition("@")  # e.g. webhook-tls@/path/to/another/checkout
+            head, _, checkout = target.partition("@")  # e.g. webhook-tls@/path/to/another/checkout
+            kind, _, worker_class = head.partition("/")  # e.g. webhook/gthread
             tls = (cert, key) if kind.endswith("-tls") else None
             app = "floor:application" if kind.startswith("floor") else "apps.webhook.wsgi:application"
             env: dict[str, str] = {}
@@ -483,7 +496,7 @@ def main() -> None:
                 proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
                 env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
             where = Path(checkout) if checkout else None
-            servers[target] = Server(app=app, env=env, tls=tls, args=args, checkout=where)
+            servers[target] = Server(app=app, env=env, tls=tls, args=args, checkout=where, worker_class=worker_class)
             if app.startswith("apps."):
                 ready = servers[target].get("/readyz").json()
                 assert ready["snapshot"] == "loaded", ready
@@ -493,7 +506,11 @@ def main() -> None:
             for target in targets:
                 server = servers[target]
                 wrk(server, connections=connections, seconds=args.warmup, listing=listing, path="/mutate/bench")
-                if target == "webhook-db-down" and proxy is not None and proxy.running:
+                if (
+                    target.partition("@")[0].partition("/")[0] == "webhook-db-down"
+                    and proxy is not None
+                    and proxy.running
+                ):
                     proxy.cut()
                     time.sleep(2.5)
                     ready = server.get("/readyz").json()

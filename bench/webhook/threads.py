@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://… .venv/bin/python bench/webhook/threads.py                 # 1 connection, 4 × 5 s
     DATABASE_URL=postgres://… .venv/bin/python bench/webhook/threads.py --connections 16 --rounds 6
 
-The same servers as bench/webhook/run.py (its ``Server``: gunicorn with the webhook's config, 2 gthread
+The same servers as bench/webhook/run.py (its ``Server``: gunicorn with the webhook's config, 2
 workers; the webhook answers from its snapshot of the ``bench`` cluster and writes its audit events to
 PostgreSQL), the same bodies and wrk script. The targets take turns in rounds; around each round the
 script reads the user + system time of every thread of every worker from /proc/<pid>/task/<tid>/stat
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per round and target")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="gthread")
+    parser.add_argument("--worker-class", default="", help="gunicorn worker class (default: the config's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--targets", default="floor,webhook")
     args = parser.parse_args()

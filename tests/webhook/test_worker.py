@@ -43,7 +43,7 @@ def gunicorn(*, threads: int) -> Iterator[int]:
 
 def responses(sock: socket.socket, count: int) -> list[dict]:
     """Read ``count`` HTTP responses (each with Content-Length) off one connection; their JSON bodies."""
-    data, bodies = b"", []
+    data, bodies = b"", list[dict]()
     while len(bodies) < count:
         head, separator, rest = data.partition(b"\r\n\r\n")
         length = next(
