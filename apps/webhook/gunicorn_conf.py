@@ -20,8 +20,8 @@ logger = logging.getLogger("kubedoor.webhook.tls")
 
 bind = [os.environ.get("KUBEDOOR_WEBHOOK_BIND", "0.0.0.0:8443")]
 workers = int(os.environ.get("KUBEDOOR_WEBHOOK_WORKERS", "2"))
-# gthread's worker, answering each request on its main loop rather than in a one-thread pool (apps/webhook/worker.py).
-worker_class = os.environ.get("KUBEDOOR_WEBHOOK_WORKER_CLASS", "apps.webhook.worker.InlineWorker")
+# gthread's worker, with new connections waiting on its poller, not in its pool (apps/webhook/worker.py).
+worker_class = os.environ.get("KUBEDOOR_WEBHOOK_WORKER_CLASS", "apps.webhook.worker.PollerWorker")
 threads = int(os.environ.get("KUBEDOOR_WEBHOOK_THREADS", "1"))  # CPU-bound: processes, not threads, add throughput
 keepalive = int(os.environ.get("KUBEDOOR_WEBHOOK_KEEPALIVE", "75"))  # the API server keeps connections open
 # Each worker binds its own SO_REUSEPORT socket (the master holds none) and the kernel spreads new

@@ -1,29 +1,29 @@
-"""The webhook process's gunicorn worker: gthread's, answering each request on its main loop.
+"""The webhook process's gunicorn workers: gthread's, with new connections waiting on the poller.
 
-A review is one CPU-bound call of ≈ 100 µs, and the webhook runs one thread per worker (processes, not
-threads, add throughput under the GIL). With one thread, gthread's pool adds nothing but hand-offs: for
-every request its main loop wakes the pool's thread, which answers and wakes the main loop back through a
-pipe to put the connection back on the poller, and the two trade the GIL each way. Under load that was
-≈ 5 context switches and ≈ 120 µs of CPU per review, a quarter of the webhook's (bench/README.md, seventh
-session). This worker answers a request on the thread that polled it, so a worker has no pool thread at
-all; everything else is gthread's: the poller, keep-alive, TLS, graceful stop, ``max_requests``, the
-access log.
+``PollerWorker`` (the default, ``KUBEDOOR_WEBHOOK_WORKER_CLASS``) is gthread's worker, except that a new
+connection waits on the worker's poller for its first bytes instead of in a pool thread. gthread's pool
+thread waits up to 5 s for a new connection's first request before handing a silent connection back to the
+poller; with the webhook's one thread per worker, a client that connects and sends nothing (a port scan, a
+TCP probe that holds the connection) held that worker's reviews up for those 5 s. Now it holds nothing:
+gthread already puts such "deferred" connections on the poller, this worker does so from the start.
 
-What changes for a client is only what already held with one thread: requests of one worker are answered
-one after another. A new connection waits on the poller for its first bytes (gthread's "deferred"
-connection), so one that connects and sends nothing holds nothing up; gthread's one pool thread waited up to
-5 s for such a connection's first bytes before handing it back, and the worker answered nothing meanwhile
-(tests/webhook/test_worker.py fails on gthread for that reason too). A client that stalls in the middle of
-a request holds its worker, as it held the pool's one thread before; since that now also stops the
-worker's heartbeat, the arbiter replaces the worker after gunicorn's ``timeout`` instead of leaving it
-stuck.
-
-With more than one thread (``KUBEDOOR_WEBHOOK_THREADS``), or with HTTP/2 offered (its connections are
-served until they close), the worker is gthread unchanged.
+``InlineWorker`` (opt-in: ``apps.webhook.worker.InlineWorker``) also answers each request on the thread
+that polled it, so a worker has no pool thread at all. With one thread, gthread's pool only hands every
+request from the main loop to its thread and back through a pipe, trading the GIL each way: ≈ 5 context
+switches and ≈ 120 µs of CPU per review under load. Without them a review costs ≈ 25 % less CPU and a
+worker answers ≈ 30 % more reviews/s; but on a machine whose cores are short, the 99th percentile at
+64 connections grew, to twice gthread's with the database unreachable (bench/README.md, seventh session), so
+it is not the default. It suits webhook pods with CPU of their own (requests equal to limits). Requests of
+one worker are answered one after another, as with gthread's one thread; a client that stalls in the middle
+of a request holds its worker, as it held the pool's one thread, and since that also stops the worker's
+heartbeat, the arbiter replaces the worker after gunicorn's ``timeout`` instead of leaving it stuck. With
+more than one thread (``KUBEDOOR_WEBHOOK_THREADS``), or with HTTP/2 offered (its connections are served
+until they close), it answers in the pool like ``PollerWorker``.
 """
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
@@ -31,7 +31,20 @@ from typing import Any
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 
-class InlineWorker(ThreadWorker):
+class PollerWorker(ThreadWorker):
+    def accept(self, listener: Any) -> None:
+        """gthread's, but the new connection goes to the poller until it is readable, not to the pool."""
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self.finish_request(TConn(self.cfg, client, address, listener.getsockname()), _done(_DEFER))
+
+
+class InlineWorker(PollerWorker):
     def init_process(self) -> None:
         self.inline = self.cfg.threads == 1 and "h2" not in self.cfg.http_protocols
         self._ready: deque[TConn] = deque()
@@ -47,9 +60,6 @@ class InlineWorker(ThreadWorker):
         """
         if not self.inline:
             super().enqueue_req(conn)
-            return
-        if not conn.initialized and not conn.data_ready:  # nothing read yet: wait on the poller, not here
-            self.finish_request(conn, _done(_DEFER))
             return
         self._ready.append(conn)
         if self._answering:

@@ -16,7 +16,7 @@ control rows) and Debian's ``wrk``. Every target runs under gunicorn with the we
 - ``floor-tls`` / ``webhook-tls``: both over TLS (a trustme certificate) with keep-alive.
 
 A target may name another gunicorn worker class after a slash (``floor/gthread``, ``webhook/gthread``:
-gunicorn's own thread-pool worker instead of the config's apps.webhook.worker.InlineWorker) and another
+gunicorn's own worker; ``webhook/apps.webhook.worker.InlineWorker``) and another
 checkout after an at sign (``webhook@/path/to/checkout``), so that either is measured in the same rounds.
 
 The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
