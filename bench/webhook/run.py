@@ -16,8 +16,9 @@ control rows) and Debian's ``wrk``. Every target runs under gunicorn with the we
 - ``floor-tls`` / ``webhook-tls``: both over TLS (a trustme certificate) with keep-alive.
 
 A target may name another gunicorn worker class after a slash (``floor/gthread``, ``webhook/gthread``:
-gunicorn's own worker; ``webhook/apps.webhook.worker.InlineWorker``) and another
-checkout after an at sign (``webhook@/path/to/checkout``), so that either is measured in the same rounds.
+gunicorn's own worker; ``webhook-db-down/apps.webhook.worker.InlineWorker``) and another checkout after an
+at sign (``webhook@/path/to/checkout``), so that either is measured in the same rounds; such a target is
+compared with ``floor/<class>`` where the run has it, else with ``floor``.
 
 The load is wrk with bench/webhook/reviews.lua: ≈10 KB UPDATE reviews that change the image, rotating
 over 8 namespaces × 16 Deployments in kubectl, Helm and Argo CD shapes, plus CREATE and scale reviews.
@@ -483,7 +484,7 @@ def main() -> None:
     db = settings.DATABASES["default"]
     targets = args.targets.split(",")
     servers: dict[str, Server] = {}
-    proxy: CuttableProxy | None = None
+    proxies: dict[str, CuttableProxy] = {}  # per webhook-db-down target
     all_results: dict[str, dict] = {target: {} for target in targets}
     try:
         for target in targets:
@@ -493,7 +494,7 @@ def main() -> None:
             app = "floor:application" if kind.startswith("floor") else "apps.webhook.wsgi:application"
             env: dict[str, str] = {}
             if kind == "webhook-db-down":
-                proxy = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+                proxy = proxies[target] = CuttableProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
                 env["DATABASE_URL"] = f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
             where = Path(checkout) if checkout else None
             servers[target] = Server(app=app, env=env, tls=tls, args=args, checkout=where, worker_class=worker_class)
@@ -506,15 +507,12 @@ def main() -> None:
             for target in targets:
                 server = servers[target]
                 wrk(server, connections=connections, seconds=args.warmup, listing=listing, path="/mutate/bench")
-                if (
-                    target.partition("@")[0].partition("/")[0] == "webhook-db-down"
-                    and proxy is not None
-                    and proxy.running
-                ):
+                proxy = proxies.get(target)
+                if proxy is not None and proxy.running:
                     proxy.cut()
                     time.sleep(2.5)
                     ready = server.get("/readyz").json()
-                    print(f"  database cut for webhook-db-down; readyz: {ready}", flush=True)
+                    print(f"  database cut for {target}; readyz: {ready}", flush=True)
                     assert ready["store_error"], "the webhook did not notice the database going away"
             slices: dict[str, list[dict]] = {target: [] for target in targets}
             for _ in range(args.rounds):
@@ -539,8 +537,9 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-        if proxy is not None and proxy.running:
-            proxy.cut()
+        for proxy in proxies.values():
+            if proxy.running:
+                proxy.cut()
 
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
@@ -593,17 +592,19 @@ def main() -> None:
             rps, p99 = w["rps"] / f["rps"], w["p99_us"] / f["p99_us"]
             cpu = f["cpu_us"] / w["cpu_us"]
             print(f"| {c} | {rps:.2f} | {p99:.2f} | {cpu:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
-    others = [t for t in all_results if "@" in t]
+    others = [t for t in all_results if "@" in t or "/" in t and not t.startswith("floor")]
     if "floor" in all_results and others:
-        print("\nOther checkouts against the floor (reviews/s ratio · p99 ratio):\n")
+        print("\nOther checkouts and worker classes against the floor (reviews/s ratio · p99 ratio):\n")
         print("| connections | " + " | ".join(others) + " |")
         print("|---|" + "---|" * len(others))
         for c in args.connections:
-            f = all_results["floor"][c]
-            cells = [
-                f"{all_results[t][c]['rps'] / f['rps']:.2f} · {all_results[t][c]['p99_us'] / f['p99_us']:.2f}"
-                for t in others
-            ]
+            cells = []
+            for t in others:
+                # Against the floor under the same worker class where the run has one (floor/gthread).
+                worker_class = t.partition("@")[0].partition("/")[2]
+                f = all_results.get(f"floor/{worker_class}", all_results["floor"])[c]
+                r = all_results[t][c]
+                cells.append(f"{r['rps'] / f['rps']:.2f} · {r['p99_us'] / f['p99_us']:.2f}")
             print(f"| {c} | " + " | ".join(cells) + " |")
 
 
