@@ -11,15 +11,17 @@ gthread already puts such "deferred" connections on the poller, this worker does
 that polled it, so a worker has no pool thread at all. With one thread, gthread's pool only hands every
 request from the main loop to its thread and back through a pipe, trading the GIL each way: ≈ 5 context
 switches and ≈ 120 µs of CPU per review under load. Without them a review costs ≈ 25 % less CPU and a
-worker answers ≈ 30 % more reviews/s; but where the worker shares short cores with other busy processes its
-tail is longer: its slowest reviews took 260–370 ms where gthread's took 50–65 ms in the same runs, and in one
-run its 99th percentile at 64 connections with the database unreachable was twice gthread's
-(bench/README.md, seventh session). So it is not the default. It suits webhook pods with CPU of their own (requests equal to limits). Requests of
-one worker are answered one after another, as with gthread's one thread; a client that stalls in the middle
-of a request holds its worker, as it held the pool's one thread, and since that also stops the worker's
-heartbeat, the arbiter replaces the worker after gunicorn's ``timeout`` instead of leaving it stuck. With
-more than one thread (``KUBEDOOR_WEBHOOK_THREADS``), or with HTTP/2 offered (its connections are served
-until they close), it answers in the pool like ``PollerWorker``.
+worker answers ≈ 30 % more reviews/s. But where the worker shares short cores with other busy processes,
+its tail is longer: its slowest reviews took 260–370 ms where gthread's took 50–65 ms in the same runs, and
+in one run its 99th percentile at 64 connections with the database unreachable was twice gthread's
+(bench/README.md, seventh session). So it is not the default; it suits webhook pods with CPU of their own
+(requests equal to limits).
+
+Requests of one worker are answered one after another, as with gthread's one thread. A client that stalls
+in the middle of a request holds its worker, as it held the pool's one thread; since that also stops the
+worker's heartbeat, the arbiter replaces the worker after gunicorn's ``timeout`` instead of leaving it
+stuck. With more than one thread (``KUBEDOOR_WEBHOOK_THREADS``), or with HTTP/2 offered (its connections
+are served until they close), it answers in the pool like ``PollerWorker``.
 """
 
 from __future__ import annotations
