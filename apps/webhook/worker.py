@@ -26,7 +26,6 @@ are served until they close), it answers in the pool like ``PollerWorker``.
 
 from __future__ import annotations
 
-import errno
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
@@ -35,16 +34,16 @@ from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 
 class PollerWorker(ThreadWorker):
-    def accept(self, listener: Any) -> None:
-        """gthread's, but the new connection goes to the poller until it is readable, not to the pool."""
-        try:
-            client, address = listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        self.finish_request(TConn(self.cfg, client, address, listener.getsockname()), _done(_DEFER))
+    def enqueue_req(self, conn: TConn) -> None:
+        """A connection with nothing read yet (a new one) goes to the poller until it is readable, as
+        gthread's pool thread would hand it back after waiting; any other is answered (``answer``)."""
+        if not conn.initialized and not conn.data_ready:
+            self.finish_request(conn, _done(_DEFER))
+        else:
+            self.answer(conn)
+
+    def answer(self, conn: TConn) -> None:
+        super().enqueue_req(conn)  # gthread's: the request goes to the pool
 
 
 class InlineWorker(PollerWorker):
@@ -54,15 +53,15 @@ class InlineWorker(PollerWorker):
         self._answering = False
         super().init_process()
 
-    def enqueue_req(self, conn: TConn) -> None:
+    def answer(self, conn: TConn) -> None:
         """Answer ``conn``'s request now, then put the connection back as gthread's pool would have.
 
         A request that arrives while another is answered (gthread's ``finish_request`` sends a
-        connection with a pipelined request straight back here) waits in ``_ready``: one loop, not a
-        recursion per pipelined request.
+        connection with a pipelined request straight back to ``enqueue_req``) waits in ``_ready``: one
+        loop, not a recursion per pipelined request.
         """
         if not self.inline:
-            super().enqueue_req(conn)
+            super().answer(conn)
             return
         self._ready.append(conn)
         if self._answering:
