@@ -383,6 +383,14 @@ def wrk(server: Server, *, connections: int, seconds: float, listing: Path, path
     return result
 
 
+def target_parts(target: str) -> tuple[str, str, str]:
+    """``webhook-db-down/gthread@/path/to/checkout`` → (``webhook-db-down``, ``gthread``, ``/path/to/checkout``);
+    the worker class and the checkout may be left out (empty: the config's class, this checkout)."""
+    head, _, checkout = target.partition("@")
+    kind, _, worker_class = head.partition("/")
+    return kind, worker_class, checkout
+
+
 def shares(workers: list[float]) -> str:
     """Each worker's share of a round's reviews, largest first: "52/48" (%)."""
     total = sum(workers)
@@ -488,8 +496,7 @@ def main() -> None:
     all_results: dict[str, dict] = {target: {} for target in targets}
     try:
         for target in targets:
-            head, _, checkout = target.partition("@")  # e.g. webhook-tls@/path/to/another/checkout
-            kind, _, worker_class = head.partition("/")  # e.g. webhook/gthread
+            kind, worker_class, checkout = target_parts(target)
             tls = (cert, key) if kind.endswith("-tls") else None
             app = "floor:application" if kind.startswith("floor") else "apps.webhook.wsgi:application"
             env: dict[str, str] = {}
@@ -592,7 +599,8 @@ def main() -> None:
             rps, p99 = w["rps"] / f["rps"], w["p99_us"] / f["p99_us"]
             cpu = f["cpu_us"] / w["cpu_us"]
             print(f"| {c} | {rps:.2f} | {p99:.2f} | {cpu:.2f} | {ratio} | {tls_rps} | {tls_p99} |")
-    others = [t for t in all_results if "@" in t or "/" in t and not t.startswith("floor")]
+    # Targets of another checkout or worker class, but for the floors they are compared with.
+    others = [t for t in all_results if t != target_parts(t)[0] and not t.startswith("floor/")]
     if "floor" in all_results and others:
         print("\nOther checkouts and worker classes against the floor (reviews/s ratio · p99 ratio):\n")
         print("| connections | " + " | ".join(others) + " |")
@@ -601,8 +609,7 @@ def main() -> None:
             cells = []
             for t in others:
                 # Against the floor under the same worker class where the run has one (floor/gthread).
-                worker_class = t.partition("@")[0].partition("/")[2]
-                f = all_results.get(f"floor/{worker_class}", all_results["floor"])[c]
+                f = all_results.get(f"floor/{target_parts(t)[1]}", all_results["floor"])[c]
                 r = all_results[t][c]
                 cells.append(f"{r['rps'] / f['rps']:.2f} · {r['p99_us'] / f['p99_us']:.2f}")
             print(f"| {c} | " + " | ".join(cells) + " |")
